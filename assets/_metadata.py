@@ -1,0 +1,86 @@
+"""Metadata helpers shared by the asset modules: table previews, costs, plots, shard fingerprints."""
+
+
+import base64
+import io
+import json
+import time
+
+import dagster as dg
+import polars as pl
+
+from prm_core.storage import as_path, read_parquet
+
+
+def preview(df: pl.DataFrame, n: int = 5, max_chars: int = 80) -> dg.MetadataValue:
+    """The first rows of a frame as a Dagster table (long text and lists truncated)."""
+    head = df.head(n)
+    columns, records = [], []
+    for name, dtype in head.schema.items():
+        kind = "int" if dtype.is_integer() else "float" if dtype.is_float() else "bool" if dtype == pl.Boolean else "string"
+        columns.append(dg.TableColumn(name, kind))
+    for row in head.iter_rows(named=True):
+        rec = {}
+        for (name, dtype), col in zip(head.schema.items(), columns):
+            value = row[name]
+            if col.type == "string" and value is not None:
+                value = str(value)
+                value = value if len(value) <= max_chars else value[: max_chars - 1] + "…"
+            rec[name] = value
+        records.append(dg.TableRecord(rec))
+    return dg.MetadataValue.table(records=records, schema=dg.TableSchema(columns=columns))
+
+
+def table(df: pl.DataFrame) -> dg.MetadataValue:
+    """A whole (small) frame as a Dagster table."""
+    return preview(df, n=df.height, max_chars=200)
+
+
+def cost(seconds: float, generated_tokens: int = 0, rollouts: int = 0) -> dict:
+    """The cost keys every asset records."""
+    return {
+        "cost/seconds": dg.MetadataValue.float(round(seconds, 2)),
+        "cost/generated_tokens": dg.MetadataValue.int(int(generated_tokens)),
+        "cost/rollouts": dg.MetadataValue.int(int(rollouts)),
+    }
+
+
+def plot_md(fig) -> dg.MetadataValue:
+    """A matplotlib figure embedded as a base64 PNG in markdown (Dagster has no plot type)."""
+    import matplotlib.pyplot as plt
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
+    plt.close(fig)
+    return dg.MetadataValue.md(f"![plot](data:image/png;base64,{base64.b64encode(buf.getvalue()).decode()})")
+
+
+def read_shards(paths) -> pl.DataFrame:
+    """All shard tables of an asset, concatenated (empty frame when there are none)."""
+    frames = [read_parquet(p) for p in paths]
+    return pl.concat(frames, how="vertical_relaxed") if frames else pl.DataFrame()
+
+
+def fingerprint_path(table_path):
+    return as_path(str(table_path) + ".fingerprint.json")
+
+
+def is_current(table_path, fingerprint: dict) -> bool:
+    """Whether `table_path` was written from exactly these inputs (so a re-run can keep it)."""
+    fp = fingerprint_path(table_path)
+    return as_path(table_path).exists() and fp.exists() and json.loads(fp.read_text()) == fingerprint
+
+
+def mark_current(table_path, fingerprint: dict) -> None:
+    from prm_core.storage import write_json
+
+    write_json(fingerprint, fingerprint_path(table_path))
+
+
+class Timer:
+    def __enter__(self):
+        self.start = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc):
+        self.seconds = time.perf_counter() - self.start

@@ -1,0 +1,107 @@
+"""`policy_model`: the tiny Llama policy, trained from scratch on reference solutions (or a pretrained one)."""
+
+
+import hashlib
+import json
+from dataclasses import asdict
+
+import dagster as dg
+import polars as pl
+from pydantic import Field
+
+from assets._metadata import Timer, cost, is_current, mark_current, preview, table
+from orchestration.resources import DomainResource, GeneratorResource, StorageResource
+from prm_core.summary import update_summary
+
+CODE_VERSION = "1"
+
+
+class PolicyModelConfig(dg.Config):
+    pretrained: str = Field(default="", description="use this model directory instead of training one (real models, GPU runs)")
+    hidden_size: int = 128
+    num_layers: int = 2
+    num_heads: int = 4
+    intermediate_size: int = 512
+    train_steps: int = Field(default=1600, description="optimizer steps (not seconds: below ~900 the policy is useless)")
+    batch_size: int = 32
+    lr: float = 3e-3
+    seed: int = 0
+    eval_problems: int = Field(default=500, description="held-out problems for the accuracy estimate")
+    max_new_tokens: int = 192
+    reuse: bool = Field(default=True, description="keep a trained model whose config and code are unchanged")
+
+
+@dg.asset(
+    code_version=CODE_VERSION,
+    group_name="policy",
+    kinds={"pytorch", "transformers"},
+    description="Tokenizer + tiny Llama policy (safetensors, save_pretrained), with held-out accuracy at T=1.",
+)
+def policy_model(
+    context: dg.AssetExecutionContext,
+    config: PolicyModelConfig,
+    storage: StorageResource,
+    domain: DomainResource,
+    generator: GeneratorResource,
+) -> dg.MaterializeResult:
+    from prm_core.domains import has_exact_labeller
+    from prm_core.policy import PolicyConfig, evaluate_policy, save_policy, tokenizer_corpus, train_policy
+    from prm_core.storage import md5_dir
+    from prm_core.tokenizer import build_tokenizer
+
+    dom = domain.get()
+    path = storage.model_dir("policy") if not config.pretrained else config.pretrained
+    cfg = PolicyConfig(
+        hidden_size=config.hidden_size,
+        num_layers=config.num_layers,
+        num_heads=config.num_heads,
+        intermediate_size=config.intermediate_size,
+        train_steps=config.train_steps,
+        batch_size=config.batch_size,
+        lr=config.lr,
+        seed=config.seed,
+    )
+    fingerprint = {"code_version": CODE_VERSION, "policy": asdict(cfg), "domain": domain.fingerprint()}
+    train_meta: dict = {}
+    with Timer() as t:
+        if config.pretrained:
+            context.log.info(f"using the pretrained policy at {config.pretrained}")
+        elif config.reuse and is_current(path / "model.safetensors", fingerprint):
+            context.log.info(f"policy unchanged (same config and code): reusing {path}")
+            train_meta["reused"] = True
+        else:
+            if not has_exact_labeller(dom):
+                raise ValueError(f"domain {dom.name!r} has no reference solutions to train a policy on; set `pretrained`")
+            tokenizer = build_tokenizer(tokenizer_corpus(dom, cfg.tokenizer_texts, seed=cfg.seed + 1))
+            model, report = train_policy(dom, tokenizer, cfg)
+            save_policy(model, tokenizer, cfg, path)
+            mark_current(path / "model.safetensors", fingerprint)
+            train_meta = {"reused": False, **asdict(report)}
+    train_seconds = t.seconds
+    with Timer() as t_eval:
+        engine = generator.get(path)
+        ev = evaluate_policy(dom, engine, config.eval_problems, seed=config.seed, max_new_tokens=config.max_new_tokens)
+    update_summary(
+        storage.base_dir,
+        {"policy.accuracy": ev.accuracy, "policy.greedy_accuracy": ev.greedy_accuracy, "policy.eval_problems": config.eval_problems},
+    )
+    samples = ev.samples.select("problem_id", "response", "correct", "first_error", "first_error_kind")
+    return dg.MaterializeResult(
+        metadata={
+            "path": dg.MetadataValue.path(str(path)),
+            "model_md5": md5_dir(path) if not str(path).startswith(("hf://",)) else "",
+            "accuracy_t1": ev.accuracy,
+            "accuracy_greedy": ev.greedy_accuracy,
+            "accuracy_by_steps": table(pl.DataFrame(ev.by_steps)),
+            "first_error_kinds": table(pl.DataFrame(ev.first_error_kinds)) if ev.first_error_kinds else "none",
+            "mid_solution_error_share": ev.mid_solution_error_share,
+            "max_generated_tokens": ev.max_tokens,
+            "truncated_samples": ev.truncated,
+            "train": dg.MetadataValue.json(json.loads(json.dumps(train_meta, default=str))),
+            "config_hash": hashlib.md5(json.dumps(fingerprint, sort_keys=True).encode()).hexdigest(),
+            "engine": engine.name,
+            "eval_samples": preview(samples, n=8, max_chars=200),
+            "eval_seconds": round(t_eval.seconds, 2),
+            **cost(train_seconds + t_eval.seconds, generated_tokens=ev.generated_tokens, rollouts=2 * config.eval_problems),
+        }
+    )

@@ -1,0 +1,24 @@
+"""`run_summary`: the run's headline numbers, written to `reports/summary.json` and shown as a table."""
+
+
+import time
+
+import dagster as dg
+
+from orchestration.resources import StorageResource
+from prm_core.summary import format_summary, update_summary
+
+
+@dg.asset(
+    deps=["policy_model", "rollouts", "step_truth"],
+    code_version="1",
+    group_name="reports",
+    kinds={"json"},
+    description="Headline numbers of the pipeline (reports/summary.json), including the run's wall time.",
+)
+def run_summary(context: dg.AssetExecutionContext, storage: StorageResource) -> dg.MaterializeResult:
+    stats = context.instance.get_run_stats(context.run_id)
+    started = stats.start_time or time.time()
+    summary = update_summary(storage.base_dir, {"run.seconds": round(time.time() - started, 1), "run.id": context.run_id})
+    return dg.MaterializeResult(metadata={"summary": dg.MetadataValue.md(f"```\n{format_summary(summary)}\n```"),
+                                          "path": dg.MetadataValue.path(str(storage.root / "reports" / "summary.json"))})

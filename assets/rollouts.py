@@ -1,0 +1,113 @@
+"""`rollouts`: N sampled responses per problem of each shard, graded, with token counts."""
+
+
+import time
+
+import dagster as dg
+import polars as pl
+from pydantic import Field
+
+from assets._metadata import Timer, cost, is_current, mark_current, preview, read_shards
+from assets.partitions import shard_backfill, shards
+from orchestration.resources import DomainResource, GeneratorResource, StorageResource
+from prm_core.storage import frame_md5, md5_file, read_parquet, write_parquet
+from prm_core.summary import update_summary
+
+CODE_VERSION = "1"
+
+
+class RolloutsConfig(dg.Config):
+    n_samples: int = Field(default=4, description="responses per problem")
+    temperature: float = 1.0
+    top_p: float = 1.0
+    max_new_tokens: int = Field(default=192, description="must cover the longest solution (6-step arith ≈ 125 tokens)")
+    seed: int = 0
+    reuse: bool = Field(default=True, description="keep shards already sampled from the same inputs and settings")
+
+
+@dg.asset(
+    partitions_def=shards,
+    backfill_policy=shard_backfill,
+    deps=["problem_pool", "policy_model"],
+    code_version=CODE_VERSION,
+    group_name="rollouts",
+    kinds={"vllm", "parquet"},
+    check_specs=[dg.AssetCheckSpec("n_per_problem", asset="rollouts", description="every problem has exactly N responses")],
+    description="N responses per problem from the policy, split into steps and graded by the domain.",
+)
+def rollouts(
+    context: dg.AssetExecutionContext,
+    config: RolloutsConfig,
+    storage: StorageResource,
+    domain: DomainResource,
+    generator: GeneratorResource,
+) -> dg.MaterializeResult:
+    from prm_core.generation import SamplingSpec
+    from prm_core.rollouts import sample_rollouts
+    from prm_core.storage import md5_dir
+
+    dom = domain.get()
+    policy = storage.model_dir("policy")
+    policy_md5 = md5_dir(policy)
+    spec_fields = config.model_dump(exclude={"reuse"})
+    frames, per_shard, bad_counts = [], [], []
+    gen_tokens, gen_seconds, sampled, startup, engine = 0, 0.0, 0, 0.0, None
+    with Timer() as t:
+        for shard in context.partition_keys:
+            pool_path, out = storage.table("problem_pool", shard), storage.table("rollouts", shard)
+            fingerprint = {"code": CODE_VERSION, "config": spec_fields, "policy": policy_md5, "pool": md5_file(pool_path)}
+            if config.reuse and is_current(out, fingerprint):
+                df, reused, seconds = read_parquet(out), True, 0.0
+            else:
+                pool = read_parquet(pool_path)
+                if engine is None:  # the engine's start is a cost of its own, not of the shard
+                    s0 = time.perf_counter()
+                    engine = generator.get(policy)
+                    startup = time.perf_counter() - s0
+                s0 = time.perf_counter()
+                # one seed per shard, so a shard's rollouts do not depend on which other shards share the run
+                spec = SamplingSpec(n=config.n_samples, temperature=config.temperature, top_p=config.top_p,
+                                    max_new_tokens=config.max_new_tokens, seed=hash_seed(config.seed, shard))
+                df = sample_rollouts(dom, engine, pool, spec)
+                write_parquet(df, out)
+                mark_current(out, fingerprint)
+                seconds, reused = time.perf_counter() - s0, False
+                gen_tokens += int(df["num_tokens"].sum())
+                gen_seconds += seconds
+                sampled += df.height
+                expected = pool.height * config.n_samples
+                if df.height != expected:
+                    bad_counts.append(f"{shard}: {df.height} rows for {pool.height} problems x {config.n_samples}")
+            frames.append(df)
+            per_shard.append({"shard": shard, "responses": df.height, "accuracy": float(df["correct"].mean()),
+                              "tokens": int(df["num_tokens"].sum()), "seconds": round(seconds, 2), "reused": reused})
+    batch = pl.concat(frames)
+    everything = read_shards(storage.shard_tables("rollouts"))
+    tokens_per_s = gen_tokens / gen_seconds if gen_seconds else None
+    summary = {"rollouts.count": everything.height, "rollouts.tokens": int(everything["num_tokens"].sum()),
+               "rollouts.accuracy": float(everything["correct"].mean()), "rollouts.shards": len(storage.shard_tables("rollouts"))}
+    if tokens_per_s:
+        summary["rollouts.tokens_per_s"] = tokens_per_s
+    update_summary(storage.base_dir, summary)
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": batch.height,
+            "accuracy": float(batch["correct"].mean()),
+            "generated_tokens": int(batch["num_tokens"].sum()),
+            "tokens_per_s": round(tokens_per_s or 0.0, 1),
+            "engine_startup_seconds": round(startup, 2),
+            "truncated": int((batch["finish_reason"] == "length").sum()),
+            "shards": preview(pl.DataFrame(per_shard), n=100),
+            "preview": preview(batch.drop("steps")),
+            **cost(t.seconds, generated_tokens=gen_tokens, rollouts=sampled),
+        },
+        data_version=dg.DataVersion(frame_md5(batch.drop("steps"))),
+        check_results=[dg.AssetCheckResult(check_name="n_per_problem", passed=not bad_counts,
+                                           metadata={"mismatches": "; ".join(bad_counts) or "none"})],
+    )
+
+
+def hash_seed(seed: int, shard: str) -> int:
+    import zlib
+
+    return (seed * 1_000_003 + zlib.crc32(shard.encode())) % (2**31 - 1)

@@ -1,0 +1,1 @@
+"""Dagster Definitions, resources, jobs, sensors and the `prm` command."""

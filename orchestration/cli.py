@@ -1,0 +1,194 @@
+"""`prm`: run the default pipeline (with progress bars and a summary), print the last summary, open the UI.
+
+    prm run [--shards 2] [--shard-size 250] [--samples 4] [--policy-steps 1600] [--engine auto]
+    prm summary [--json]
+    prm ui
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+import warnings
+from pathlib import Path
+
+RANGE_START = "dagster/asset_partition_range_start"
+RANGE_END = "dagster/asset_partition_range_end"
+
+
+def project_root() -> Path:
+    """The checkout holding pyproject.toml (the working directory when run from elsewhere)."""
+    here = Path(__file__).resolve().parent.parent
+    return here if (here / "pyproject.toml").exists() else Path.cwd()
+
+
+def set_env_defaults(data_dir: str | None = None) -> None:
+    """A persistent in-repo DAGSTER_HOME (so CLI runs show in the UI) and the data root."""
+    root = project_root()
+    os.environ.setdefault("DAGSTER_HOME", str(root / "dagster_home"))
+    home = Path(os.environ["DAGSTER_HOME"])
+    home.mkdir(parents=True, exist_ok=True)
+    if not (home / "dagster.yaml").exists():
+        (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\nnux:\n  enabled: false\n")
+    if data_dir:
+        os.environ["PRM_DATA_DIR"] = data_dir
+    os.environ.setdefault("PRM_DATA_DIR", str(root / "data"))
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
+    warnings.filterwarnings("ignore", module="dagster")
+    try:
+        import dagster as dg
+
+        warnings.filterwarnings("ignore", category=dg.BetaWarning)
+        warnings.filterwarnings("ignore", category=dg.PreviewWarning)
+    except Exception:
+        pass
+
+
+def shard_keys(source: str, n_shards: int) -> list[str]:
+    """Shard keys of a run: `arith-0000`.. for the generator, file stems for a folder of problem files."""
+    from prm_core.problems import shard_key
+
+    if source == "arith":
+        return [shard_key(i) for i in range(n_shards)]
+    files = sorted(p for p in Path(source).iterdir() if p.suffix in (".jsonl", ".json", ".parquet"))
+    if not files:
+        raise SystemExit(f"prm: no .jsonl/.json/.parquet problem files in {source}")
+    return [p.stem for p in files]
+
+
+def run_config(args: argparse.Namespace) -> dict:
+    return {
+        "ops": {
+            "problem_pool": {"config": {"source": args.source, "shard_size": args.shard_size, "seed": args.seed}},
+            "policy_model": {
+                "config": {"train_steps": args.policy_steps, "seed": args.seed, "eval_problems": args.eval_problems}
+            },
+            "rollouts": {"config": {"n_samples": args.samples, "seed": args.seed}},
+        },
+        "loggers": {"console": {"config": {"log_level": args.log_level}}},
+    }
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    start = time.time()
+    set_env_defaults(args.data_dir)
+    os.environ["PRM_PROGRESS"] = "1" if not args.quiet else "0"
+    if args.engine:
+        os.environ["PRM_ENGINE"] = args.engine
+    import dagster as dg
+
+    from assets.partitions import shards
+    from orchestration.definitions import defs
+
+    instance = dg.DagsterInstance.get()
+    keys = shard_keys(args.source, args.shards)
+    known = set(instance.get_dynamic_partitions(shards.name))
+    new = [k for k in keys if k not in known]
+    if new:
+        instance.add_dynamic_partitions(shards.name, new)
+    print(f"prm: {len(keys)} shards ({len(new)} new), data in {os.environ['PRM_DATA_DIR']}, "
+          f"DAGSTER_HOME={os.environ['DAGSTER_HOME']}", file=sys.stderr)
+    job = defs().resolve_job_def("default_pipeline")
+    result = job.execute_in_process(
+        run_config=run_config(args),
+        instance=instance,
+        tags={RANGE_START: keys[0], RANGE_END: keys[-1], "prm/command": "prm run"},
+        raise_on_error=False,
+    )
+    wall = time.time() - start
+    if not result.success:
+        for event in result.all_events:
+            if event.is_failure:
+                print(f"prm: step {event.step_key} failed:\n{event.event_specific_data.error.to_string() if event.event_specific_data and getattr(event.event_specific_data, 'error', None) else event.message}", file=sys.stderr)
+        print(f"prm: run {result.run_id} failed after {wall:.0f} s (see `prm ui` for the full log)", file=sys.stderr)
+        return 1
+    from prm_core.summary import read_summary
+
+    summary = read_summary(os.environ["PRM_DATA_DIR"])
+    print_summary(summary, as_json=args.json)
+    print(f"prm: run {result.run_id} finished in {wall:.0f} s (command wall time)", file=sys.stderr)
+    return 0
+
+
+def print_summary(summary: dict, as_json: bool = False) -> None:
+    if as_json:
+        print(json.dumps(summary, indent=2, sort_keys=True))
+        return
+    try:
+        from rich.console import Console
+        from rich.table import Table
+
+        from prm_core.summary import format_value
+
+        table = Table(title="PRM Foundry — run summary")
+        table.add_column("key")
+        table.add_column("value", justify="right")
+        for key in sorted(summary):
+            table.add_row(key, format_value(summary[key]))
+        Console().print(table)
+    except ImportError:
+        from prm_core.summary import format_summary
+
+        print(format_summary(summary))
+
+
+def cmd_summary(args: argparse.Namespace) -> int:
+    set_env_defaults(args.data_dir)
+    from prm_core.summary import read_summary, summary_path
+
+    summary = read_summary(os.environ["PRM_DATA_DIR"])
+    if not summary:
+        print(f"prm: no summary at {summary_path(os.environ['PRM_DATA_DIR'])}; run `prm run` first", file=sys.stderr)
+        return 1
+    print_summary(summary, as_json=args.json)
+    return 0
+
+
+def cmd_ui(args: argparse.Namespace) -> int:
+    set_env_defaults(args.data_dir)
+    dagster = Path(sys.executable).with_name("dagster")
+    cmd = [str(dagster), "dev", "-m", "orchestration.definitions", "-p", str(args.port)]
+    print(f"prm: DAGSTER_HOME={os.environ['DAGSTER_HOME']} {' '.join(cmd)}", file=sys.stderr)
+    os.chdir(project_root())
+    os.execv(cmd[0], cmd)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="prm", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="materialize the default pipeline and print the summary")
+    run.add_argument("--source", default="arith", help="`arith` or a folder of problem files (one shard per file)")
+    run.add_argument("--shards", type=int, default=2, help="generated shards (arith)")
+    run.add_argument("--shard-size", type=int, default=250)
+    run.add_argument("--samples", type=int, default=4, help="responses per problem")
+    run.add_argument("--policy-steps", type=int, default=1600, help="policy optimizer steps")
+    run.add_argument("--eval-problems", type=int, default=500)
+    run.add_argument("--seed", type=int, default=0)
+    run.add_argument("--engine", choices=["auto", "vllm", "transformers"], default=None)
+    run.add_argument("--data-dir", default=None)
+    run.add_argument("--log-level", default="WARNING", help="Dagster console log level")
+    run.add_argument("--json", action="store_true", help="print the summary as JSON")
+    run.add_argument("--quiet", action="store_true", help="no progress bars")
+    run.set_defaults(func=cmd_run)
+    summary = sub.add_parser("summary", help="print the summary of the last run")
+    summary.add_argument("--json", action="store_true")
+    summary.add_argument("--data-dir", default=None)
+    summary.set_defaults(func=cmd_summary)
+    ui = sub.add_parser("ui", help="start `dagster dev` on this project's DAGSTER_HOME")
+    ui.add_argument("--port", type=int, default=3000)
+    ui.add_argument("--data-dir", default=None)
+    ui.set_defaults(func=cmd_ui)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,36 @@
+"""The code location: assets and checks from `assets/`, resources chosen by environment, jobs and sensors."""
+
+
+import os
+
+import dagster as dg
+
+import assets
+from orchestration.jobs import default_pipeline
+from orchestration.resources import DomainResource, GeneratorResource, StorageResource, default_data_dir
+from orchestration.sensors import new_problem_files
+
+
+def resources_for(env: str) -> dict:
+    """Resources by `PRM_ENV`: `local` (default) and `ci` use the embedded testbed on this machine."""
+    base = {
+        "storage": StorageResource(base_dir=default_data_dir()),
+        "domain": DomainResource(name=os.environ.get("PRM_DOMAIN", "arith")),
+        "generator": GeneratorResource(engine=os.environ.get("PRM_ENGINE", "auto")),
+    }
+    if env == "ci":
+        base["generator"] = GeneratorResource(engine=os.environ.get("PRM_ENGINE", "transformers"))
+    if env == "prod":
+        base["generator"] = GeneratorResource(engine="vllm", gpu_memory_utilization=0.9, max_num_seqs=1024)
+    return base
+
+
+@dg.definitions
+def defs() -> dg.Definitions:
+    return dg.Definitions(
+        assets=dg.load_assets_from_package_module(assets),
+        asset_checks=dg.load_asset_checks_from_package_module(assets),
+        jobs=[default_pipeline],
+        sensors=[new_problem_files],
+        resources=resources_for(os.environ.get("PRM_ENV", "local")),
+    )

@@ -1,0 +1,94 @@
+"""Resources: where data lives, which domain the run is about, and the generation engine (created lazily, once
+per run and model, closed when the run ends)."""
+
+from __future__ import annotations
+
+import os
+
+import dagster as dg
+from pydantic import PrivateAttr
+from upath import UPath
+
+
+def default_data_dir() -> str:
+    return os.environ.get("PRM_DATA_DIR", "data")
+
+
+class StorageResource(dg.ConfigurableResource):
+    """The data root (a local folder or any fsspec URL): tables under `<asset>/<shard>.parquet`, models under
+    `models/<name>/`, reports under `reports/`."""
+
+    base_dir: str = "data"
+
+    @property
+    def root(self) -> UPath:
+        return UPath(self.base_dir)
+
+    def table(self, asset: str, shard: str | None = None) -> UPath:
+        return self.root / asset / f"{shard}.parquet" if shard else self.root / f"{asset}.parquet"
+
+    def shard_tables(self, asset: str) -> list[UPath]:
+        folder = self.root / asset
+        return sorted(folder.glob("*.parquet")) if folder.exists() else []
+
+    def model_dir(self, name: str) -> UPath:
+        return self.root / "models" / name
+
+
+class DomainResource(dg.ConfigurableResource):
+    """The problem domain of the run: `arith` (the exact testbed, with its generator knobs) or `gsm8k`/`math`."""
+
+    name: str = "arith"
+    min_steps: int = 2
+    max_steps: int = 6
+    max_num: int = 20
+
+    def get(self):
+        from prm_core.domains import get_domain
+
+        if self.name == "arith":
+            return get_domain("arith", min_steps=self.min_steps, max_steps=self.max_steps, max_num=self.max_num)
+        return get_domain(self.name)
+
+    def fingerprint(self) -> dict:
+        return {"name": self.name, "min_steps": self.min_steps, "max_steps": self.max_steps, "max_num": self.max_num}
+
+
+class GeneratorResource(dg.ConfigurableResource):
+    """The generation engine: `auto` (vLLM when importable, else transformers), `vllm` or `transformers`."""
+
+    engine: str = "auto"
+    batch_size: int = 256
+    max_model_len: int = 512
+    max_num_seqs: int = 512
+    kv_cache_gib: int = 2
+    gpu_memory_utilization: float = 0.3
+
+    _engines: dict = PrivateAttr(default_factory=dict)
+
+    def get(self, model_dir) -> object:
+        """The engine on `model_dir`, created on first use and kept for the rest of the run."""
+        from prm_core.generation import make_engine
+        from prm_core.storage import local_copy, md5_dir
+
+        local = local_copy(model_dir)
+        key = (str(local), md5_dir(local))
+        if key not in self._engines:
+            for old in self._engines.values():
+                old.close()
+            self._engines.clear()
+            self._engines[key] = make_engine(
+                self.engine,
+                local,
+                batch_size=self.batch_size,
+                max_model_len=self.max_model_len,
+                max_num_seqs=self.max_num_seqs,
+                kv_cache_gib=self.kv_cache_gib,
+                gpu_memory_utilization=self.gpu_memory_utilization,
+            )
+        return self._engines[key]
+
+    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+        for engine in self._engines.values():
+            engine.close()
+        self._engines.clear()

@@ -1,0 +1,129 @@
+"""Atomic, fsspec-backed storage of Parquet tables and model directories.
+
+Paths are `UPath`s, so the same code writes to a local folder or to object storage. A write goes to a temporary
+name next to the target and is renamed into place, so a crash never leaves a half-written file behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import uuid
+from pathlib import Path
+from typing import Iterator
+
+import polars as pl
+from upath import UPath
+
+
+def as_path(path: str | os.PathLike) -> UPath:
+    return path if isinstance(path, UPath) else UPath(path)
+
+
+def _is_local(path: UPath) -> bool:
+    return getattr(path, "protocol", "") in ("", "file", "local")
+
+
+def write_parquet(df: pl.DataFrame, path: str | os.PathLike) -> UPath:
+    """Write `df` to `path` atomically (temp file + rename)."""
+    path = as_path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    if _is_local(path):
+        df.write_parquet(str(tmp))
+        os.replace(str(tmp), str(path))
+    else:  # object stores: a put is atomic per object
+        with path.open("wb") as f:
+            df.write_parquet(f)
+    return path
+
+
+def read_parquet(path: str | os.PathLike) -> pl.DataFrame:
+    path = as_path(path)
+    if _is_local(path):
+        return pl.read_parquet(str(path))
+    with path.open("rb") as f:
+        return pl.read_parquet(f)
+
+
+def write_json(obj, path: str | os.PathLike) -> UPath:
+    path = as_path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(obj, indent=2, sort_keys=True, default=str)
+    if _is_local(path):
+        tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+        tmp.write_text(text)
+        os.replace(str(tmp), str(path))
+    else:
+        path.write_text(text)
+    return path
+
+
+@contextlib.contextmanager
+def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a local temp directory; on success it replaces `path` (uploaded when `path` is remote)."""
+    path = as_path(path)
+    if _is_local(path):
+        target = Path(str(path))
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+        try:
+            yield tmp
+            old = target.with_name(f".{target.name}.old.{uuid.uuid4().hex}")
+            if target.exists():
+                os.replace(target, old)
+            os.replace(tmp, target)
+            shutil.rmtree(old, ignore_errors=True)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    else:
+        with tempfile.TemporaryDirectory() as tmp:
+            yield Path(tmp)
+            for f in Path(tmp).rglob("*"):
+                if f.is_file():
+                    dest = path / f.relative_to(tmp).as_posix()
+                    dest.parent.mkdir(parents=True, exist_ok=True)
+                    dest.write_bytes(f.read_bytes())
+
+
+def local_copy(path: str | os.PathLike) -> Path:
+    """A local directory holding the model at `path` (downloaded to a cache when remote)."""
+    path = as_path(path)
+    if _is_local(path):
+        return Path(str(path))
+    cache = Path(tempfile.gettempdir()) / "prm_models" / hashlib.md5(str(path).encode()).hexdigest()
+    if not cache.exists():
+        with atomic_dir(cache) as tmp:
+            for f in path.rglob("*"):
+                if f.is_file():
+                    dest = tmp / f.relative_to(path).as_posix()
+                    dest.parent.mkdir(parents=True, exist_ok=True)
+                    dest.write_bytes(f.read_bytes())
+    return cache
+
+
+def md5_file(path: str | os.PathLike) -> str:
+    """The file's md5 (equal to DVC 3's hash of the file)."""
+    h = hashlib.md5()
+    with as_path(path).open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def md5_dir(path: str | os.PathLike) -> str:
+    """A content hash of a directory: md5 over sorted (relative path, file md5) pairs."""
+    path = as_path(path)
+    h = hashlib.md5()
+    for f in sorted(p for p in path.rglob("*") if p.is_file()):
+        h.update(f"{f.relative_to(path).as_posix()}\t{md5_file(f)}\n".encode())
+    return h.hexdigest()
+
+
+def frame_md5(df: pl.DataFrame) -> str:
+    """A content hash of a frame (row order matters), stable across writes."""
+    return hashlib.md5(df.hash_rows(seed=0).to_numpy().tobytes() + ",".join(df.columns).encode()).hexdigest()

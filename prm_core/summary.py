@@ -1,0 +1,48 @@
+"""`reports/summary.json`: flat dotted keys (a contract: names and meanings are kept), merged by every stage."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+
+from prm_core.storage import as_path, write_json
+
+_LOCK = threading.Lock()
+
+
+def summary_path(data_dir: str | os.PathLike):
+    return as_path(data_dir) / "reports" / "summary.json"
+
+
+def read_summary(data_dir: str | os.PathLike) -> dict:
+    path = summary_path(data_dir)
+    if not path.exists():
+        return {}
+    return json.loads(path.read_text())
+
+
+def update_summary(data_dir: str | os.PathLike, values: dict) -> dict:
+    """Merge `values` into the summary and write it atomically; returns the merged summary."""
+    with _LOCK:
+        merged = {**read_summary(data_dir), **values}
+        write_json(merged, summary_path(data_dir))
+    return merged
+
+
+def format_value(value) -> str:
+    if isinstance(value, float):
+        return f"{value:,.4f}" if abs(value) < 10 else f"{value:,.1f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value)
+
+
+def format_summary(summary: dict) -> str:
+    """A plain two-column table of the summary, keys sorted."""
+    if not summary:
+        return "(no summary yet: run `prm run`)"
+    width = max(len(k) for k in summary)
+    lines = [f"{'key'.ljust(width)}  value", f"{'-' * width}  -----"]
+    lines += [f"{k.ljust(width)}  {format_value(summary[k])}" for k in sorted(summary)]
+    return "\n".join(lines)
