@@ -37,7 +37,7 @@ def set_env_defaults(data_dir: str | None = None) -> None:
         os.environ["PRM_DATA_DIR"] = data_dir
     os.environ.setdefault("PRM_DATA_DIR", str(root / "data"))
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
+    os.environ.setdefault("VLLM_LOGGING_LEVEL", "ERROR")
     warnings.filterwarnings("ignore", module="dagster")
     try:
         import dagster as dg

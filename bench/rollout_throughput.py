@@ -1,0 +1,88 @@
+"""Rollout stage vs raw engine throughput on the same prompts.
+
+Runs the real `rollouts` asset (Dagster materialization, all shards in one run) on a copy of the pool and
+policy of a finished `make run`, then the bare engine `generate` on the same prompts with the same settings
+(one call per shard, as the stage does), and prints both tokens/s and their ratio. Engine start-up is excluded
+from both. Usage: .venv/bin/python bench/rollout_throughput.py [--data-dir data] [--engine auto] [--samples 4]
+"""
+
+import argparse
+import shutil
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data-dir", default="data")
+    parser.add_argument("--engine", default="auto", choices=["auto", "vllm", "transformers"])
+    parser.add_argument("--samples", type=int, default=4)
+    parser.add_argument("--max-new-tokens", type=int, default=192)
+    args = parser.parse_args()
+    warnings.filterwarnings("ignore")
+
+    import dagster as dg
+    import polars as pl
+
+    from assets.partitions import shards
+    from orchestration.cli import RANGE_END, RANGE_START
+    from orchestration.resources import DomainResource, GeneratorResource, StorageResource
+    from prm_core.domains import get_domain
+    from prm_core.generation import SamplingSpec, make_engine
+
+    src = Path(args.data_dir)
+    pools = sorted((src / "problem_pool").glob("*.parquet"))
+    if not (src / "models" / "policy").exists() or not pools:
+        print(f"bench: no policy/pool under {src}; run `make run` first", file=sys.stderr)
+        return 1
+    work = Path(tempfile.mkdtemp(prefix="prm-bench-"))
+    shutil.copytree(src / "models" / "policy", work / "models" / "policy")
+    shutil.copytree(src / "problem_pool", work / "problem_pool")
+    keys = [p.stem for p in pools]
+
+    # 1. the stage, as the pipeline runs it
+    from assets.rollouts import rollouts
+
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions(shards.name, keys)
+        result = dg.materialize(
+            [rollouts],
+            instance=instance,
+            resources={"storage": StorageResource(base_dir=str(work)), "domain": DomainResource(),
+                       "generator": GeneratorResource(engine=args.engine)},
+            run_config={"ops": {"rollouts": {"config": {"n_samples": args.samples, "max_new_tokens": args.max_new_tokens, "reuse": False}}}},
+            tags={RANGE_START: keys[0], RANGE_END: keys[-1]},
+        )
+    md = {k: v.value for k, v in result.get_asset_materialization_events()[0].materialization.metadata.items()}
+    stage_tps, stage_tokens = md["tokens_per_s"], md["generated_tokens"]
+
+    # 2. the bare engine on the same prompts and settings
+    domain = get_domain("arith")
+    engine = make_engine(args.engine, work / "models" / "policy")
+    raw_tokens, raw_seconds = 0, 0.0
+    for path in pools:
+        pool = pl.read_parquet(path)
+        from prm_core.problems import to_problems
+
+        prompts = [domain.prompt(p) for p in to_problems(pool)]
+        spec = SamplingSpec(n=args.samples, temperature=1.0, max_new_tokens=args.max_new_tokens, seed=0)
+        t0 = time.perf_counter()
+        out = engine.generate(prompts, spec)
+        raw_seconds += time.perf_counter() - t0
+        raw_tokens += sum(s.num_tokens for row in out for s in row)
+    engine.close()
+    raw_tps = raw_tokens / raw_seconds
+    shutil.rmtree(work, ignore_errors=True)
+    print(f"engine:              {engine.name}")
+    print(f"shards x problems:   {len(keys)} shards, {args.samples} samples per problem")
+    print(f"rollout stage:       {stage_tokens:,} tokens, {stage_tps:,.0f} tokens/s (engine start excluded)")
+    print(f"raw engine:          {raw_tokens:,} tokens, {raw_tps:,.0f} tokens/s")
+    print(f"ratio stage/raw:     {stage_tps / raw_tps:.3f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

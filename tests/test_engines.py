@@ -1,0 +1,54 @@
+"""Both generation engines on a tiny locally built model."""
+
+import pytest
+
+from prm_core.generation import SamplingSpec, TransformersEngine, make_engine, vllm_available
+
+PROMPTS = ["Tom has 17 pens. He triples his pens. How many now?\n", "Sam has 4 coins. He finds 2 more. How many now?\n"]
+
+
+def _check(out, spec, engine):
+    assert len(out) == len(PROMPTS) and all(len(row) == spec.n for row in out)
+    eos = engine.tokenizer.eos_token_id
+    for row in out:
+        for s in row:
+            assert eos not in s.token_ids and 0 < s.num_tokens <= spec.max_new_tokens
+            assert s.finish_reason in ("stop", "length")
+            assert s.text == engine.tokenizer.decode(s.token_ids, skip_special_tokens=True)
+            if spec.logprobs:
+                assert len(s.token_logprobs) == s.num_tokens and all(lp <= 0 for lp in s.token_logprobs)
+    assert engine.stats.generated_tokens == sum(s.num_tokens for row in out for s in row)
+
+
+def test_transformers_engine_samples_n_seeded(tiny_policy):
+    engine = TransformersEngine(tiny_policy, batch_size=3)
+    spec = SamplingSpec(n=3, max_new_tokens=24, seed=5, logprobs=True)
+    out = engine.generate(PROMPTS, spec)
+    _check(out, spec, engine)
+    again = engine.generate(PROMPTS, spec)
+    assert [[s.token_ids for s in r] for r in out] == [[s.token_ids for s in r] for r in again]
+    greedy = engine.generate(PROMPTS, SamplingSpec(n=2, temperature=0, max_new_tokens=16))
+    assert greedy[0][0].token_ids == greedy[0][1].token_ids
+
+
+@pytest.mark.vllm
+@pytest.mark.skipif(not vllm_available(), reason="vLLM is not installed")
+def test_vllm_engine_samples_n(tiny_policy):
+    engine = make_engine("vllm", tiny_policy, max_num_seqs=64, kv_cache_gib=1)
+    try:
+        spec = SamplingSpec(n=3, max_new_tokens=24, seed=5, logprobs=True)
+        out = engine.generate(PROMPTS, spec)
+        _check(out, spec, engine)
+        greedy = engine.generate(PROMPTS, SamplingSpec(n=1, temperature=0, max_new_tokens=16))
+        ref = TransformersEngine(tiny_policy).generate(PROMPTS, SamplingSpec(n=1, temperature=0, max_new_tokens=16))
+        # both engines run the same weights: the greedy first token agrees (later ones may split near-ties)
+        assert [r[0].token_ids[:1] for r in greedy] == [r[0].token_ids[:1] for r in ref]
+    finally:
+        engine.close()
+
+
+def test_auto_picks_an_available_engine(tiny_policy, monkeypatch):
+    monkeypatch.setattr("prm_core.generation.vllm_available", lambda: False)
+    assert make_engine("auto", tiny_policy).name == "transformers"
+    with pytest.raises(ValueError, match="unknown engine"):
+        make_engine("tgi", tiny_policy)

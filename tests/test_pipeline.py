@@ -1,0 +1,129 @@
+"""In-process materialization of the whole graph on a tiny config, resume, and file sources with bad rows."""
+
+import json
+import subprocess
+import sys
+
+import dagster as dg
+import polars as pl
+import pytest
+
+import assets
+from assets.partitions import shards
+from orchestration.cli import RANGE_END, RANGE_START
+from orchestration.definitions import defs
+from orchestration.resources import DomainResource, GeneratorResource, StorageResource
+
+TINY_POLICY = {"hidden_size": 64, "num_layers": 1, "num_heads": 2, "intermediate_size": 128, "train_steps": 30,
+               "eval_problems": 10, "max_new_tokens": 160}
+KEYS = ["arith-0000", "arith-0001"]
+ALL_ASSETS = [*dg.load_assets_from_package_module(assets)]
+
+
+def _run(instance, data_dir, keys=KEYS, pool=None, selection=None):
+    resources = {
+        "storage": StorageResource(base_dir=str(data_dir)),
+        "domain": DomainResource(),
+        "generator": GeneratorResource(engine="transformers"),
+    }
+    config = {"ops": {
+        "problem_pool": {"config": pool or {"shard_size": 6}},
+        "policy_model": {"config": TINY_POLICY},
+        "rollouts": {"config": {"n_samples": 2, "max_new_tokens": 160}},
+    }}
+    if selection:
+        config["ops"] = {k: v for k, v in config["ops"].items() if k in selection}
+    return dg.materialize(ALL_ASSETS, instance=instance, resources=resources, run_config=config,
+                          tags={RANGE_START: keys[0], RANGE_END: keys[-1]}, selection=selection)
+
+
+@pytest.fixture
+def instance():
+    with dg.instance_for_test() as inst:
+        inst.add_dynamic_partitions(shards.name, KEYS)
+        yield inst
+
+
+def _metadata(result, key):
+    mats = [m for m in result.get_asset_materialization_events() if m.asset_key == dg.AssetKey(key)]
+    return {k: v.value for k, v in mats[-1].materialization.metadata.items()}
+
+
+def test_whole_graph_materializes_on_two_shards(instance, tmp_path):
+    data = tmp_path / "data"
+    result = _run(instance, data)
+    assert result.success
+    for asset in ("problem_pool", "rollouts", "step_truth"):
+        assert sorted(p.name for p in (data / asset).glob("*.parquet")) == [f"{k}.parquet" for k in KEYS]
+    roll = pl.concat([pl.read_parquet(p) for p in sorted((data / "rollouts").glob("*.parquet"))])
+    truth = pl.concat([pl.read_parquet(p) for p in sorted((data / "step_truth").glob("*.parquet"))])
+    assert roll.height == 2 * 6 * 2 and truth.height == roll.height
+    assert (truth["n_steps"] == roll["n_steps"]).all()
+    assert (data / "models" / "policy" / "model.safetensors").exists()
+    summary = json.loads((data / "reports" / "summary.json").read_text())
+    for key in ("policy.accuracy", "rollouts.count", "rollouts.tokens", "rollouts.tokens_per_s", "run.seconds"):
+        assert key in summary
+    assert summary["rollouts.count"] == roll.height and summary["rollouts.tokens"] == roll["num_tokens"].sum()
+    assert all(c.passed for c in result.get_asset_check_evaluations())
+    md = _metadata(result, "rollouts")
+    assert md["cost/rollouts"] == roll.height and md["cost/generated_tokens"] == roll["num_tokens"].sum()
+    # every shard was recorded as materialized
+    for key in KEYS:
+        assert instance.get_latest_materialization_event(dg.AssetKey("step_truth")) is not None
+    status = instance.get_status_by_partition(dg.AssetKey("step_truth"), KEYS, shards)
+    assert status is None or all(s is not None for s in status.values())
+
+
+def test_rerun_keeps_finished_work_and_new_shards_only_compute_themselves(instance, tmp_path):
+    data = tmp_path / "data"
+    assert _run(instance, data).success
+    first = pl.read_parquet(data / "rollouts" / "arith-0000.parquet")
+    # the process "crashed" after shard 0: shard 1's output is gone
+    (data / "rollouts" / "arith-0001.parquet").unlink()
+    again = _run(instance, data)
+    assert again.success
+    md = _metadata(again, "rollouts")
+    reused = {r.data["shard"]: r.data["reused"] for r in md["shards"].records}
+    assert reused == {"arith-0000": True, "arith-0001": False}
+    assert pl.read_parquet(data / "rollouts" / "arith-0000.parquet").equals(first)
+    assert _metadata(again, "policy_model")["train"]["reused"] is True
+    # the pool grows: a new shard is computed alone
+    instance.add_dynamic_partitions(shards.name, ["arith-0002"])
+    grown = _run(instance, data, keys=["arith-0002"])
+    assert grown.success and (data / "step_truth" / "arith-0002.parquet").exists()
+
+
+def test_file_source_quarantines_bad_rows(instance, tmp_path):
+    src = tmp_path / "problems"
+    src.mkdir()
+    good = [json.dumps({"question": "Tom has 3 pens. He finds 2 more. How many now?", "answer": "5"})] * 1
+    (src / "batch-a.jsonl").write_text("\n".join(good + ['{"question": "x"', json.dumps({"question": "q"})]) + "\n")
+    instance.add_dynamic_partitions(shards.name, ["batch-a"])
+    data = tmp_path / "data"
+    result = _run(instance, data, keys=["batch-a"], pool={"source": str(src)}, selection=["problem_pool"])
+    assert result.success
+    md = _metadata(result, "problem_pool")
+    assert md["quarantined_rows"] == 2 and md["dagster/row_count"] == 1
+    q = pl.read_parquet(data / "problem_pool_quarantine" / "batch-a.parquet")
+    assert q["line"].to_list() == [2, 3] and q["reason"].to_list()[1] == "missing answer"
+
+
+def test_definitions_load_and_jobs_resolve():
+    d = defs()
+    dg.Definitions.validate_loadable(d)
+    job = d.resolve_job_def("default_pipeline")
+    keys = {k.to_user_string() for k in job.asset_layer.executable_asset_keys}
+    assert {"problem_pool", "policy_model", "rollouts", "step_truth"} <= keys
+    for key in keys:
+        assert d.resolve_assets_def(key).code_versions_by_key[dg.AssetKey(key)]
+
+
+def test_assets_and_orchestration_do_not_import_heavy_modules():
+    code = "import orchestration.definitions, sys; print(any(m in sys.modules for m in ('torch', 'vllm', 'transformers')))"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "False"
+
+
+def test_prm_library_never_imports_dagster():
+    code = ("import prm_core.domains.arith, prm_core.generation, prm_core.policy, prm_core.rollouts, prm_core.step_truth, "
+            "prm_core.problems, prm_core.summary, sys; print('dagster' in sys.modules)")
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "False"
