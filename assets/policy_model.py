@@ -78,8 +78,14 @@ def policy_model(
             mark_current(path / "model.safetensors", fingerprint)
             train_meta = {"reused": False, **asdict(report)}
     train_seconds = t.seconds
+    storage.set_model("policy", path)
+    engine = generator.get(path)
+    if not has_exact_labeller(dom):  # real data: accuracy is measured on the pool by `rollouts`
+        return dg.MaterializeResult(metadata={
+            "path": dg.MetadataValue.path(str(path)), "engine": engine.name,
+            "evaluation": "none here: the domain has no held-out generator; see rollouts' accuracy",
+            **cost(train_seconds)})
     with Timer() as t_eval:
-        engine = generator.get(path)
         ev = evaluate_policy(dom, engine, config.eval_problems, seed=config.seed, max_new_tokens=config.max_new_tokens)
     update_summary(
         storage.base_dir,
@@ -89,7 +95,7 @@ def policy_model(
     return dg.MaterializeResult(
         metadata={
             "path": dg.MetadataValue.path(str(path)),
-            "model_md5": md5_dir(path) if not str(path).startswith(("hf://",)) else "",
+            "model_md5": md5_dir(path),
             "accuracy_t1": ev.accuracy,
             "accuracy_greedy": ev.greedy_accuracy,
             "accuracy_by_steps": table(pl.DataFrame(ev.by_steps)),

@@ -5,11 +5,12 @@ import dagster as dg
 import polars as pl
 from pydantic import Field
 
-from assets._metadata import Timer, cost, preview
+from assets._metadata import Timer, cost, preview, read_shards
 from assets.partitions import shard_backfill, shards
 from orchestration.resources import DomainResource, StorageResource
 from prm_core.problems import load_problem_file, synthetic_shard
-from prm_core.storage import as_path, frame_md5, write_parquet
+from prm_core.storage import as_path, frame_md5, read_parquet, write_parquet
+from prm_core.summary import update_summary
 
 
 class PoolConfig(dg.Config):
@@ -65,6 +66,12 @@ def problem_pool(context: dg.AssetExecutionContext, config: PoolConfig, storage:
             per_shard.append({"shard": shard, "problems": df.height, "quarantined": 0 if bad is None else bad.height})
     pool = pl.concat(frames)
     bad_all = pl.concat(quarantined) if quarantined else None
+    all_bad = read_shards(storage.shard_tables("problem_pool_quarantine"))
+    update_summary(storage.base_dir, {
+        "pool.problems": sum(read_parquet(p).height for p in storage.shard_tables("problem_pool")),
+        "pool.shards": len(storage.shard_tables("problem_pool")),
+        "pool.quarantined": all_bad.height,
+    })
     metadata = {
         "dagster/row_count": pool.height,
         "shards": preview(pl.DataFrame(per_shard), n=50),

@@ -47,7 +47,7 @@ def rollouts(
     from prm_core.storage import md5_dir
 
     dom = domain.get()
-    policy = storage.model_dir("policy")
+    policy = storage.model("policy")
     policy_md5 = md5_dir(policy)
     spec_fields = config.model_dump(exclude={"reuse"})
     frames, per_shard, bad_counts = [], [], []

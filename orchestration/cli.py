@@ -65,7 +65,8 @@ def run_config(args: argparse.Namespace) -> dict:
         "ops": {
             "problem_pool": {"config": {"source": args.source, "shard_size": args.shard_size, "seed": args.seed}},
             "policy_model": {
-                "config": {"train_steps": args.policy_steps, "seed": args.seed, "eval_problems": args.eval_problems}
+                "config": {"train_steps": args.policy_steps, "seed": args.seed, "eval_problems": args.eval_problems,
+                           "pretrained": args.policy or ""}
             },
             "rollouts": {"config": {"n_samples": args.samples, "seed": args.seed}},
         },
@@ -79,6 +80,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     os.environ["PRM_PROGRESS"] = "1" if not args.quiet else "0"
     if args.engine:
         os.environ["PRM_ENGINE"] = args.engine
+    if args.domain:
+        os.environ["PRM_DOMAIN"] = args.domain
     import dagster as dg
 
     from assets.partitions import shards
@@ -92,7 +95,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         instance.add_dynamic_partitions(shards.name, new)
     print(f"prm: {len(keys)} shards ({len(new)} new), data in {os.environ['PRM_DATA_DIR']}, "
           f"DAGSTER_HOME={os.environ['DAGSTER_HOME']}", file=sys.stderr)
-    job = defs().resolve_job_def("default_pipeline")
+    job = defs().resolve_job_def("default_pipeline" if os.environ.get("PRM_DOMAIN", "arith") == "arith" else "text_pipeline")
     result = job.execute_in_process(
         run_config=run_config(args),
         instance=instance,
@@ -110,6 +113,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     summary = read_summary(os.environ["PRM_DATA_DIR"])
     print_summary(summary, as_json=args.json)
+    if summary.get("pool.quarantined"):
+        print(f"prm: {summary['pool.quarantined']} malformed problem rows quarantined, with file, line and reason, in "
+              f"{Path(os.environ['PRM_DATA_DIR']) / 'problem_pool_quarantine'}", file=sys.stderr)
     print(f"prm: run {result.run_id} finished in {wall:.0f} s (command wall time)", file=sys.stderr)
     return 0
 
@@ -168,6 +174,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--policy-steps", type=int, default=1600, help="policy optimizer steps")
     run.add_argument("--eval-problems", type=int, default=500)
     run.add_argument("--seed", type=int, default=0)
+    run.add_argument("--domain", choices=["arith", "gsm8k", "math"], default=None,
+                     help="problem domain (gsm8k/math: graded by math-verify, needs --policy)")
+    run.add_argument("--policy", default=None, help="a pretrained policy directory instead of training the tiny one")
     run.add_argument("--engine", choices=["auto", "vllm", "transformers"], default=None)
     run.add_argument("--data-dir", default=None)
     run.add_argument("--log-level", default="WARNING", help="Dagster console log level")

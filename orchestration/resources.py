@@ -34,6 +34,22 @@ class StorageResource(dg.ConfigurableResource):
     def model_dir(self, name: str) -> UPath:
         return self.root / "models" / name
 
+    def set_model(self, name: str, path) -> None:
+        """Record where model `name` lives (its own folder, or a pretrained model elsewhere)."""
+        from prm_core.storage import write_json
+
+        write_json({"path": str(path)}, self.root / "models" / f"{name}.json")
+
+    def model(self, name: str):
+        """Where model `name` lives, as recorded by the asset that made it."""
+        import json
+
+        pointer = self.root / "models" / f"{name}.json"
+        if pointer.exists():
+            recorded = json.loads(pointer.read_text())["path"]
+            return UPath(recorded)
+        return self.model_dir(name)
+
 
 class DomainResource(dg.ConfigurableResource):
     """The problem domain of the run: `arith` (the exact testbed, with its generator knobs) or `gsm8k`/`math`."""

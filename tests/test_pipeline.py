@@ -13,6 +13,7 @@ from assets.partitions import shards
 from orchestration.cli import RANGE_END, RANGE_START
 from orchestration.definitions import defs
 from orchestration.resources import DomainResource, GeneratorResource, StorageResource
+from tests.conftest import SHARED_DATA
 
 TINY_POLICY = {"hidden_size": 64, "num_layers": 1, "num_heads": 2, "intermediate_size": 128, "train_steps": 30,
                "eval_problems": 10, "max_new_tokens": 160}
@@ -127,3 +128,28 @@ def test_prm_library_never_imports_dagster():
     code = ("import prm_core.domains.arith, prm_core.generation, prm_core.policy, prm_core.rollouts, prm_core.step_truth, "
             "prm_core.problems, prm_core.summary, sys; print('dagster' in sys.modules)")
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "False"
+
+
+@pytest.mark.skipif(not (SHARED_DATA / "gsm8k" / "test.jsonl").exists(), reason="shared data not present")
+def test_text_pipeline_runs_a_pretrained_policy_on_real_gsm8k(instance, tmp_path, tiny_policy):
+    """The real-data path: file shards, a given policy, math-verify grading (the tiny policy scores ~0)."""
+    src = tmp_path / "gsm8k"
+    src.mkdir()
+    lines = (SHARED_DATA / "gsm8k" / "test.jsonl").read_text().splitlines()[:5]
+    (src / "gsm8k-head.jsonl").write_text("\n".join(lines) + "\n")
+    instance.add_dynamic_partitions(shards.name, ["gsm8k-head"])
+    data = tmp_path / "data"
+    result = dg.materialize(
+        ALL_ASSETS, instance=instance, selection=["problem_pool", "policy_model", "rollouts"],
+        resources={"storage": StorageResource(base_dir=str(data)), "domain": DomainResource(name="gsm8k"),
+                   "generator": GeneratorResource(engine="transformers")},
+        run_config={"ops": {"problem_pool": {"config": {"source": str(src)}},
+                            "policy_model": {"config": {"pretrained": str(tiny_policy)}},
+                            "rollouts": {"config": {"n_samples": 2, "max_new_tokens": 16}}}},
+        partition_key="gsm8k-head",
+    )
+    assert result.success
+    roll = pl.read_parquet(data / "rollouts" / "gsm8k-head.parquet")
+    assert roll.height == 10 and roll["correct"].dtype == pl.Boolean
+    pool = pl.read_parquet(data / "problem_pool" / "gsm8k-head.parquet")
+    assert pool["answer"].to_list()[0] == "18"  # GSM8K's '#### 18' final answer
