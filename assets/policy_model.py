@@ -3,7 +3,7 @@
 
 import hashlib
 import json
-from dataclasses import asdict
+from dataclasses import asdict, fields as dataclass_fields
 
 import dagster as dg
 import polars as pl
@@ -51,16 +51,7 @@ def policy_model(
 
     dom = domain.get()
     path = storage.model_dir("policy") if not config.pretrained else config.pretrained
-    cfg = PolicyConfig(
-        hidden_size=config.hidden_size,
-        num_layers=config.num_layers,
-        num_heads=config.num_heads,
-        intermediate_size=config.intermediate_size,
-        train_steps=config.train_steps,
-        batch_size=config.batch_size,
-        lr=config.lr,
-        seed=config.seed,
-    )
+    cfg = PolicyConfig(**{k: v for k, v in config.model_dump().items() if k in {f.name for f in dataclass_fields(PolicyConfig)}})
     fingerprint = {"code_version": CODE_VERSION, "policy": asdict(cfg), "domain": domain.fingerprint()}
     train_meta: dict = {}
     with Timer() as t:

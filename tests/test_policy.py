@@ -28,3 +28,18 @@ def test_training_lowers_the_loss(tmp_path):
     cfg = PolicyConfig(hidden_size=64, num_layers=1, num_heads=2, intermediate_size=128, train_steps=60, seed=3)
     _, report = train_policy(d, tok, cfg)
     assert report.final_loss < 3.0 and report.steps == 60 and report.tokens > 0
+
+
+def test_training_is_deterministic_by_seed():
+    import torch
+
+    from prm_core.domains.arith import ArithDomain
+    from prm_core.policy import tokenizer_corpus, train_policy
+    from prm_core.tokenizer import build_tokenizer
+
+    d = ArithDomain()
+    tok = build_tokenizer(tokenizer_corpus(d, 300, seed=1))
+    cfg = PolicyConfig(hidden_size=64, num_layers=1, num_heads=2, intermediate_size=128, train_steps=8, seed=11)
+    a, _ = train_policy(d, tok, cfg)
+    b, _ = train_policy(d, tok, cfg)
+    assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
