@@ -203,6 +203,7 @@ class VllmEngine:
         dtype: str = "float32",
         max_model_len: int = 512,
         max_num_seqs: int = 512,
+        max_num_batched_tokens: int | None = None,
         gpu_memory_utilization: float = 0.3,
         kv_cache_gib: int = 2,
         enable_prefix_caching: bool = True,
@@ -219,6 +220,12 @@ class VllmEngine:
         quiet_transformers()
         self.model_dir = str(model_dir)
         self.tokenizer = AutoTokenizer.from_pretrained(self.model_dir)
+        on_gpu = _on_gpu()
+        if not on_gpu and max_num_batched_tokens is None:
+            # a token budget that fits every scheduled sequence whole: no request is ever prefilled in part, which
+            # is what breaks per-request seeds on CPU ("CPU Generator does not use offset")
+            max_num_batched_tokens = max_num_seqs * max_model_len
+        self.per_request_seed = True if per_request_seed is None else per_request_seed
         start = time.perf_counter()
         self.llm = LLM(
             model=self.model_dir,
@@ -227,12 +234,12 @@ class VllmEngine:
             dtype=dtype,
             max_model_len=max_model_len,
             max_num_seqs=max_num_seqs,
+            max_num_batched_tokens=max_num_batched_tokens,
             gpu_memory_utilization=gpu_memory_utilization,
             enable_prefix_caching=enable_prefix_caching,
             seed=seed,
         )
         self.startup_seconds = time.perf_counter() - start
-        self.per_request_seed = _on_gpu() if per_request_seed is None else per_request_seed
         self.stats = GenerationStats()
 
     def generate(self, prompts: Sequence[str], spec: SamplingSpec) -> list[list[Sample]]:
@@ -249,8 +256,7 @@ class VllmEngine:
                 temperature=0.0 if greedy else spec.temperature,
                 top_p=1.0 if greedy else spec.top_p,
                 max_tokens=spec.max_new_tokens,
-                # per-request seeds crash vLLM's CPU sampler under chunked prefill ("CPU Generator does not
-                # use offset"); there the engine's own seeded stream makes a run repeatable instead
+                # one seed per request: a prompt's samples do not depend on what else is in the batch
                 seed=request_seed(spec.seed, i) if self.per_request_seed else None,
                 logprobs=0 if spec.logprobs else None,
                 detokenize=False,

@@ -39,6 +39,9 @@ def test_vllm_engine_samples_n(tiny_policy):
         spec = SamplingSpec(n=3, max_new_tokens=24, seed=5, logprobs=True)
         out = engine.generate(PROMPTS, spec)
         _check(out, spec, engine)
+        # per-request seeds: the same call gives the same samples, whatever ran before
+        again = engine.generate(PROMPTS, spec)
+        assert [[s.token_ids for s in r] for r in out] == [[s.token_ids for s in r] for r in again]
         greedy = engine.generate(PROMPTS, SamplingSpec(n=1, temperature=0, max_new_tokens=16))
         ref = TransformersEngine(tiny_policy).generate(PROMPTS, SamplingSpec(n=1, temperature=0, max_new_tokens=16))
         # both engines run the same weights: the greedy first token agrees (later ones may split near-ties)

@@ -1,0 +1,80 @@
+"""The MC annotation methods, from responses to one row per (response, step) with the method that valued it.
+
+* `vanilla` (Math-Shepherd): every step of every response.
+* `scan`: questions with SC ≥ threshold only; correct responses are positives with no rollouts; incorrect ones
+  are valued sequentially with early stop at the first zero (algorithms.md §2.2-2.3).
+* `scan_binary`: as `scan`, but the first zero is found by binary search over prefixes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import polars as pl
+
+from prm_core.domains.base import Domain
+from prm_core.first_error import StepValues, search_binary, search_sequential, value_all_steps
+from prm_core.generation import Engine, SamplingSpec
+from prm_core.mc_value import Response, RolloutCost
+from prm_core.problems import to_problems
+
+METHODS = ("vanilla", "scan", "scan_binary")
+SEARCH = {"vanilla": value_all_steps, "scan": search_sequential, "scan_binary": search_binary}
+
+MC_SCHEMA = {
+    "method": pl.String,
+    "response_id": pl.String,
+    "problem_id": pl.String,
+    "shard": pl.String,
+    "step": pl.Int32,
+    "n_steps": pl.Int32,
+    "mc_value": pl.Float64,  # c_t; null where the method did not value the step
+    "rollouts": pl.Int32,
+    "rollout_tokens": pl.Int64,
+    "response_correct": pl.Boolean,
+    "self_confidence": pl.Float64,
+    "predicted_error": pl.Int32,  # t_e = first step with c_t == 0; -1 if none
+}
+
+
+@dataclass(frozen=True)
+class AnnotationConfig:
+    k: int = 8
+    sc_threshold: float = 0.75
+
+
+def responses_of(pool: pl.DataFrame, rollouts: pl.DataFrame) -> list[Response]:
+    by_id = {p.problem_id: p for p in to_problems(pool)}
+    return [
+        Response(rid, by_id[pid], list(steps), bool(correct))
+        for rid, pid, steps, correct in rollouts.select("response_id", "problem_id", "steps", "correct").iter_rows()
+    ]
+
+
+def annotate(
+    method: str,
+    domain: Domain,
+    engine: Engine,
+    responses: list[Response],
+    sc: dict[str, float],
+    cfg: AnnotationConfig,
+    spec: SamplingSpec,
+) -> tuple[pl.DataFrame, RolloutCost]:
+    """Rows of `MC_SCHEMA` for the responses `method` covers, and what its rollouts cost."""
+    if method not in SEARCH:
+        raise ValueError(f"unknown MC method {method!r}; known: {', '.join(METHODS)}")
+    if method == "vanilla":
+        covered, to_search = responses, responses
+    else:  # SCAN: confident questions only; rollouts only on their incorrect responses
+        covered = [r for r in responses if sc[r.problem.problem_id] >= cfg.sc_threshold]
+        to_search = [r for r in covered if not r.correct]
+    searched, cost = SEARCH[method](domain, engine, to_search, cfg.k, spec) if to_search else ([], RolloutCost())
+    values = {sv.response.response_id: sv for sv in searched}
+    rows = []
+    for r in covered:
+        sv = values.get(r.response_id) or StepValues(r, [None] * len(r.steps), -1)
+        for t, v in enumerate(sv.values):
+            n, tokens = cost.per_step.get((r.response_id, t), (0, 0))
+            rows.append((method, r.response_id, r.problem.problem_id, "", t, len(r.steps), v, n, tokens, r.correct,
+                         sc[r.problem.problem_id], sv.first_zero))
+    return pl.DataFrame(rows, schema=MC_SCHEMA, orient="row"), cost

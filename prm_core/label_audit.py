@@ -1,0 +1,121 @@
+"""Audit of MC labels against the exact step truth (the arith testbed's reason to exist).
+
+Per method, on the responses it labels:
+* first-error accuracy: predicted t_e equals the true first error (-1 = none);
+* under-estimation: the predicted error comes earlier than the true one (-1 counts as "after the last step");
+  over-estimation: later; noise ratio: either;
+* per-step confusion of the hard label (prefix judged correct) against prefix truth, with the step-level
+  under-estimation (judged wrong, truly correct) and over-estimation (judged correct, truly wrong) rates;
+all bucketed by the policy's self-confidence — SCAN's preliminary study.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+from prm_core.self_confidence import sc_bucket
+
+
+def response_predictions(mc: pl.DataFrame) -> pl.DataFrame:
+    """One row per (method, response): its predicted first error; SCAN's dropped responses flagged."""
+    per = mc.group_by("method", "response_id", maintain_order=True).agg(
+        pl.first("problem_id", "n_steps", "response_correct", "self_confidence", "predicted_error"),
+        rollouts=pl.col("rollouts").sum(),
+        rollout_tokens=pl.col("rollout_tokens").sum(),
+    )
+    is_scan = pl.col("method") != "vanilla"
+    return per.with_columns(
+        dropped=is_scan & ~pl.col("response_correct") & (pl.col("predicted_error") < 0),
+        predicted_error=pl.when(is_scan & pl.col("response_correct")).then(-1).otherwise(pl.col("predicted_error")),
+    )
+
+
+def step_predictions(mc: pl.DataFrame) -> pl.DataFrame:
+    """The hard label (prefix judged correct) of every step a method labels."""
+    preds = response_predictions(mc).select("method", "response_id", "dropped", pred=pl.col("predicted_error"))
+    steps = mc.select("method", "response_id", "step", "mc_value").join(preds, on=["method", "response_id"])
+    scan_kept = (pl.col("pred") < 0) | (pl.col("step") <= pl.col("pred"))
+    return (
+        steps.filter(~pl.col("dropped") & ((pl.col("method") == "vanilla") | scan_kept))
+        .with_columns(
+            judged_correct=pl.when(pl.col("method") == "vanilla")
+            .then(pl.col("mc_value") > 0)
+            .otherwise((pl.col("pred") < 0) | (pl.col("step") < pl.col("pred")))
+        )
+        .select("method", "response_id", "step", "judged_correct")
+    )
+
+
+def _with_truth(df: pl.DataFrame, truth: pl.DataFrame) -> pl.DataFrame:
+    return df.join(truth.select("response_id", "first_error"), on="response_id", how="inner")
+
+
+def first_error_table(mc: pl.DataFrame, truth: pl.DataFrame) -> pl.DataFrame:
+    """First-error accuracy, under/over-estimation and noise ratio per method and SC bucket (and `all`)."""
+    r = _with_truth(response_predictions(mc).filter(~pl.col("dropped")), truth)
+    big = pl.col("n_steps") + 1  # "no error" sorts after every step
+    pred = pl.when(pl.col("predicted_error") < 0).then(big).otherwise(pl.col("predicted_error"))
+    true = pl.when(pl.col("first_error") < 0).then(big).otherwise(pl.col("first_error"))
+    r = r.with_columns(exact=pred == true, under=pred < true, over=pred > true, bucket=sc_bucket(pl.col("self_confidence")))
+    aggs = [
+        pl.len().alias("responses"),
+        pl.col("exact").mean().alias("first_error_acc"),
+        pl.col("under").mean().alias("under_rate"),
+        pl.col("over").mean().alias("over_rate"),
+        (~pl.col("exact")).mean().alias("noise_ratio"),
+    ]
+    by_bucket = r.group_by("method", "bucket").agg(aggs)
+    overall = r.group_by("method").agg(aggs).with_columns(bucket=pl.lit("all"))
+    order = {"all": 0, "low": 1, "mid": 2, "high": 3}
+    return (
+        pl.concat([overall.select(by_bucket.columns), by_bucket])
+        .with_columns(o=pl.col("bucket").replace_strict(order, default=9))
+        .sort("method", "o")
+        .drop("o")
+    )
+
+
+def step_confusion(mc: pl.DataFrame, truth: pl.DataFrame) -> pl.DataFrame:
+    """Hard step labels against prefix truth, per method and SC bucket (and `all`)."""
+    s = _with_truth(step_predictions(mc), truth)
+    s = s.with_columns(truly_correct=(pl.col("first_error") < 0) | (pl.col("step") < pl.col("first_error")))
+    sc = mc.group_by("response_id").agg(pl.first("self_confidence"))
+    s = s.join(sc, on="response_id").with_columns(bucket=sc_bucket(pl.col("self_confidence")))
+    aggs = [
+        (pl.col("judged_correct") & pl.col("truly_correct")).sum().alias("tp"),
+        (pl.col("judged_correct") & ~pl.col("truly_correct")).sum().alias("fp"),
+        (~pl.col("judged_correct") & ~pl.col("truly_correct")).sum().alias("tn"),
+        (~pl.col("judged_correct") & pl.col("truly_correct")).sum().alias("fn"),
+    ]
+    rates = [
+        ((pl.col("tp") + pl.col("tn")) / (pl.col("tp") + pl.col("fp") + pl.col("tn") + pl.col("fn"))).alias("step_acc"),
+        (pl.col("fn") / (pl.col("tp") + pl.col("fn"))).alias("step_under_rate"),
+        (pl.col("fp") / (pl.col("fp") + pl.col("tn"))).alias("step_over_rate"),
+    ]
+    by_bucket = s.group_by("method", "bucket").agg(aggs)
+    overall = s.group_by("method").agg(aggs).with_columns(bucket=pl.lit("all"))
+    return pl.concat([overall.select(by_bucket.columns), by_bucket]).with_columns(rates).sort("method", "bucket")
+
+
+def cost_table(costs: dict[str, dict]) -> pl.DataFrame:
+    """Rollouts, tokens and seconds per method, with each method's ratio to vanilla."""
+    base = costs.get("vanilla", {})
+    rows = []
+    for method, c in costs.items():
+        rows.append({
+            "method": method,
+            "rollouts": int(c.get("rollouts", 0)),
+            "tokens": int(c.get("tokens", 0)),
+            "seconds": round(float(c.get("seconds", 0.0)), 2),
+            "token_ratio_vs_vanilla": c.get("tokens", 0) / base["tokens"] if base.get("tokens") else None,
+            "rollout_ratio_vs_vanilla": c.get("rollouts", 0) / base["rollouts"] if base.get("rollouts") else None,
+        })
+    return pl.DataFrame(rows)
+
+
+def same_responses_accuracy(mc: pl.DataFrame, truth: pl.DataFrame, reference: str, on: str) -> float | None:
+    """`reference`'s first-error accuracy restricted to the responses that method `on` labels."""
+    fe = first_error_table(mc.filter(pl.col("method") == reference).join(
+        mc.filter(pl.col("method") == on).select("response_id").unique(), on="response_id"), truth)
+    row = fe.filter(pl.col("bucket") == "all")
+    return float(row["first_error_acc"][0]) if row.height else None

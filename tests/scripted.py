@@ -1,0 +1,33 @@
+"""A scripted generator for unit tests of the MC / denoising arithmetic only (everything else runs real engines).
+
+For a prompt `question + "\\n" + steps[0..t] + "\\n"` it returns K completions of which round(c_t · K) carry the
+gold answer, with c_t read from a script keyed by the question.
+"""
+
+from dataclasses import dataclass, field
+
+from prm_core.generation import GenerationStats, Sample
+
+
+@dataclass
+class ScriptedEngine:
+    script: dict  # question -> (gold answer, [c_0, c_1, ...])
+    name: str = "scripted"
+    stats: GenerationStats = field(default_factory=GenerationStats)
+    calls: list = field(default_factory=list)
+
+    def generate(self, prompts, spec):
+        out = []
+        for prompt in prompts:
+            question, rest = prompt.split("\n", 1)
+            gold, values = self.script[question]
+            t = rest.count("\n") - 1
+            hits = round(values[t] * spec.n)
+            row = [Sample(text=f"Answer: {gold if j < hits else -1}", token_ids=[1, 2, 3], finish_reason="stop") for j in range(spec.n)]
+            out.append(row)
+            self.calls.append((question, t))
+        self.stats.generated_tokens += 3 * spec.n * len(prompts)
+        return out
+
+    def close(self):
+        pass

@@ -1,0 +1,147 @@
+"""MC values, first-error search, SCAN's soft labels and the label audit, on hand-made cases."""
+
+import polars as pl
+import pytest
+
+from prm_core.annotate import AnnotationConfig, annotate
+from prm_core.domains.arith import ArithDomain
+from prm_core.domains.base import Problem
+from prm_core.first_error import search_binary, search_sequential, value_all_steps
+from prm_core.generation import SamplingSpec
+from prm_core.label_audit import first_error_table, response_predictions, step_confusion
+from prm_core.mc_value import Response
+from prm_core.soft_label import LabelConfig, build_labels, scan_soft_labels
+from tests.scripted import ScriptedEngine
+
+D = ArithDomain()
+SPEC = SamplingSpec(temperature=0.7, top_p=0.8, max_new_tokens=32)
+
+
+def _response(rid, question, n_steps, correct, gold="5"):
+    steps = [f"step {i}: 1 + 1 = 2" for i in range(n_steps - 1)] + [f"Answer: {gold if correct else 99}"]
+    return Response(rid, Problem(rid.split("/")[0], question, gold), steps, correct)
+
+
+def test_scan_soft_labels_match_the_paper_examples():
+    # dataset/SCAN-Base row [1, 0.667, 0]: c = [1, 0.5, 0], SC = 0.75, d = 2
+    assert scan_soft_labels([1.0, 0.5, 0.0], 2, 0.75, 2) == pytest.approx([1.0, 0.5 / 0.75, 0.0])
+    # steps further than d before t_e get the hard label 1[c_t > 0]
+    assert scan_soft_labels([0.25, 0.5, 0.25, 0.0], 3, 0.75, 2) == pytest.approx([1.0, 0.5 / 0.75, 0.25 / 0.75, 0.0])
+    # unvisited steps (binary search) count as c_t > 0; SC = 0 never divides by zero
+    assert scan_soft_labels([None, 0.0], 1, 0.8, 2) == [1.0, 0.0]
+    assert scan_soft_labels([0.5, 0.0], 1, 0.0, 2) == [0.0, 0.0]
+
+
+def test_sequential_stops_at_the_first_zero_and_binary_finds_it_cheaper():
+    q = "Tom has 1 pens. How many now?"
+    engine = ScriptedEngine({q: ("5", [1.0, 0.5, 0.0, 0.0, 0.0, 0.0, 0.0])})
+    r = _response("p/r0", q, 7, correct=False)
+    seq, c_seq = search_sequential(D, engine, [r], 8, SPEC)
+    assert seq[0].first_zero == 2 and seq[0].values[:3] == [1.0, 0.5, 0.0] and seq[0].values[3:] == [None] * 4
+    assert c_seq.rollouts == 3 * 8
+    binary, c_bin = search_binary(D, engine, [r], 8, SPEC)
+    assert binary[0].first_zero == 2 and c_bin.rollouts < c_seq.rollouts + 8
+    van, c_van = value_all_steps(D, engine, [r], 8, SPEC)
+    assert van[0].first_zero == 2 and c_van.rollouts == 6 * 8  # the answer step is the grade: no rollouts
+
+
+def test_one_step_response_needs_no_rollouts():
+    q = "Tom has 2 pens. How many now?"
+    engine = ScriptedEngine({q: ("5", [0.0])})
+    r = _response("p/r0", q, 1, correct=False)
+    for search in (search_sequential, search_binary, value_all_steps):
+        (sv,), cost = search(D, engine, [r], 8, SPEC)
+        assert sv.first_zero == 0 and cost.rollouts == 0
+
+
+def test_recovery_makes_a_response_have_no_zero_and_scan_drops_it():
+    q = "Tom has 3 pens. How many now?"
+    # an incorrect response whose answer step is wrong, yet every earlier prefix recovers
+    engine = ScriptedEngine({q: ("5", [0.5, 0.5, 0.0])})
+    r = _response("p/r0", q, 3, correct=False)
+    mc, _ = annotate("scan", D, engine, [r], {"p": 1.0}, AnnotationConfig(), SPEC)
+    assert mc["predicted_error"].unique().to_list() == [2]
+    # a correct-looking final answer can never be the first zero; with c_last > 0 nothing is found
+    r_ok = Response("p/r1", r.problem, r.steps, True)
+    mc2, cost = annotate("scan", D, engine, [r_ok], {"p": 1.0}, AnnotationConfig(), SPEC)
+    assert cost.rollouts == 0 and mc2["mc_value"].null_count() == 3
+
+
+def _scripted_set():
+    # problem a: SC 1.0, two responses (one correct); b: SC 0.5 (filtered by SCAN); c: SC 0 (filtered)
+    qa, qb, qc = "Tom has 4 pens. How many now?", "Sam has 4 pens. How many now?", "Max has 4 pens. How many now?"
+    script = {qa: ("5", [1.0, 0.5, 0.0, 0.0]), qb: ("5", [0.25, 0.0, 0.0, 0.0]), qc: ("5", [0.0, 0.0, 0.0, 0.0])}
+    responses = [
+        _response("a/r0", qa, 4, True), _response("a/r1", qa, 4, False),
+        _response("b/r0", qb, 4, False), _response("c/r0", qc, 4, False),
+    ]
+    sc = {"a": 1.0, "b": 0.5, "c": 0.0}
+    return ScriptedEngine(script), responses, sc
+
+
+def test_scan_covers_confident_questions_and_rolls_out_only_incorrect_responses():
+    engine, responses, sc = _scripted_set()
+    mc, cost = annotate("scan", D, engine, responses, sc, AnnotationConfig(k=8, sc_threshold=0.75), SPEC)
+    assert set(mc["response_id"]) == {"a/r0", "a/r1"}
+    assert {q for q, _ in engine.calls} == {"Tom has 4 pens. How many now?"}
+    assert cost.rollouts == 8 * 3 and mc["rollouts"].sum() == cost.rollouts  # t = 0, 1, 2 (first zero)
+    van, vcost = annotate("vanilla", D, engine, responses, sc, AnnotationConfig(k=8), SPEC)
+    assert set(van["response_id"]) == {r.response_id for r in responses} and vcost.rollouts == 4 * 3 * 8
+
+
+def test_labels_of_both_methods_share_one_schema():
+    engine, responses, sc = _scripted_set()
+    steps = {r.response_id: r.steps for r in responses}
+    mc, _ = annotate("scan", D, engine, responses, sc, AnnotationConfig(), SPEC)
+    labels, counts = build_labels(mc.with_columns(shard=pl.lit("s")), steps, LabelConfig(d=2, balance=True))
+    assert counts == {"responses": 2, "dropped_no_zero": 0, "balanced_away": 0, "positives": 1, "negatives": 1}
+    neg = labels.filter(~pl.col("is_positive")).row(0, named=True)
+    assert neg["labels"] == pytest.approx([1.0, 0.5, 0.0]) and len(neg["steps"]) == 3  # steps after t_e removed
+    assert neg["hard_labels"] == [1, 1, 0]
+    van, _ = annotate("vanilla", D, engine, responses, sc, AnnotationConfig(), SPEC)
+    vlabels, _ = build_labels(van.with_columns(shard=pl.lit("s")), steps, LabelConfig())
+    assert vlabels.schema == labels.schema and vlabels.height == 4
+    b = vlabels.filter(pl.col("response_id") == "b/r0").row(0, named=True)
+    assert b["labels"] == [0.25, 0.0, 0.0, 0.0] and b["predicted_error"] == 1
+
+
+def test_balancing_is_seeded_and_one_to_one():
+    q = "Tom has 4 pens. How many now?"
+    engine = ScriptedEngine({q: ("5", [1.0, 0.0, 0.0])})
+    responses = [_response(f"a/r{i}", q, 3, i < 5) for i in range(7)]  # 5 positives, 2 negatives
+    steps = {r.response_id: r.steps for r in responses}
+    mc, _ = annotate("scan", D, engine, responses, {"a": 1.0}, AnnotationConfig(), SPEC)
+    mc = mc.with_columns(shard=pl.lit("s"))
+    a, ca = build_labels(mc, steps, LabelConfig(seed=1), key="s")
+    b, _ = build_labels(mc, steps, LabelConfig(seed=1), key="s")
+    assert a.equals(b) and ca["positives"] == ca["negatives"] == 2 and ca["balanced_away"] == 3
+    unbalanced, cu = build_labels(mc, steps, LabelConfig(balance=False))
+    assert unbalanced.height == 7
+
+
+def test_audit_numbers_on_a_case_with_known_truth():
+    engine, responses, sc = _scripted_set()
+    van, _ = annotate("vanilla", D, engine, responses, sc, AnnotationConfig(), SPEC)
+    scan, _ = annotate("scan", D, engine, responses, sc, AnnotationConfig(), SPEC)
+    mc = pl.concat([van, scan])
+    # truth: a/r0 correct (vanilla, from the shared script, says 2: under); a/r1 first error at 2 (right);
+    # b/r0 at 2 (vanilla says 1: under); c/r0 at 0 (right)
+    truth = pl.DataFrame({"response_id": ["a/r0", "a/r1", "b/r0", "c/r0"], "first_error": [-1, 2, 2, 0]})
+    fe = first_error_table(mc, truth)
+    v = fe.filter((pl.col("method") == "vanilla") & (pl.col("bucket") == "all")).row(0, named=True)
+    assert v["responses"] == 4 and v["first_error_acc"] == 0.5 and v["under_rate"] == 0.5 and v["over_rate"] == 0
+    s = fe.filter((pl.col("method") == "scan") & (pl.col("bucket") == "all")).row(0, named=True)
+    assert s["responses"] == 2 and s["first_error_acc"] == 1.0 and s["noise_ratio"] == 0
+    low = fe.filter((pl.col("method") == "vanilla") & (pl.col("bucket") == "low")).row(0, named=True)
+    assert low["responses"] == 1 and low["first_error_acc"] == 1.0
+    conf = step_confusion(mc, truth).filter((pl.col("method") == "vanilla") & (pl.col("bucket") == "all")).row(0, named=True)
+    # a/r0 step 2 and b/r0 step 1: truly correct prefixes judged wrong (fn); everything else agrees
+    assert (conf["tp"], conf["fp"], conf["tn"], conf["fn"]) == (6, 0, 8, 2)
+    preds = response_predictions(mc)
+    assert preds.filter(pl.col("method") == "scan")["predicted_error"].to_list() == [-1, 2]
+
+
+def test_unknown_method_is_rejected():
+    engine, responses, sc = _scripted_set()
+    with pytest.raises(ValueError, match="unknown MC method"):
+        annotate("omega", D, engine, responses, sc, AnnotationConfig(), SPEC)
