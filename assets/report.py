@@ -10,7 +10,7 @@ from prm_core.summary import format_summary, update_summary
 
 
 @dg.asset(
-    deps=["policy_model", "rollouts", "step_truth"],
+    deps=["policy_model", "rollouts", "step_truth", "denoised_labels", "label_audit"],
     code_version="1",
     group_name="reports",
     kinds={"json"},

@@ -38,6 +38,7 @@ def set_env_defaults(data_dir: str | None = None) -> None:
     os.environ.setdefault("PRM_DATA_DIR", str(root / "data"))
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     os.environ.setdefault("VLLM_LOGGING_LEVEL", "ERROR")
+    os.environ.setdefault("PYTHONWARNINGS", "ignore")  # reaches vLLM's engine process too
     warnings.filterwarnings("ignore", module="dagster")
     try:
         import dagster as dg

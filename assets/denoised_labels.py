@@ -1,0 +1,78 @@
+"""`denoised_labels`: training labels per method in one schema — SCAN's confidence-scaled soft labels, vanilla's c_t."""
+
+import dagster as dg
+import polars as pl
+from pydantic import Field
+
+from assets._metadata import Timer, cost, preview, table
+from assets.partitions import shard_backfill, shards
+from orchestration.resources import StorageResource
+from prm_core.storage import frame_md5, read_parquet, write_parquet
+
+
+class LabelsConfig(dg.Config):
+    d: int = Field(default=2, description="soft labels on the d steps before the detected error")
+    balance: bool = Field(default=True, description="1:1 positives:negatives by seeded down-sampling (SCAN methods)")
+    seed: int = 0
+
+
+@dg.asset(
+    partitions_def=shards,
+    backfill_policy=shard_backfill,
+    deps=["mc_estimates", "rollouts"],
+    code_version="1",
+    group_name="mc",
+    kinds={"polars", "parquet"},
+    check_specs=[
+        dg.AssetCheckSpec("labels_in_unit_interval", asset="denoised_labels"),
+        dg.AssetCheckSpec("one_first_error_at_most", asset="denoised_labels",
+                          description="SCAN negatives: one zero label, at the last kept step; positives: none"),
+        dg.AssetCheckSpec("nothing_after_detected_error", asset="denoised_labels",
+                          description="SCAN negatives keep exactly the steps up to the detected error"),
+    ],
+    description="Noise-tolerant labels: min(c_t/SC, 1) on the d steps before t_e, 0 at it, 1 before, later steps removed.",
+)
+def denoised_labels(context: dg.AssetExecutionContext, config: LabelsConfig, storage: StorageResource) -> dg.MaterializeResult:
+    from prm_core.soft_label import LabelConfig, build_labels
+
+    cfg = LabelConfig(d=config.d, balance=config.balance, seed=config.seed)
+    frames, counts = [], []
+    with Timer() as t:
+        for shard in context.partition_keys:
+            mc = read_parquet(storage.table("mc_estimates", shard))
+            roll = read_parquet(storage.table("rollouts", shard))
+            steps = dict(zip(roll["response_id"], roll["steps"].to_list()))
+            parts = []
+            for method in mc["method"].unique(maintain_order=True).to_list():
+                labels, c = build_labels(mc.filter(pl.col("method") == method), steps, cfg, key=f"{shard}/{method}")
+                parts.append(labels)
+                counts.append({"shard": shard, "method": method, **c})
+            df = pl.concat(parts) if parts else pl.DataFrame()
+            write_parquet(df, storage.table("denoised_labels", shard))
+            frames.append(df)
+    batch = pl.concat(frames)
+    flat = batch.select("method", "labels").explode("labels")
+    scan_neg = batch.filter((pl.col("method") != "vanilla") & ~pl.col("is_positive"))
+    scan_pos = batch.filter((pl.col("method") != "vanilla") & pl.col("is_positive"))
+    out_of_range = flat.filter((pl.col("labels") < 0) | (pl.col("labels") > 1) | pl.col("labels").is_null()).height
+    zeros = scan_neg.with_columns(z=pl.col("labels").list.eval((pl.element() == 0).sum()).list.first(),
+                                  last=pl.col("labels").list.last())
+    bad_first = zeros.filter((pl.col("z") != 1) | (pl.col("last") != 0)).height + scan_pos.filter(
+        pl.col("labels").list.min() < 1).height
+    after = scan_neg.filter(pl.col("steps").list.len() != pl.col("predicted_error") + 1).height
+    by_method = pl.DataFrame(counts).group_by("method").agg(pl.exclude("shard").sum()).sort("method")
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": batch.height,
+            "counts_by_method": table(by_method),
+            "label_mean_by_method": table(flat.group_by("method").agg(mean_label=pl.col("labels").mean(), steps=pl.len()).sort("method")),
+            "preview": preview(batch),
+            **cost(t.seconds),
+        },
+        data_version=dg.DataVersion(frame_md5(batch)),
+        check_results=[
+            dg.AssetCheckResult(check_name="labels_in_unit_interval", passed=out_of_range == 0, metadata={"violations": out_of_range}),
+            dg.AssetCheckResult(check_name="one_first_error_at_most", passed=bad_first == 0, metadata={"violations": bad_first}),
+            dg.AssetCheckResult(check_name="nothing_after_detected_error", passed=after == 0, metadata={"violations": after}),
+        ],
+    )

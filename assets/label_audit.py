@@ -1,0 +1,108 @@
+"""`label_audit`: every MC method's labels against the exact step truth, bucketed by self-confidence, with costs."""
+
+import dagster as dg
+import polars as pl
+
+from assets._metadata import Timer, plot_md, read_shards, table
+from orchestration.resources import StorageResource
+from prm_core.summary import update_summary
+
+SUMMARY_METHODS = ("vanilla", "scan", "scan_binary")
+
+
+@dg.asset(
+    deps=["mc_estimates", "step_truth", "self_confidence"],
+    code_version="1",
+    group_name="mc",
+    kinds={"polars", "matplotlib"},
+    description="First-error accuracy, under/over-estimation and noise ratio per method and SC bucket; rollout costs.",
+)
+def label_audit(context: dg.AssetExecutionContext, storage: StorageResource) -> dg.MaterializeResult:
+    from prm_core.label_audit import cost_table, first_error_table, same_responses_accuracy, step_confusion
+
+    with Timer() as t:
+        mc = read_shards(storage.shard_tables("mc_estimates"))
+        truth = read_shards(storage.shard_tables("step_truth"))
+        costs = read_shards(storage.shard_tables("mc_costs"))
+        fe = first_error_table(mc, truth)
+        steps = step_confusion(mc, truth)
+        per_method = costs.group_by("method").agg(pl.col("rollouts", "tokens", "seconds").sum())
+        ct = cost_table({r["method"]: r for r in per_method.to_dicts()})
+        on_scan = same_responses_accuracy(mc, truth, "vanilla", on="scan")
+    overall = {r["method"]: r for r in fe.filter(pl.col("bucket") == "all").to_dicts()}
+    summary = {}
+    for m in SUMMARY_METHODS:  # a method that labelled nothing reports nulls, never a missing key
+        row = overall.get(m, {})
+        for key in ("first_error_acc", "noise_ratio", "under_rate", "over_rate"):
+            summary[f"labels.{m}.{key}"] = row.get(key)
+        summary[f"labels.{m}.responses"] = row.get("responses", 0)
+    if on_scan is not None:
+        summary["labels.vanilla.first_error_acc_on_scan_responses"] = on_scan
+    update_summary(storage.base_dir, summary)
+    write_tables(storage, fe, steps, ct)
+    return dg.MaterializeResult(
+        metadata={
+            "first_error_by_bucket": table(fe),
+            "step_confusion": table(steps),
+            "cost": table(ct),
+            "noise_plot": _noise_plot(fe),
+            "cost_plot": _cost_plot(ct),
+            "markdown": dg.MetadataValue.md(_markdown(fe, ct)),
+            "vanilla_first_error_acc_on_scan_responses": on_scan if on_scan is not None else -1.0,
+            "cost/seconds": round(t.seconds, 2),
+        }
+    )
+
+
+def write_tables(storage: StorageResource, fe: pl.DataFrame, steps: pl.DataFrame, ct: pl.DataFrame) -> None:
+    from prm_core.storage import write_parquet
+
+    write_parquet(fe, storage.root / "reports" / "label_audit_first_error.parquet")
+    write_parquet(steps, storage.root / "reports" / "label_audit_steps.parquet")
+    write_parquet(ct, storage.root / "reports" / "label_audit_cost.parquet")
+
+
+def _markdown(fe: pl.DataFrame, ct: pl.DataFrame) -> str:
+    def md(df: pl.DataFrame) -> str:
+        fmt = lambda v: f"{v:.3f}" if isinstance(v, float) else str(v)  # noqa: E731
+        lines = ["| " + " | ".join(df.columns) + " |", "|" + "---|" * len(df.columns)]
+        lines += ["| " + " | ".join(fmt(v) for v in row) + " |" for row in df.iter_rows()]
+        return "\n".join(lines)
+
+    return "### Labels against the exact truth\n\n" + md(fe) + "\n\n### Rollout cost\n\n" + md(ct)
+
+
+def _noise_plot(fe: pl.DataFrame):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    buckets = ["all", "low", "mid", "high"]
+    methods = fe["method"].unique(maintain_order=True).to_list()
+    fig, axes = plt.subplots(1, 3, figsize=(11, 3), sharey=True)
+    for ax, col, title in zip(axes, ("under_rate", "over_rate", "first_error_acc"),
+                              ("under-estimation (error predicted early)", "over-estimation (late)", "first-error accuracy")):
+        width = 0.8 / max(1, len(methods))
+        for i, m in enumerate(methods):
+            sub = {r["bucket"]: r[col] for r in fe.filter(pl.col("method") == m).to_dicts()}
+            ax.bar([b + i * width for b in range(len(buckets))], [sub.get(b, 0) or 0 for b in buckets], width, label=m)
+        ax.set_xticks([b + 0.4 - width / 2 for b in range(len(buckets))], buckets)
+        ax.set_title(title, fontsize=9)
+        ax.set_xlabel("self-confidence bucket")
+    axes[0].legend(fontsize=8)
+    return plot_md(fig)
+
+
+def _cost_plot(ct: pl.DataFrame):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5, 2.6))
+    ax.bar(ct["method"].to_list(), ct["tokens"].to_list(), color=["#4f81bd", "#9bbb59", "#f79646"][: ct.height])
+    ax.set_yscale("log")
+    ax.set_ylabel("rollout tokens (log)")
+    ax.set_title("MC rollout cost by method")
+    return plot_md(fig)

@@ -1,0 +1,130 @@
+"""`mc_estimates`: Monte Carlo step values by vanilla MC, SCAN (sequential) and SCAN with binary search.
+
+Chunked and resumable: each (shard, method, chunk of responses) is written as soon as it is done, with its own
+seed, so a killed run recomputes at most the chunk in flight and ends with the same table.
+"""
+
+import time
+
+import dagster as dg
+import polars as pl
+from pydantic import Field
+
+from assets._metadata import cost, is_current, mark_current, preview, read_shards, table
+from assets.partitions import shard_backfill, shards
+from assets.rollouts import hash_seed
+from orchestration.resources import DomainResource, GeneratorResource, StorageResource
+from prm_core.storage import frame_md5, md5_file, read_parquet, write_parquet
+from prm_core.summary import update_summary
+
+CODE_VERSION = "1"
+
+
+class MCConfig(dg.Config):
+    methods: list[str] = Field(default=["vanilla", "scan", "scan_binary"], description="vanilla, scan, scan_binary")
+    k: int = Field(default=8, description="rollouts per step prefix")
+    temperature: float = Field(default=0.7, description="rollout temperature (SCAN's paper table)")
+    top_p: float = Field(default=0.8, description="rollout top-p (SCAN's paper table)")
+    max_new_tokens: int = 192
+    sc_threshold: float = Field(default=0.75, description="SCAN keeps questions with self-confidence >= this")
+    responses_per_problem: int = Field(default=2, description="label the first m responses of each problem (every method the same)")
+    chunk_size: int = Field(default=128, description="responses per resumable chunk")
+    seed: int = 0
+    reuse: bool = True
+
+
+def _chunk_path(storage: StorageResource, shard: str, method: str, index: int):
+    return storage.root / "mc_estimates_chunks" / shard / f"{method}-{index:04d}.parquet"
+
+
+@dg.asset(
+    partitions_def=shards,
+    backfill_policy=shard_backfill,
+    deps=["rollouts", "self_confidence", "policy_model", "problem_pool"],
+    code_version=CODE_VERSION,
+    group_name="mc",
+    kinds={"vllm", "parquet"},
+    check_specs=[dg.AssetCheckSpec("rollouts_add_up", asset="mc_estimates",
+                                   description="per-step rollout counts add up to the recorded cost of every chunk")],
+    description="c_t per (response, step) and method; rollouts share prefixes and are batched across responses and steps.",
+)
+def mc_estimates(context: dg.AssetExecutionContext, config: MCConfig, storage: StorageResource,
+                 domain: DomainResource, generator: GeneratorResource) -> dg.MaterializeResult:
+    from prm_core.annotate import AnnotationConfig, annotate, responses_of
+    from prm_core.generation import SamplingSpec
+    from prm_core.storage import md5_dir
+
+    dom, policy = domain.get(), storage.model("policy")
+    policy_md5 = md5_dir(policy)
+    ann = AnnotationConfig(k=config.k, sc_threshold=config.sc_threshold)
+    frames, cost_rows, mismatches = [], [], []
+    start = time.perf_counter()
+    for shard in context.partition_keys:
+        pool = read_parquet(storage.table("problem_pool", shard))
+        roll = read_parquet(storage.table("rollouts", shard)).filter(pl.col("sample_index") < config.responses_per_problem)
+        sc_table = read_parquet(storage.table("self_confidence", shard))
+        sc = dict(zip(sc_table["problem_id"], sc_table["self_confidence"]))
+        inputs = {"rollouts": md5_file(storage.table("rollouts", shard)), "sc": md5_file(storage.table("self_confidence", shard)),
+                  "policy": policy_md5}
+        responses = responses_of(pool, roll)
+        shard_frames = []
+        for method in config.methods:
+            for index in range(0, max(1, -(-len(responses) // config.chunk_size))):
+                chunk = responses[index * config.chunk_size:(index + 1) * config.chunk_size]
+                path = _chunk_path(storage, shard, method, index)
+                fingerprint = {"code": CODE_VERSION, "method": method, "k": config.k, "t": config.temperature,
+                               "top_p": config.top_p, "max_new": config.max_new_tokens, "thr": config.sc_threshold,
+                               "m": config.responses_per_problem, "chunk": config.chunk_size, "seed": config.seed,
+                               "inputs": inputs}
+                cost_path = path.with_name(path.stem + ".cost.parquet")
+                reused = config.reuse and is_current(path, fingerprint) and cost_path.exists()
+                if reused:
+                    df = read_parquet(path)
+                else:
+                    spec = SamplingSpec(temperature=config.temperature, top_p=config.top_p, max_new_tokens=config.max_new_tokens,
+                                        seed=hash_seed(config.seed, f"{shard}/{method}/{index}"))
+                    df, c = annotate(method, dom, generator.get(policy), chunk, sc, ann, spec)
+                    df = df.with_columns(shard=pl.lit(shard))
+                    write_parquet(pl.DataFrame({"seconds": [c.seconds], "rollouts": [c.rollouts], "tokens": [c.tokens]}), cost_path)
+                    write_parquet(df, path)
+                    mark_current(path, fingerprint)
+                recorded = read_parquet(cost_path).row(0, named=True)
+                seconds = recorded["seconds"]
+                if int(df["rollouts"].sum()) != recorded["rollouts"] or int(df["rollout_tokens"].sum()) != recorded["tokens"]:
+                    mismatches.append(f"{shard}/{method}/{index}: rows {int(df['rollouts'].sum())} != cost {recorded['rollouts']}")
+                shard_frames.append(df)
+                cost_rows.append({"shard": shard, "method": method, "chunk": index, "responses": df["response_id"].n_unique(),
+                                  "rollouts": int(df["rollouts"].sum()), "tokens": int(df["rollout_tokens"].sum()),
+                                  "seconds": round(seconds, 3), "reused": reused})
+        shard_df = pl.concat(shard_frames)
+        write_parquet(shard_df, storage.table("mc_estimates", shard))
+        write_parquet(pl.DataFrame([r for r in cost_rows if r["shard"] == shard]), storage.table("mc_costs", shard))
+        frames.append(shard_df)
+    batch = pl.concat(frames)
+    costs = pl.DataFrame(cost_rows)
+    all_costs = read_shards(storage.shard_tables("mc_costs"))
+    per_method = all_costs.group_by("method").agg(pl.col("rollouts", "tokens", "seconds").sum())
+    summary = {f"mc.{r['method']}.{k}": r[k] for r in per_method.to_dicts() for k in ("rollouts", "tokens", "seconds")}
+    tokens = dict(zip(per_method["method"], per_method["tokens"]))
+    if tokens.get("vanilla"):
+        summary["mc.token_ratio"] = tokens.get("scan", 0) / tokens["vanilla"]
+        summary["mc.binary_token_ratio"] = tokens.get("scan_binary", 0) / tokens["vanilla"]
+    update_summary(storage.base_dir, summary)
+    new = costs.filter(~pl.col("reused"))
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": batch.height,
+            "responses_by_method": table(batch.group_by("method").agg(responses=pl.col("response_id").n_unique(),
+                                                                      steps=pl.len(), valued=pl.col("mc_value").is_not_null().sum()).sort("method")),
+            "cost_by_method": table(costs.group_by("method").agg(pl.col("rollouts", "tokens", "seconds").sum(),
+                                                               chunks=pl.len(), reused=pl.col("reused").sum()).sort("method")),
+            "chunks_computed": new.height,
+            "chunks_reused": costs.height - new.height,
+            "preview": preview(batch),
+            **cost(time.perf_counter() - start, generated_tokens=int(new["tokens"].sum()) if new.height else 0,
+                   rollouts=int(new["rollouts"].sum()) if new.height else 0),
+        },
+        data_version=dg.DataVersion(frame_md5(batch)),
+        check_results=[dg.AssetCheckResult(check_name="rollouts_add_up", passed=not mismatches,
+                                           metadata={"mismatches": "; ".join(mismatches) or "none"})],
+    )

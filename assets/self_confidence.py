@@ -1,0 +1,79 @@
+"""`self_confidence`: the policy's pass rate on each problem over N fresh samples (SCAN's SC)."""
+
+import dagster as dg
+import polars as pl
+from pydantic import Field
+
+from assets._metadata import Timer, cost, is_current, mark_current, preview, read_shards, table
+from assets.partitions import shard_backfill, shards
+from assets.rollouts import hash_seed
+from orchestration.resources import DomainResource, GeneratorResource, StorageResource
+from prm_core.self_confidence import sc_bucket
+from prm_core.storage import frame_md5, md5_file, read_parquet, write_parquet
+from prm_core.summary import update_summary
+
+CODE_VERSION = "1"
+
+
+class SelfConfidenceConfig(dg.Config):
+    n_samples: int = Field(default=8, description="fresh samples per problem (SCAN: 64-128; answer-less ones count as wrong)")
+    temperature: float = 1.0
+    top_p: float = 1.0
+    max_new_tokens: int = 192
+    seed: int = 1
+    reuse: bool = True
+
+
+@dg.asset(
+    partitions_def=shards,
+    backfill_policy=shard_backfill,
+    deps=["problem_pool", "policy_model"],
+    code_version=CODE_VERSION,
+    group_name="mc",
+    kinds={"vllm", "parquet"},
+    description="SC(q) = (1/N)·Σ J(r_j, a) over N fresh policy samples per problem.",
+)
+def self_confidence(context: dg.AssetExecutionContext, config: SelfConfidenceConfig, storage: StorageResource,
+                    domain: DomainResource, generator: GeneratorResource) -> dg.MaterializeResult:
+    from prm_core.generation import SamplingSpec
+    from prm_core.self_confidence import self_confidence as compute_sc
+    from prm_core.storage import md5_dir
+
+    dom, policy = domain.get(), storage.model("policy")
+    policy_md5 = md5_dir(policy)
+    frames, tokens, sampled = [], 0, 0
+    with Timer() as t:
+        for shard in context.partition_keys:
+            pool_path, out = storage.table("problem_pool", shard), storage.table("self_confidence", shard)
+            fingerprint = {"code": CODE_VERSION, "config": config.model_dump(exclude={"reuse"}), "policy": policy_md5,
+                           "pool": md5_file(pool_path)}
+            if config.reuse and is_current(out, fingerprint):
+                df = read_parquet(out)
+            else:
+                spec = SamplingSpec(n=config.n_samples, temperature=config.temperature, top_p=config.top_p,
+                                    max_new_tokens=config.max_new_tokens, seed=hash_seed(config.seed, shard))
+                df = compute_sc(dom, generator.get(policy), read_parquet(pool_path), spec)
+                write_parquet(df, out)
+                mark_current(out, fingerprint)
+                tokens += int(df["tokens"].sum())
+                sampled += int(df["n_samples"].sum())
+            frames.append(df)
+    batch = pl.concat(frames)
+    everything = read_shards(storage.shard_tables("self_confidence"))
+    update_summary(storage.base_dir, {
+        "sc.mean": float(everything["self_confidence"].mean()),
+        "sc.kept_share": float((everything["self_confidence"] >= 0.75).mean()),
+        "sc.tokens": int(everything["tokens"].sum()),
+    })
+    buckets = batch.group_by(bucket=sc_bucket(pl.col("self_confidence"))).agg(problems=pl.len(), mean_sc=pl.col("self_confidence").mean()).sort("bucket")
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": batch.height,
+            "mean_self_confidence": float(batch["self_confidence"].mean()),
+            "buckets": table(buckets),
+            "histogram": table(batch.group_by("n_correct").len("problems").sort("n_correct")),
+            "preview": preview(batch),
+            **cost(t.seconds, generated_tokens=tokens, rollouts=sampled),
+        },
+        data_version=dg.DataVersion(frame_md5(batch)),
+    )

@@ -1,0 +1,105 @@
+"""The MC stages in Dagster: resume after a crash gives the same table as an uninterrupted run."""
+
+import dagster as dg
+import polars as pl
+import pytest
+from pydantic import PrivateAttr
+
+import assets
+from assets.partitions import shards
+from orchestration.cli import RANGE_END, RANGE_START
+from orchestration.resources import DomainResource, GeneratorResource, StorageResource
+
+ALL_ASSETS = [*dg.load_assets_from_package_module(assets)]
+KEYS = ["arith-0000"]
+CONFIG = {"ops": {
+    "problem_pool": {"config": {"shard_size": 6}},
+    "policy_model": {"config": {"hidden_size": 64, "num_layers": 1, "num_heads": 2, "intermediate_size": 128,
+                                "train_steps": 30, "eval_problems": 4, "max_new_tokens": 32}},
+    "rollouts": {"config": {"n_samples": 2, "max_new_tokens": 40}},
+    "self_confidence": {"config": {"n_samples": 4, "max_new_tokens": 40}},
+    "mc_estimates": {"config": {"k": 2, "max_new_tokens": 16, "chunk_size": 3, "responses_per_problem": 2,
+                                "sc_threshold": 0.0}},
+}}
+SELECTION = ["problem_pool", "policy_model", "rollouts", "step_truth", "self_confidence", "mc_estimates",
+             "denoised_labels", "label_audit"]
+
+
+class CrashingGenerator(GeneratorResource):
+    """The real engine, killed after `calls_before_crash` generate calls (a process dying mid-asset)."""
+
+    calls_before_crash: int = 3
+    _calls: int = PrivateAttr(default=0)
+
+    def get(self, model_dir):
+        engine = super().get(model_dir)
+        outer = self
+
+        class Dying:
+            name, stats = engine.name, engine.stats
+
+            def generate(self, prompts, spec):
+                outer._calls += 1
+                if outer._calls > outer.calls_before_crash:
+                    raise RuntimeError("simulated crash")
+                return engine.generate(prompts, spec)
+
+            def close(self):
+                engine.close()
+
+        return Dying()
+
+
+def _run(data, generator, selection=SELECTION):
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions(shards.name, KEYS)
+        return dg.materialize(
+            ALL_ASSETS, instance=instance, selection=selection, raise_on_error=False,
+            resources={"storage": StorageResource(base_dir=str(data)), "domain": DomainResource(), "generator": generator},
+            run_config={"ops": {k: v for k, v in CONFIG["ops"].items() if k in selection}},
+            tags={RANGE_START: KEYS[0], RANGE_END: KEYS[-1]},
+        )
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    data = tmp_path_factory.mktemp("straight") / "data"
+    result = _run(data, GeneratorResource(engine="transformers"))
+    assert result.success
+    return data, result
+
+
+def test_mc_stages_materialize_with_checks_and_audit(uninterrupted):
+    data, result = uninterrupted
+    mc = pl.read_parquet(data / "mc_estimates" / "arith-0000.parquet")
+    assert set(mc["method"]) == {"vanilla", "scan", "scan_binary"}
+    assert all(c.passed for c in result.get_asset_check_evaluations()), [
+        (c.check_name, c.metadata) for c in result.get_asset_check_evaluations() if not c.passed]
+    labels = pl.read_parquet(data / "denoised_labels" / "arith-0000.parquet")
+    assert labels.select(pl.col("labels").list.min().min()).item() >= 0
+    import json
+
+    summary = json.loads((data / "reports" / "summary.json").read_text())
+    for key in ("mc.vanilla.tokens", "mc.scan.tokens", "mc.scan_binary.tokens", "mc.token_ratio",
+                "labels.vanilla.first_error_acc", "labels.scan.first_error_acc",
+                "labels.vanilla.noise_ratio", "labels.scan.noise_ratio"):
+        assert key in summary
+    assert summary["mc.vanilla.tokens"] == mc.filter(pl.col("method") == "vanilla")["rollout_tokens"].sum()
+
+
+def test_resume_after_a_crash_gives_the_uninterrupted_table(uninterrupted, tmp_path):
+    straight, _ = uninterrupted
+    data = tmp_path / "data"
+    upstream = ["problem_pool", "policy_model", "rollouts", "step_truth", "self_confidence"]
+    assert _run(data, GeneratorResource(engine="transformers"), selection=upstream).success
+    crashed = _run(data, CrashingGenerator(engine="transformers", calls_before_crash=4), selection=["mc_estimates"])
+    assert not crashed.success
+    done_before = sorted(p.name for p in (data / "mc_estimates_chunks" / "arith-0000").glob("*-0*.parquet") if ".cost" not in p.name)
+    assert done_before and not (data / "mc_estimates" / "arith-0000.parquet").exists()
+    resumed = _run(data, GeneratorResource(engine="transformers"), selection=["mc_estimates"])
+    assert resumed.success
+    md = {k: v.value for k, v in resumed.get_asset_materialization_events()[0].materialization.metadata.items()}
+    assert md["chunks_reused"] == len(done_before) > 0
+    a = pl.read_parquet(straight / "mc_estimates" / "arith-0000.parquet")
+    b = pl.read_parquet(data / "mc_estimates" / "arith-0000.parquet")
+    assert a.equals(b)
