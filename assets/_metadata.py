@@ -23,6 +23,8 @@ def preview(df: pl.DataFrame, n: int = 5, max_chars: int = 80) -> dg.MetadataVal
         rec = {}
         for (name, dtype), col in zip(head.schema.items(), columns):
             value = row[name]
+            if col.type == "float" and value is not None:
+                value = round(value, 4)
             if col.type == "string" and value is not None:
                 value = str(value)
                 value = value if len(value) <= max_chars else value[: max_chars - 1] + "…"

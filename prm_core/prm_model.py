@@ -1,0 +1,153 @@
+"""The discriminative PRM: a token-level head scored at the step-separator token (algorithms.md §2.5, §5).
+
+Input format, identical at training and scoring time (ProcessBench PR #12: separator ids appended to each
+step's ids, never a separator string tokenised with the text):
+
+    ids = enc(prompt) ; for each step: ids += enc(step, no specials) + [sep_id]
+
+The model is `AutoModelForTokenClassification` with `num_labels=1`; the step score is σ(logit) at the
+separator that ends the step. The backbone starts from the policy by default.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Encoded:
+    input_ids: list[int]
+    step_positions: list[int]  # index of the separator ending each step
+
+
+def separator_id(tokenizer, separator: str) -> int:
+    """The id of the step separator (the last token of its encoding, as SCAN and Math-Shepherd do)."""
+    ids = tokenizer(separator, add_special_tokens=False)["input_ids"]
+    if not ids:
+        raise ValueError(f"the tokenizer cannot encode the step separator {separator!r}")
+    return ids[-1]
+
+
+def encode(tokenizer, prompt: str, steps: list[str], sep_id: int, max_length: int = 512) -> Encoded:
+    """Prompt ids (with the tokenizer's specials) then each step's ids and the separator id."""
+    ids = list(tokenizer(prompt)["input_ids"])
+    positions = []
+    for step in steps:
+        ids += tokenizer(step, add_special_tokens=False)["input_ids"] + [sep_id]
+        positions.append(len(ids) - 1)
+    if len(ids) > max_length:  # keep whole steps only
+        positions = [p for p in positions if p < max_length]
+        ids = ids[:max_length]
+    return Encoded(ids, positions)
+
+
+@dataclass(frozen=True)
+class PRMTrainConfig:
+    steps: int = 600
+    batch_size: int = 16
+    lr_head: float = 1e-2
+    lr_body: float = 3e-4
+    freeze_backbone: bool = False
+    warmup_steps: int = 20
+    bf16: bool = True
+    seed: int = 0
+    max_length: int = 512
+
+
+@dataclass(frozen=True)
+class PRMExample:
+    prompt: str
+    steps: list[str]
+    targets: list[float]  # soft targets in [0, 1], one per step
+
+
+def init_prm(policy_dir, **overrides):
+    """A token-classification PRM (one logit per token) whose backbone is the policy's."""
+    from transformers import AutoModelForTokenClassification
+
+    from prm_core.progress import quiet_transformers
+
+    quiet_transformers()
+    return AutoModelForTokenClassification.from_pretrained(str(policy_dir), num_labels=1, **overrides)
+
+
+def _batch(tokenizer, encoded: list[Encoded], targets: list[list[float]]):
+    """Right-padded ids, mask and per-token targets (NaN where no step ends)."""
+    import torch
+
+    width = -(-max(len(e.input_ids) for e in encoded) // 8) * 8
+    pad = tokenizer.pad_token_id
+    ids = torch.full((len(encoded), width), pad, dtype=torch.long)
+    mask = torch.zeros((len(encoded), width), dtype=torch.long)
+    y = torch.full((len(encoded), width), float("nan"))
+    for i, (e, t) in enumerate(zip(encoded, targets)):
+        ids[i, : len(e.input_ids)] = torch.tensor(e.input_ids)
+        mask[i, : len(e.input_ids)] = 1
+        for pos, target in zip(e.step_positions, t):
+            y[i, pos] = target
+    return ids, mask, y
+
+
+def train_prm(model, tokenizer, examples: list[PRMExample], separator: str, cfg: PRMTrainConfig):
+    """BCE-with-logits on soft (or hard) targets at every step's separator token; returns the loss curve."""
+    import random
+
+    import torch
+
+    from prm_core.progress import progress_bar
+
+    torch.manual_seed(cfg.seed)
+    rng = random.Random(cfg.seed)
+    sep = separator_id(tokenizer, separator)
+    encoded = [encode(tokenizer, ex.prompt, ex.steps, sep, cfg.max_length) for ex in examples]
+    head = [p for n, p in model.named_parameters() if n.startswith("score")]
+    body = [p for n, p in model.named_parameters() if not n.startswith("score")]
+    for p in body:
+        p.requires_grad_(not cfg.freeze_backbone)
+    groups = [{"params": head, "lr": cfg.lr_head}] + ([] if cfg.freeze_backbone else [{"params": body, "lr": cfg.lr_body}])
+    opt = torch.optim.AdamW(groups, weight_decay=0.0)
+    base = [g["lr"] for g in opt.param_groups]
+    model.train()
+    order: list[int] = []
+    losses = []
+    with progress_bar(total=cfg.steps, desc="train PRM", unit="step") as bar:
+        for step in range(cfg.steps):
+            if len(order) < cfg.batch_size:
+                more = list(range(len(examples)))
+                rng.shuffle(more)
+                order += more
+            idx, order = order[: cfg.batch_size], order[cfg.batch_size:]
+            ids, mask, y = _batch(tokenizer, [encoded[i] for i in idx], [examples[i].targets for i in idx])
+            for g, lr in zip(opt.param_groups, base):
+                g["lr"] = lr * min(1.0, (step + 1) / cfg.warmup_steps)
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
+                logits = model(input_ids=ids, attention_mask=mask).logits[..., 0].float()
+            keep = ~torch.isnan(y)
+            loss = torch.nn.functional.binary_cross_entropy_with_logits(logits[keep], y[keep])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            losses.append(loss.item())
+            bar.update(1)
+    model.eval()
+    return losses
+
+
+def score_steps(model, tokenizer, prompts: list[str], steps: list[list[str]], separator: str,
+                batch_size: int = 64, max_length: int = 512) -> list[list[float]]:
+    """σ(logit) at each step's separator, with exactly the training-time encoding."""
+    import torch
+
+    sep = separator_id(tokenizer, separator)
+    encoded = [encode(tokenizer, p, s, sep, max_length) for p, s in zip(prompts, steps)]
+    order = sorted(range(len(encoded)), key=lambda i: len(encoded[i].input_ids))
+    out: list[list[float]] = [[] for _ in encoded]
+    with torch.inference_mode():
+        for b in range(0, len(order), batch_size):
+            idx = order[b : b + batch_size]
+            ids, mask, _ = _batch(tokenizer, [encoded[i] for i in idx], [[] for _ in idx])
+            probs = torch.sigmoid(model(input_ids=ids, attention_mask=mask).logits[..., 0].float())
+            for row, i in enumerate(idx):
+                out[i] = probs[row, encoded[i].step_positions].tolist()
+    return out
