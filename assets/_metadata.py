@@ -79,6 +79,20 @@ def mark_current(table_path, fingerprint: dict) -> None:
     write_json(fingerprint, fingerprint_path(table_path))
 
 
+def compute_or_reuse(table_path, fingerprint: dict, reuse: bool, compute) -> tuple[pl.DataFrame, bool]:
+    """The table at `table_path` if it was made from exactly these inputs, else `compute()` written atomically.
+
+    This is what makes long stages resumable: each unit (shard, chunk) is kept as soon as it is done."""
+    from prm_core.storage import write_parquet
+
+    if reuse and is_current(table_path, fingerprint):
+        return read_parquet(table_path), True
+    df = compute()
+    write_parquet(df, table_path)
+    mark_current(table_path, fingerprint)
+    return df, False
+
+
 class Timer:
     def __enter__(self):
         self.start = time.perf_counter()

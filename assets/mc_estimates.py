@@ -10,9 +10,8 @@ import dagster as dg
 import polars as pl
 from pydantic import Field
 
-from assets._metadata import cost, is_current, mark_current, preview, read_shards, table
+from assets._metadata import compute_or_reuse, cost, preview, read_shards, table
 from assets.partitions import shard_backfill, shards
-from assets.rollouts import hash_seed
 from orchestration.resources import DomainResource, GeneratorResource, StorageResource
 from prm_core.storage import frame_md5, md5_file, read_parquet, write_parquet
 from prm_core.summary import update_summary
@@ -51,7 +50,7 @@ def _chunk_path(storage: StorageResource, shard: str, method: str, index: int):
 def mc_estimates(context: dg.AssetExecutionContext, config: MCConfig, storage: StorageResource,
                  domain: DomainResource, generator: GeneratorResource) -> dg.MaterializeResult:
     from prm_core.annotate import AnnotationConfig, annotate, responses_of
-    from prm_core.generation import SamplingSpec
+    from prm_core.generation import SamplingSpec, derive_seed
     from prm_core.storage import md5_dir
 
     dom, policy = domain.get(), storage.model("policy")
@@ -72,22 +71,19 @@ def mc_estimates(context: dg.AssetExecutionContext, config: MCConfig, storage: S
             for index in range(0, max(1, -(-len(responses) // config.chunk_size))):
                 chunk = responses[index * config.chunk_size:(index + 1) * config.chunk_size]
                 path = _chunk_path(storage, shard, method, index)
-                fingerprint = {"code": CODE_VERSION, "method": method, "k": config.k, "t": config.temperature,
-                               "top_p": config.top_p, "max_new": config.max_new_tokens, "thr": config.sc_threshold,
-                               "m": config.responses_per_problem, "chunk": config.chunk_size, "seed": config.seed,
-                               "inputs": inputs}
+                fingerprint = {"code": CODE_VERSION, "method": method, "inputs": inputs,
+                               "config": config.model_dump(exclude={"reuse", "methods"})}
                 cost_path = path.with_name(path.stem + ".cost.parquet")
-                reused = config.reuse and is_current(path, fingerprint) and cost_path.exists()
-                if reused:
-                    df = read_parquet(path)
-                else:
-                    spec = SamplingSpec(temperature=config.temperature, top_p=config.top_p, max_new_tokens=config.max_new_tokens,
-                                        seed=hash_seed(config.seed, f"{shard}/{method}/{index}"))
+                spec = SamplingSpec(temperature=config.temperature, top_p=config.top_p, max_new_tokens=config.max_new_tokens,
+                                    seed=derive_seed(config.seed, f"{shard}/{method}/{index}"))
+
+                def label_chunk(chunk=chunk, spec=spec, cost_path=cost_path, method=method):
                     df, c = annotate(method, dom, generator.get(policy), chunk, sc, ann, spec)
-                    df = df.with_columns(shard=pl.lit(shard))
+                    # the cost is written before the chunk, so a kept chunk always has its cost
                     write_parquet(pl.DataFrame({"seconds": [c.seconds], "rollouts": [c.rollouts], "tokens": [c.tokens]}), cost_path)
-                    write_parquet(df, path)
-                    mark_current(path, fingerprint)
+                    return df.with_columns(shard=pl.lit(shard))
+
+                df, reused = compute_or_reuse(path, fingerprint, config.reuse and cost_path.exists(), label_chunk)
                 recorded = read_parquet(cost_path).row(0, named=True)
                 seconds = recorded["seconds"]
                 if int(df["rollouts"].sum()) != recorded["rollouts"] or int(df["rollout_tokens"].sum()) != recorded["tokens"]:

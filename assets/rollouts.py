@@ -7,10 +7,10 @@ import dagster as dg
 import polars as pl
 from pydantic import Field
 
-from assets._metadata import Timer, cost, is_current, mark_current, preview, read_shards
+from assets._metadata import Timer, compute_or_reuse, cost, is_current, preview, read_shards
 from assets.partitions import shard_backfill, shards
 from orchestration.resources import DomainResource, GeneratorResource, StorageResource
-from prm_core.storage import frame_md5, md5_file, read_parquet, write_parquet
+from prm_core.storage import frame_md5, md5_file, read_parquet
 from prm_core.summary import update_summary
 
 CODE_VERSION = "1"
@@ -42,7 +42,7 @@ def rollouts(
     domain: DomainResource,
     generator: GeneratorResource,
 ) -> dg.MaterializeResult:
-    from prm_core.generation import SamplingSpec
+    from prm_core.generation import SamplingSpec, derive_seed
     from prm_core.rollouts import sample_rollouts
     from prm_core.storage import md5_dir
 
@@ -56,28 +56,23 @@ def rollouts(
         for shard in context.partition_keys:
             pool_path, out = storage.table("problem_pool", shard), storage.table("rollouts", shard)
             fingerprint = {"code": CODE_VERSION, "config": spec_fields, "policy": policy_md5, "pool": md5_file(pool_path)}
-            if config.reuse and is_current(out, fingerprint):
-                df, reused, seconds = read_parquet(out), True, 0.0
-            else:
-                pool = read_parquet(pool_path)
-                if engine is None:  # the engine's start is a cost of its own, not of the shard
-                    s0 = time.perf_counter()
-                    engine = generator.get(policy)
-                    startup = time.perf_counter() - s0
-                s0 = time.perf_counter()
-                # one seed per shard, so a shard's rollouts do not depend on which other shards share the run
-                spec = SamplingSpec(n=config.n_samples, temperature=config.temperature, top_p=config.top_p,
-                                    max_new_tokens=config.max_new_tokens, seed=hash_seed(config.seed, shard))
-                df = sample_rollouts(dom, engine, pool, spec)
-                write_parquet(df, out)
-                mark_current(out, fingerprint)
-                seconds, reused = time.perf_counter() - s0, False
+            if engine is None and not (config.reuse and is_current(out, fingerprint)):
+                s0 = time.perf_counter()  # the engine's start is a cost of its own, not of the shard
+                engine = generator.get(policy)
+                startup = time.perf_counter() - s0
+            pool = read_parquet(pool_path)
+            # one seed per shard, so a shard's rollouts do not depend on which other shards share the run
+            spec = SamplingSpec(n=config.n_samples, temperature=config.temperature, top_p=config.top_p,
+                                max_new_tokens=config.max_new_tokens, seed=derive_seed(config.seed, shard))
+            s0 = time.perf_counter()
+            df, reused = compute_or_reuse(out, fingerprint, config.reuse, lambda: sample_rollouts(dom, engine, pool, spec))
+            seconds = 0.0 if reused else time.perf_counter() - s0
+            if not reused:
                 gen_tokens += int(df["num_tokens"].sum())
                 gen_seconds += seconds
                 sampled += df.height
-                expected = pool.height * config.n_samples
-                if df.height != expected:
-                    bad_counts.append(f"{shard}: {df.height} rows for {pool.height} problems x {config.n_samples}")
+            if df.height != pool.height * config.n_samples:
+                bad_counts.append(f"{shard}: {df.height} rows for {pool.height} problems x {config.n_samples}")
             frames.append(df)
             per_shard.append({"shard": shard, "responses": df.height, "accuracy": float(df["correct"].mean()),
                               "tokens": int(df["num_tokens"].sum()), "seconds": round(seconds, 2), "reused": reused})
@@ -106,8 +101,3 @@ def rollouts(
                                            metadata={"mismatches": "; ".join(bad_counts) or "none"})],
     )
 
-
-def hash_seed(seed: int, shard: str) -> int:
-    import zlib
-
-    return (seed * 1_000_003 + zlib.crc32(shard.encode())) % (2**31 - 1)

@@ -4,12 +4,11 @@ import dagster as dg
 import polars as pl
 from pydantic import Field
 
-from assets._metadata import Timer, cost, is_current, mark_current, preview, read_shards, table
+from assets._metadata import Timer, compute_or_reuse, cost, preview, read_shards, table
 from assets.partitions import shard_backfill, shards
-from assets.rollouts import hash_seed
 from orchestration.resources import DomainResource, GeneratorResource, StorageResource
 from prm_core.self_confidence import sc_bucket
-from prm_core.storage import frame_md5, md5_file, read_parquet, write_parquet
+from prm_core.storage import frame_md5, md5_file, read_parquet
 from prm_core.summary import update_summary
 
 CODE_VERSION = "1"
@@ -35,7 +34,7 @@ class SelfConfidenceConfig(dg.Config):
 )
 def self_confidence(context: dg.AssetExecutionContext, config: SelfConfidenceConfig, storage: StorageResource,
                     domain: DomainResource, generator: GeneratorResource) -> dg.MaterializeResult:
-    from prm_core.generation import SamplingSpec
+    from prm_core.generation import SamplingSpec, derive_seed
     from prm_core.self_confidence import self_confidence as compute_sc
     from prm_core.storage import md5_dir
 
@@ -47,14 +46,11 @@ def self_confidence(context: dg.AssetExecutionContext, config: SelfConfidenceCon
             pool_path, out = storage.table("problem_pool", shard), storage.table("self_confidence", shard)
             fingerprint = {"code": CODE_VERSION, "config": config.model_dump(exclude={"reuse"}), "policy": policy_md5,
                            "pool": md5_file(pool_path)}
-            if config.reuse and is_current(out, fingerprint):
-                df = read_parquet(out)
-            else:
-                spec = SamplingSpec(n=config.n_samples, temperature=config.temperature, top_p=config.top_p,
-                                    max_new_tokens=config.max_new_tokens, seed=hash_seed(config.seed, shard))
-                df = compute_sc(dom, generator.get(policy), read_parquet(pool_path), spec)
-                write_parquet(df, out)
-                mark_current(out, fingerprint)
+            spec = SamplingSpec(n=config.n_samples, temperature=config.temperature, top_p=config.top_p,
+                                max_new_tokens=config.max_new_tokens, seed=derive_seed(config.seed, shard))
+            df, reused = compute_or_reuse(out, fingerprint, config.reuse,
+                                          lambda: compute_sc(dom, generator.get(policy), read_parquet(pool_path), spec))
+            if not reused:
                 tokens += int(df["tokens"].sum())
                 sampled += int(df["n_samples"].sum())
             frames.append(df)

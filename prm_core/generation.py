@@ -76,6 +76,13 @@ def request_seed(seed: int, index: int) -> int:
     return (seed * 1_000_003 + index * 7_919 + 1) % (2**31 - 1)
 
 
+def derive_seed(seed: int, key: str) -> int:
+    """A seed of its own for a named unit of work (a shard, a chunk), stable across runs and processes."""
+    import zlib
+
+    return (seed * 1_000_003 + zlib.crc32(key.encode())) % (2**31 - 1)
+
+
 def vllm_available() -> bool:
     try:
         import vllm  # noqa: F401
