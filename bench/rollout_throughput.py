@@ -34,7 +34,7 @@ def main() -> int:
     from orchestration.cli import RANGE_END, RANGE_START
     from orchestration.resources import DomainResource, GeneratorResource, StorageResource
     from prm_core.domains import get_domain
-    from prm_core.generation import SamplingSpec, make_engine
+    from prm_core.generation import SamplingSpec, derive_seed, make_engine
 
     src = Path(args.data_dir)
     pools = sorted((src / "problem_pool").glob("*.parquet"))
@@ -56,7 +56,8 @@ def main() -> int:
         tokens, seconds = 0, 0.0
         for path in pools:
             prompts = [domain.prompt(p) for p in to_problems(pl.read_parquet(path))]
-            spec = SamplingSpec(n=args.samples, temperature=1.0, max_new_tokens=args.max_new_tokens, seed=0)
+            spec = SamplingSpec(n=args.samples, temperature=1.0, max_new_tokens=args.max_new_tokens,
+                                seed=derive_seed(0, path.stem))  # the stage's per-shard seed
             t0 = time.perf_counter()
             out = engine.generate(prompts, spec)
             seconds += time.perf_counter() - t0
