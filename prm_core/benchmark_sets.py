@@ -1,0 +1,93 @@
+"""Benchmark sets for PRMs: a ProcessBench-style set with exact labels, best-of-N candidates, real ProcessBench.
+
+* `processbench_set`: fresh problems, one policy sample each, exact first errors from the checker; balanced
+  between erroneous and all-correct responses and split into dev and test (the threshold is chosen on dev).
+* `bon_candidates`: N policy samples per fresh problem, graded, for best-of-N.
+* `load_processbench`: the real ProcessBench split files (`id`, `generator`, `problem`, `steps`,
+  `final_answer_correct`, `label`).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+
+import polars as pl
+
+from prm_core.domains.base import ExactDomain
+from prm_core.generation import Engine, SamplingSpec
+from prm_core.problems import problems_frame, to_problems
+from prm_core.rollouts import sample_rollouts
+from prm_core.step_truth import label_rollouts
+
+PROCESSBENCH_SEED = 30_000_000  # fresh problems: disjoint from training (10M+), eval (20M+) and pool seeds
+BON_SEED = 40_000_000
+
+PB_SCHEMA = {
+    "id": pl.String,
+    "generator": pl.String,
+    "problem": pl.String,
+    "prompt": pl.String,
+    "steps": pl.List(pl.String),
+    "final_answer_correct": pl.Boolean,
+    "label": pl.Int32,
+    "split": pl.String,
+}
+
+
+def processbench_set(domain: ExactDomain, engine: Engine, n_per_class: int, seed: int, generator: str = "policy",
+                     dev_share: float = 0.5, max_new_tokens: int = 192, oversample: int = 4) -> pl.DataFrame:
+    """`n_per_class` erroneous and `n_per_class` all-correct responses, split into dev and test."""
+    n_problems = max(1, oversample * n_per_class)
+    pool = problems_frame(domain.problems(n_problems, PROCESSBENCH_SEED + seed), "processbench")
+    roll = sample_rollouts(domain, engine, pool, SamplingSpec(n=1, temperature=1.0, max_new_tokens=max_new_tokens, seed=seed))
+    truth = label_rollouts(domain, pool, roll)
+    prompts = pl.DataFrame({"problem_id": pool["problem_id"], "prompt": [domain.prompt(p) for p in to_problems(pool)]})
+    rows = (
+        roll.join(truth.select("response_id", "first_error"), on="response_id")
+        .join(pool.select("problem_id", "question"), on="problem_id")
+        .join(prompts, on="problem_id")
+        .select("response_id", "question", "prompt", "steps", "correct", "first_error")
+    )
+    rng = random.Random(f"processbench-{seed}")
+    erroneous = [r for r in rows.iter_rows(named=True) if r["first_error"] >= 0]
+    correct = [r for r in rows.iter_rows(named=True) if r["first_error"] == -1]
+    if len(erroneous) < n_per_class or len(correct) < n_per_class:
+        raise ValueError(
+            f"only {len(erroneous)} erroneous and {len(correct)} correct responses among {n_problems} problems; "
+            f"raise `oversample` to get {n_per_class} of each"
+        )
+    out = []
+    for cls in (rng.sample(erroneous, n_per_class), rng.sample(correct, n_per_class)):
+        n_dev = int(round(dev_share * len(cls)))
+        for i, r in enumerate(cls):
+            out.append((r["response_id"], generator, r["question"], r["prompt"], r["steps"], r["correct"],
+                        r["first_error"], "dev" if i < n_dev else "test"))
+    return pl.DataFrame(out, schema=PB_SCHEMA, orient="row")
+
+
+def bon_candidates(domain: ExactDomain, engine: Engine, n_problems: int, n: int, seed: int,
+                   max_new_tokens: int = 192) -> pl.DataFrame:
+    """N graded policy samples for each of `n_problems` fresh problems (plus a greedy one, for reference)."""
+    pool = problems_frame(domain.problems(n_problems, BON_SEED + seed), "bon")
+    sampled = sample_rollouts(domain, engine, pool, SamplingSpec(n=n, temperature=1.0, max_new_tokens=max_new_tokens, seed=seed))
+    greedy = sample_rollouts(domain, engine, pool, SamplingSpec(n=1, temperature=0.0, max_new_tokens=max_new_tokens, seed=seed))
+    greedy = greedy.select("problem_id", greedy_correct=pl.col("correct"))
+    return sampled.join(pool.select("problem_id", "question"), on="problem_id").join(greedy, on="problem_id")
+
+
+def load_processbench(path) -> pl.DataFrame:
+    """One split of the real ProcessBench (a JSON array), with `split` named after the file."""
+    from prm_core.storage import as_path
+
+    path = as_path(path)
+    rows = json.loads(path.read_text())
+    for i, r in enumerate(rows):
+        missing = {"id", "problem", "steps", "label"} - set(r)
+        if missing:
+            raise ValueError(f"{path}: row {i} lacks {sorted(missing)}")
+    return pl.DataFrame(
+        [(r["id"], r.get("generator", ""), r["problem"], r["problem"] + "\n\n", list(r["steps"]),
+          bool(r.get("final_answer_correct", False)), int(r["label"]), path.stem) for r in rows],
+        schema=PB_SCHEMA, orient="row",
+    )
