@@ -153,3 +153,20 @@ def test_text_pipeline_runs_a_pretrained_policy_on_real_gsm8k(instance, tmp_path
     assert roll.height == 10 and roll["correct"].dtype == pl.Boolean
     pool = pl.read_parquet(data / "problem_pool" / "gsm8k-head.parquet")
     assert pool["answer"].to_list()[0] == "18"  # GSM8K's '#### 18' final answer
+
+
+def test_new_problem_files_become_shards(tmp_path, monkeypatch):
+    from orchestration.sensors import new_problem_files
+
+    folder = tmp_path / "incoming"
+    folder.mkdir()
+    (folder / "batch-001.jsonl").write_text(json.dumps({"question": "q", "answer": "1"}) + "\n")
+    (folder / "notes.txt").write_text("ignored")
+    monkeypatch.setenv("PRM_PROBLEMS_DIR", str(folder))
+    with dg.instance_for_test() as inst:
+        result = new_problem_files(dg.build_sensor_context(instance=inst))
+        assert [r.partition_key for r in result.run_requests] == ["batch-001"]
+        assert result.dynamic_partitions_requests[0].partition_keys == ["batch-001"]
+        inst.add_dynamic_partitions(shards.name, ["batch-001"])
+        again = new_problem_files(dg.build_sensor_context(instance=inst))
+        assert isinstance(again, dg.SkipReason)
