@@ -4,7 +4,7 @@ import dagster as dg
 
 PIPELINE_ASSETS = [
     "problem_pool", "policy_model", "rollouts", "step_truth",
-    "self_confidence", "mc_estimates", "denoised_labels", "label_audit",
+    "self_confidence", "mc_estimates", "denoised_labels", "label_audit", "label_exports",
     "run_summary",
 ]
 EXACT_ONLY = ("step_truth", "label_audit")  # need the exact step labeller of the arith testbed

@@ -50,17 +50,21 @@ def read_parquet(path: str | os.PathLike) -> pl.DataFrame:
         return pl.read_parquet(f)
 
 
-def write_json(obj, path: str | os.PathLike) -> UPath:
+def write_text(text: str, path: str | os.PathLike) -> UPath:
+    """Write `text` (UTF-8) to `path` atomically (temp file + rename)."""
     path = as_path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(obj, indent=2, sort_keys=True, default=str)
     if _is_local(path):
         tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-        tmp.write_text(text)
+        tmp.write_text(text, encoding="utf-8")
         os.replace(str(tmp), str(path))
-    else:
-        path.write_text(text)
+    else:  # object stores: a put is atomic per object
+        path.write_text(text, encoding="utf-8")
     return path
+
+
+def write_json(obj, path: str | os.PathLike) -> UPath:
+    return write_text(json.dumps(obj, indent=2, sort_keys=True, default=str), path)
 
 
 @contextlib.contextmanager

@@ -22,7 +22,7 @@ CONFIG = {"ops": {
                                 "sc_threshold": 0.0}},
 }}
 SELECTION = ["problem_pool", "policy_model", "rollouts", "step_truth", "self_confidence", "mc_estimates",
-             "denoised_labels", "label_audit"]
+             "denoised_labels", "label_audit", "label_exports"]
 
 
 class CrashingGenerator(GeneratorResource):
@@ -85,6 +85,8 @@ def test_mc_stages_materialize_with_checks_and_audit(uninterrupted):
                 "labels.vanilla.noise_ratio", "labels.scan.noise_ratio"):
         assert key in summary
     assert summary["mc.vanilla.tokens"] == mc.filter(pl.col("method") == "vanilla")["rollout_tokens"].sum()
+    for method in ("vanilla", "scan"):
+        assert (data / "exports" / method / "trl.jsonl").exists() and (data / "exports" / method / "hf" / "README.md").exists()
 
 
 def test_resume_after_a_crash_gives_the_uninterrupted_table(uninterrupted, tmp_path):

@@ -1,0 +1,36 @@
+"""`label_exports`: every label set in the formats the field uses (TRL, ProcessBench, SCAN, Math-Shepherd, HF)."""
+
+import dagster as dg
+import polars as pl
+
+from assets._metadata import Timer, read_shards, table
+from orchestration.resources import DomainResource, StorageResource
+
+
+@dg.asset(
+    deps=["denoised_labels", "problem_pool", "rollouts", "policy_model"],
+    code_version="1",
+    group_name="mc",
+    kinds={"json", "parquet"},
+    description="data/exports/<method>/: trl.jsonl, processbench.json, scan.jsonl, math_shepherd.jsonl, hf/ (Parquet + card).",
+)
+def label_exports(context: dg.AssetExecutionContext, storage: StorageResource, domain: DomainResource) -> dg.MaterializeResult:
+    from prm_core.exports import export, export_rows
+    from prm_core.problems import to_problems
+    from prm_core.storage import md5_dir
+
+    dom = domain.get()
+    with Timer() as t:
+        labels = read_shards(storage.shard_tables("denoised_labels"))
+        pool = read_shards(storage.shard_tables("problem_pool"))
+        problems = pool.select("problem_id", "question").with_columns(prompt=pl.Series([dom.prompt(p) for p in to_problems(pool)]))
+        rollouts = read_shards(storage.shard_tables("rollouts")).select("response_id", "correct")
+        version = f"policy@{md5_dir(storage.model('policy'))[:12]}"
+        rows = export_rows(labels, problems, rollouts, model_version=version)
+        written = []
+        for method in sorted(rows["method"].unique().to_list()):
+            part = rows.filter(pl.col("method") == method)
+            for fmt, path in export(part, storage.root / "exports" / method, name=f"prm-foundry-{method}").items():
+                written.append({"method": method, "format": fmt, "rows": part.height, "path": path})
+    return dg.MaterializeResult(metadata={"files": table(pl.DataFrame(written)), "model_version": version,
+                                          "cost/seconds": round(t.seconds, 2)})
