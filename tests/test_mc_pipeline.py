@@ -85,7 +85,7 @@ def test_mc_stages_materialize_with_checks_and_audit(uninterrupted):
                 "labels.vanilla.noise_ratio", "labels.scan.noise_ratio"):
         assert key in summary
     assert summary["mc.vanilla.tokens"] == mc.filter(pl.col("method") == "vanilla")["rollout_tokens"].sum()
-    for method in ("vanilla", "scan"):
+    for method in labels["method"].unique():  # (SCAN balances its nothing-correct tiny set to no rows)
         assert (data / "exports" / method / "trl.jsonl").exists() and (data / "exports" / method / "hf" / "README.md").exists()
 
 
