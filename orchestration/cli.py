@@ -2,6 +2,7 @@
 
     prm run [--shards 2] [--shard-size 250] [--samples 4] [--policy-steps 1600] [--engine auto]
     prm summary [--json]
+    prm release NAME | prm release verify NAME
     prm ui
 """
 
@@ -97,11 +98,16 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(f"prm: {len(keys)} shards ({len(new)} new), data in {os.environ['PRM_DATA_DIR']}, "
           f"DAGSTER_HOME={os.environ['DAGSTER_HOME']}", file=sys.stderr)
     job = defs().resolve_job_def("default_pipeline" if os.environ.get("PRM_DOMAIN", "arith") == "arith" else "text_pipeline")
+    selection = [dg.AssetKey(a.strip()) for a in args.assets.split(",")] if args.assets else None
+    config = run_config(args)
+    if selection:  # run config only for the selected assets
+        config["ops"] = {k: v for k, v in config["ops"].items() if dg.AssetKey(k) in selection}
     result = job.execute_in_process(
-        run_config=run_config(args),
+        run_config=config,
         instance=instance,
         tags={RANGE_START: keys[0], RANGE_END: keys[-1], "prm/command": "prm run"},
         raise_on_error=False,
+        asset_selection=selection,
     )
     wall = time.time() - start
     if not result.success:
@@ -164,6 +170,43 @@ def cmd_ui(args: argparse.Namespace) -> int:
     os.execv(cmd[0], cmd)
 
 
+def cmd_release(args: argparse.Namespace) -> int:
+    set_env_defaults(args.data_dir)
+    from orchestration.release import ReleaseError, make_release, verify_release
+
+    root = project_root()
+    try:
+        if args.action == "verify":
+            if not args.name:
+                raise ReleaseError("usage: prm release verify NAME|MANIFEST")
+            manifest, problems = verify_release(root, args.name)
+            for p in problems:
+                print(f"prm: {p}", file=sys.stderr)
+            if problems:
+                print(f"prm: release {manifest.name} FAILED verification ({len(problems)} problems)", file=sys.stderr)
+                return 1
+            print(f"prm: release {manifest.name} verified: {len(manifest.files)} files, git {manifest.git_sha[:10]}, "
+                  f"tag {manifest.git_tag}, MLflow run {manifest.mlflow.get('run_id', '-')}")
+            return 0
+        import dagster as dg
+
+        from orchestration.definitions import defs
+
+        d = defs()
+        job = d.resolve_job_def("default_pipeline")
+        asset_keys = sorted(k.to_user_string() for k in job.asset_layer.executable_asset_keys)
+        check_keys = sorted(d.resolve_asset_graph().asset_check_keys, key=str)
+        manifest, seconds = make_release(args.action, root, Path(os.environ["PRM_DATA_DIR"]), dg.DagsterInstance.get(),
+                                         asset_keys, check_keys, remote=args.remote, allow_dirty=args.allow_dirty)
+        print(f"prm: release {manifest.name}: {len(manifest.files)} files, tag {manifest.git_tag}, "
+              f"MLflow model {manifest.mlflow['model_name']} v{manifest.mlflow['model_version']}, "
+              f"manifest releases/{manifest.name}/manifest.json ({seconds:.1f} s)")
+        return 0
+    except ReleaseError as e:
+        print(f"prm: {e}", file=sys.stderr)
+        return 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="prm", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -180,6 +223,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--policy", default=None, help="a pretrained policy directory instead of training the tiny one")
     run.add_argument("--engine", choices=["auto", "vllm", "transformers"], default=None)
     run.add_argument("--data-dir", default=None)
+    run.add_argument("--assets", default=None, help="comma-separated subset of the job's assets (as dvc.yaml's stages do)")
     run.add_argument("--log-level", default="WARNING", help="Dagster console log level")
     run.add_argument("--json", action="store_true", help="print the summary as JSON")
     run.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -188,6 +232,13 @@ def build_parser() -> argparse.ArgumentParser:
     summary.add_argument("--json", action="store_true")
     summary.add_argument("--data-dir", default=None)
     summary.set_defaults(func=cmd_summary)
+    release = sub.add_parser("release", help="`prm release NAME` makes a release; `prm release verify NAME` checks one")
+    release.add_argument("action", help="a release NAME, or `verify`")
+    release.add_argument("name", nargs="?", help="with `verify`: the release name or a manifest path")
+    release.add_argument("--remote", default=None, help="DVC remote to push to (default: the repo's default remote)")
+    release.add_argument("--allow-dirty", action="store_true", help="release from a working tree with changes")
+    release.add_argument("--data-dir", default=None)
+    release.set_defaults(func=cmd_release)
     ui = sub.add_parser("ui", help="start `dagster dev` on this project's DAGSTER_HOME")
     ui.add_argument("--port", type=int, default=3000)
     ui.add_argument("--data-dir", default=None)

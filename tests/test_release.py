@@ -1,0 +1,119 @@
+"""A release round trip in a temp git repo with a temp DVC remote; verify catches a flipped byte and a missing file."""
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+import assets
+from assets.partitions import shards
+from orchestration.cli import RANGE_END, RANGE_START
+from orchestration.jobs import PIPELINE_ASSETS
+from orchestration.release import ReleaseError, dvc_executable, make_release, verify_release
+from orchestration.resources import DomainResource, GeneratorResource, StorageResource
+from tests.test_mc_pipeline import CONFIG
+
+REPO = Path(__file__).resolve().parents[1]
+DVC = dvc_executable(REPO)
+
+
+def _sh(cwd, *cmd):
+    subprocess.run(cmd, cwd=cwd, check=True, capture_output=True, text=True)
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory):
+    """A copy of the project with its own git repo, DVC remote, Dagster instance and a tiny materialized run."""
+    root = tmp_path_factory.mktemp("proj")
+    for d in ("prm_core", "assets", "orchestration"):
+        shutil.copytree(REPO / d, root / d, ignore=shutil.ignore_patterns("__pycache__"))
+    for f in ("dvc.yaml", ".gitignore"):
+        shutil.copy(REPO / f, root / f)
+    _sh(root, "git", "init", "-q")
+    _sh(root, DVC, "init", "-q")
+    _sh(root, DVC, "config", "core.analytics", "false")
+    _sh(root, DVC, "remote", "add", "-d", "local", str(tmp_path_factory.mktemp("remote")))
+    _sh(root, "git", "add", "-A")
+    _sh(root, "git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init")
+    home = root / "dagster_home"
+    home.mkdir()
+    instance = dg.DagsterInstance.from_config(str(home))
+    instance.add_dynamic_partitions(shards.name, ["arith-0000"])
+    selection = [a for a in PIPELINE_ASSETS if a != "run_summary"] + ["run_summary"]
+    result = dg.materialize(
+        [*dg.load_assets_from_package_module(assets)], instance=instance, selection=selection,
+        resources={"storage": StorageResource(base_dir=str(root / "data")), "domain": DomainResource(),
+                   "generator": GeneratorResource(engine="transformers")},
+        run_config={"ops": {**CONFIG["ops"], "mc_estimates": {"config": {**CONFIG["ops"]["mc_estimates"]["config"]}}}},
+        tags={RANGE_START: "arith-0000", RANGE_END: "arith-0000"},
+    )
+    assert result.success
+    return root, instance
+
+
+def _keys(instance):
+    from orchestration.definitions import defs
+
+    d = defs()
+    keys = sorted(k.to_user_string() for k in d.resolve_job_def("default_pipeline").asset_layer.executable_asset_keys)
+    return keys, sorted(d.resolve_asset_graph().asset_check_keys, key=str)
+
+
+def test_release_round_trip_and_tampering(project, monkeypatch):
+    root, instance = project
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{root / 'mlflow.db'}")
+    keys, checks = _keys(instance)
+    manifest, seconds = make_release("demo", root, root / "data", instance, keys, checks)
+    assert manifest.git_tag == "release/demo" and len(manifest.files) > 10 and seconds > 0
+    assert set(manifest.assets) == set(keys) and all(a["code_version"] for a in manifest.assets.values())
+    assert manifest.mlflow["model_version"] and manifest.dvc["remote"] == "local"
+    tags = subprocess.run(["git", "tag"], cwd=root, capture_output=True, text=True).stdout.split()
+    assert "release/demo" in tags
+    # manifest md5s equal DVC's: dvc.lock's per-directory listings are made of the same file hashes
+    lock = (root / "dvc.lock").read_text()
+    assert "data/rollouts" in lock
+    _, problems = verify_release(root, "demo")
+    assert problems == []
+    with pytest.raises(ReleaseError, match="exists already"):
+        make_release("demo", root, root / "data", instance, keys, checks)
+
+    parquet = next(f for f in manifest.files if f.path.endswith(".parquet") and "rollouts" in f.path)
+    path = root / parquet.path
+    original = path.read_bytes()
+    path.write_bytes(original[:100] + bytes([original[100] ^ 0xFF]) + original[101:])
+    _, problems = verify_release(root, "demo")
+    assert problems and problems[0].startswith(f"changed: {parquet.path}")
+    path.unlink()
+    _, problems = verify_release(root, str(root / "releases" / "demo" / "manifest.json"))
+    assert problems == [f"missing: {parquet.path}"]
+    path.write_bytes(original)
+    assert verify_release(root, "demo")[1] == []
+    # the data comes back from the DVC remote after the cache is gone (a clean clone: `dvc pull`)
+    shutil.rmtree(root / ".dvc" / "cache")
+    shutil.rmtree(root / "data" / "rollouts")
+    _sh(root, DVC, "pull", "-q")
+    assert verify_release(root, "demo")[1] == []
+
+
+def test_release_refuses_a_dirty_tree(project):
+    root, instance = project
+    keys, checks = _keys(instance)
+    (root / "prm_core" / "scratch.py").write_text("x = 1\n")
+    try:
+        with pytest.raises(ReleaseError, match="not clean"):
+            make_release("dirty", root, root / "data", instance, keys, checks)
+    finally:
+        (root / "prm_core" / "scratch.py").unlink()
+
+
+def test_manifest_json_round_trips(project):
+    from prm_core.manifest import Manifest
+
+    root, _ = project
+    path = root / "releases" / "demo" / "manifest.json"
+    if path.exists():
+        m = Manifest.from_json(path.read_text())
+        assert json.loads(m.to_json()) == json.loads(path.read_text())
