@@ -179,7 +179,9 @@ def cmd_release(args: argparse.Namespace) -> int:
         if args.action == "verify":
             if not args.name:
                 raise ReleaseError("usage: prm release verify NAME|MANIFEST")
-            manifest, problems = verify_release(root, args.name)
+            manifest, problems, notes = verify_release(root, args.name)
+            for n in notes:
+                print(f"prm: note: {n}", file=sys.stderr)
             for p in problems:
                 print(f"prm: {p}", file=sys.stderr)
             if problems:

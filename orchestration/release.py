@@ -182,7 +182,7 @@ def make_release(name: str, root: Path, data_dir: Path, instance, asset_keys: li
             data_dir=data_dir.relative_to(root).as_posix(),
             files=files,
             assets=assets,
-            dvc={"remote": remote_name, "remote_url": dvc(root, "remote", "list"), "lock": "dvc.lock"},
+            dvc={"remote": remote_name, "remotes": _remotes(root), "lock": "dvc.lock"},
             mlflow=mlflow_info,
             config=configs,
             generation=generation,
@@ -202,6 +202,16 @@ def make_release(name: str, root: Path, data_dir: Path, instance, asset_keys: li
     return manifest, time.perf_counter() - start
 
 
+def _remotes(root: Path) -> dict[str, str]:
+    """DVC remotes by name (`dvc remote list` lines are `name  url  [(default)]`)."""
+    out = {}
+    for line in dvc(root, "remote", "list").splitlines():
+        parts = line.split()
+        if len(parts) >= 2:
+            out[parts[0]] = parts[1]
+    return out
+
+
 def manifest_path(root: Path, name_or_path: str) -> Path:
     p = Path(name_or_path)
     if p.suffix == ".json" or p.is_file():
@@ -209,19 +219,23 @@ def manifest_path(root: Path, name_or_path: str) -> Path:
     return root / "releases" / name_or_path / "manifest.json"
 
 
-def verify_release(root: Path, name_or_path: str) -> tuple[Manifest, list[str]]:
-    """Every file hash and every link of a release; the list of problems is empty when it verifies."""
+def verify_release(root: Path, name_or_path: str) -> tuple[Manifest, list[str], list[str]]:
+    """Every file hash and every link of a release: (manifest, problems, notes); it verifies when there are no
+    problems. A local MLflow store that this checkout does not have (a clean clone) is a note, not a problem."""
     path = manifest_path(root, name_or_path)
     if not path.exists():
         raise ReleaseError(f"no manifest at {path}")
     m = Manifest.from_json(path.read_text())
-    problems = verify_files(root, m.files)
+    problems, notes = verify_files(root, m.files), []
     for ref, what in ((m.git_sha, "git commit"), (m.git_tag, "git tag")):
         try:
             git(root, "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}")
         except ReleaseError:
             problems.append(f"link: {what} {ref} not found")
-    if m.mlflow:
+    uri = m.mlflow.get("tracking_uri", "") if m.mlflow else ""
+    if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///"):]).exists():
+        notes.append(f"MLflow run {m.mlflow['run_id']} not checked: its store {uri} is not on this machine")
+    elif m.mlflow:
         try:
             import mlflow
             from mlflow.tracking import MlflowClient
@@ -232,4 +246,4 @@ def verify_release(root: Path, name_or_path: str) -> tuple[Manifest, list[str]]:
             client.get_model_version(m.mlflow["model_name"], m.mlflow["model_version"])
         except Exception as e:  # any failure to resolve is a broken link
             problems.append(f"link: MLflow run/model version not found ({type(e).__name__}: {str(e)[:200]})")
-    return m, problems
+    return m, problems, notes

@@ -69,14 +69,14 @@ def test_release_round_trip_and_tampering(project, monkeypatch):
     manifest, seconds = make_release("demo", root, root / "data", instance, keys, checks)
     assert manifest.git_tag == "release/demo" and len(manifest.files) > 10 and seconds > 0
     assert set(manifest.assets) == set(keys) and all(a["code_version"] for a in manifest.assets.values())
-    assert manifest.mlflow["model_version"] and manifest.dvc["remote"] == "local"
+    assert manifest.mlflow["model_version"] and manifest.dvc["remote"] == "local" and "local" in manifest.dvc["remotes"]
     tags = subprocess.run(["git", "tag"], cwd=root, capture_output=True, text=True).stdout.split()
     assert "release/demo" in tags
     # manifest md5s equal DVC's: dvc.lock's per-directory listings are made of the same file hashes
     lock = (root / "dvc.lock").read_text()
     assert "data/rollouts" in lock
-    _, problems = verify_release(root, "demo")
-    assert problems == []
+    _, problems, notes = verify_release(root, "demo")
+    assert problems == [] and notes == []
     with pytest.raises(ReleaseError, match="exists already"):
         make_release("demo", root, root / "data", instance, keys, checks)
 
@@ -84,10 +84,10 @@ def test_release_round_trip_and_tampering(project, monkeypatch):
     path = root / parquet.path
     original = path.read_bytes()
     path.write_bytes(original[:100] + bytes([original[100] ^ 0xFF]) + original[101:])
-    _, problems = verify_release(root, "demo")
+    _, problems, _ = verify_release(root, "demo")
     assert problems and problems[0].startswith(f"changed: {parquet.path}")
     path.unlink()
-    _, problems = verify_release(root, str(root / "releases" / "demo" / "manifest.json"))
+    _, problems, _ = verify_release(root, str(root / "releases" / "demo" / "manifest.json"))
     assert problems == [f"missing: {parquet.path}"]
     path.write_bytes(original)
     assert verify_release(root, "demo")[1] == []
@@ -96,6 +96,11 @@ def test_release_round_trip_and_tampering(project, monkeypatch):
     shutil.rmtree(root / "data" / "rollouts")
     _sh(root, DVC, "pull", "-q")
     assert verify_release(root, "demo")[1] == []
+    # a clean clone has no local MLflow store: that link is noted, not failed
+    (root / "mlflow.db").rename(root / "mlflow.db.bak")
+    _, problems, notes = verify_release(root, "demo")
+    assert problems == [] and "not on this machine" in notes[0]
+    (root / "mlflow.db.bak").rename(root / "mlflow.db")
 
 
 def test_release_refuses_a_dirty_tree(project):
