@@ -62,7 +62,7 @@ def policy_model(
             train_meta["reused"] = True
         else:
             if not has_exact_labeller(dom):
-                raise ValueError(f"domain {dom.name!r} has no reference solutions to train a policy on; set `pretrained`")
+                raise ValueError(f"domain {dom.name!r} has no reference solutions to train a policy on; give a model: config `pretrained` (`prm run --policy DIR`)")
             tokenizer = build_tokenizer(tokenizer_corpus(dom, cfg.tokenizer_texts, seed=cfg.seed + 1))
             model, report = train_policy(dom, tokenizer, cfg)
             save_policy(model, tokenizer, cfg, path)

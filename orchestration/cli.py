@@ -113,7 +113,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     if not result.success:
         for event in result.all_events:
             if event.is_failure:
-                print(f"prm: step {event.step_key} failed:\n{event.event_specific_data.error.to_string() if event.event_specific_data and getattr(event.event_specific_data, 'error', None) else event.message}", file=sys.stderr)
+                error = getattr(event.event_specific_data, "error", None)
+                print(f"prm: step {event.step_key} failed:\n{error.to_string() if error else event.message}", file=sys.stderr)
         print(f"prm: run {result.run_id} failed after {wall:.0f} s (see `prm ui` for the full log)", file=sys.stderr)
         return 1
     from prm_core.summary import read_summary
