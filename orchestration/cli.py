@@ -193,12 +193,9 @@ def cmd_release(args: argparse.Namespace) -> int:
             return 0
         import dagster as dg
 
-        from orchestration.definitions import defs
+        from orchestration.release import pipeline_keys
 
-        d = defs()
-        job = d.resolve_job_def("default_pipeline")
-        asset_keys = sorted(k.to_user_string() for k in job.asset_layer.executable_asset_keys)
-        check_keys = sorted(d.resolve_asset_graph().asset_check_keys, key=str)
+        asset_keys, check_keys = pipeline_keys()
         manifest, seconds = make_release(args.action, root, Path(os.environ["PRM_DATA_DIR"]), dg.DagsterInstance.get(),
                                          asset_keys, check_keys, remote=args.remote, allow_dirty=args.allow_dirty)
         print(f"prm: release {manifest.name}: {len(manifest.files)} files, tag {manifest.git_tag}, "

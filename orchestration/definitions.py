@@ -7,6 +7,7 @@ import dagster as dg
 
 import assets
 from orchestration.jobs import default_pipeline, text_pipeline
+from orchestration.release_job import release_job
 from orchestration.resources import DomainResource, GeneratorResource, StorageResource, default_data_dir
 from orchestration.sensors import new_problem_files
 
@@ -30,7 +31,7 @@ def defs() -> dg.Definitions:
     return dg.Definitions(
         assets=dg.load_assets_from_package_module(assets),
         asset_checks=dg.load_asset_checks_from_package_module(assets),
-        jobs=[default_pipeline, text_pipeline],
+        jobs=[default_pipeline, text_pipeline, release_job],
         sensors=[new_problem_files],
         resources=resources_for(os.environ.get("PRM_ENV", "local")),
     )

@@ -247,3 +247,13 @@ def verify_release(root: Path, name_or_path: str) -> tuple[Manifest, list[str], 
         except Exception as e:  # any failure to resolve is a broken link
             problems.append(f"link: MLflow run/model version not found ({type(e).__name__}: {str(e)[:200]})")
     return m, problems, notes
+
+
+def pipeline_keys() -> tuple[list[str], list]:
+    """The asset keys of the default pipeline and every asset check key (what a release must have green)."""
+    from orchestration.definitions import defs
+
+    d = defs()
+    job = d.resolve_job_def("default_pipeline")
+    keys = sorted(k.to_user_string() for k in job.asset_layer.executable_asset_keys)
+    return keys, sorted(d.resolve_asset_graph().asset_check_keys, key=str)

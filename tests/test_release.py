@@ -55,11 +55,9 @@ def project(tmp_path_factory):
 
 
 def _keys(instance):
-    from orchestration.definitions import defs
+    from orchestration.release import pipeline_keys
 
-    d = defs()
-    keys = sorted(k.to_user_string() for k in d.resolve_job_def("default_pipeline").asset_layer.executable_asset_keys)
-    return keys, sorted(d.resolve_asset_graph().asset_check_keys, key=str)
+    return pipeline_keys()
 
 
 def test_release_round_trip_and_tampering(project, monkeypatch):
@@ -122,3 +120,16 @@ def test_manifest_json_round_trips(project):
     if path.exists():
         m = Manifest.from_json(path.read_text())
         assert json.loads(m.to_json()) == json.loads(path.read_text())
+
+
+def test_release_job_from_dagster(project, monkeypatch):
+    from orchestration.release_job import release_job
+
+    root, instance = project
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{root / 'mlflow.db'}")
+    monkeypatch.setenv("PRM_DATA_DIR", str(root / "data"))
+    result = release_job.execute_in_process(
+        run_config={"ops": {"make_release_op": {"config": {"name": "from-ui", "project_dir": str(root)}}}},
+        instance=instance)
+    assert result.success and result.output_for_node("make_release_op").endswith("releases/from-ui/manifest.json")
+    assert verify_release(root, "from-ui")[1] == []
