@@ -107,14 +107,26 @@ def asset_lineage(instance, asset_keys: list[str]) -> tuple[dict, dict, dict]:
             "run_id": event.run_id,
             "code_version": tags.get("dagster/code_version"),
             "data_version": tags.get("dagster/data_version"),
-            "partition": mat.partition,
             "timestamp": event.timestamp,
+            "partitions": _partition_runs(instance, dg.AssetKey(key)),
         }
         op_config = (run.run_config or {}).get("ops", {}).get(key, {}) if run else {}
         configs[event.run_id] = run.run_config if run else {}
         if key in ("rollouts", "self_confidence", "mc_estimates", "policy_model"):
             generation[key] = op_config.get("config", {}) or "defaults"
     return assets, configs, generation
+
+
+def _partition_runs(instance, key) -> dict[str, str]:
+    """The Dagster run that materialized each partition of a partitioned asset (empty when unpartitioned)."""
+    import dagster as dg
+
+    out = {}
+    for partition in sorted(instance.get_materialized_partitions(key)):
+        records = instance.fetch_materializations(dg.AssetRecordsFilter(asset_key=key, asset_partitions=[partition]), limit=1).records
+        if records:
+            out[partition] = records[0].run_id
+    return out
 
 
 def _log_to_mlflow(root: Path, name: str, policy_dir: Path, params: dict, metrics: dict):

@@ -67,6 +67,7 @@ def test_release_round_trip_and_tampering(project, monkeypatch):
     manifest, seconds = make_release("demo", root, root / "data", instance, keys, checks)
     assert manifest.git_tag == "release/demo" and len(manifest.files) > 10 and seconds > 0
     assert set(manifest.assets) == set(keys) and all(a["code_version"] for a in manifest.assets.values())
+    assert list(manifest.assets["rollouts"]["partitions"]) == ["arith-0000"] and manifest.assets["policy_model"]["partitions"] == {}
     assert manifest.mlflow["model_version"] and manifest.dvc["remote"] == "local" and "local" in manifest.dvc["remotes"]
     tags = subprocess.run(["git", "tag"], cwd=root, capture_output=True, text=True).stdout.split()
     assert "release/demo" in tags
