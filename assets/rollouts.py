@@ -5,9 +5,9 @@ import time
 
 import dagster as dg
 import polars as pl
-from pydantic import Field
 
 from assets._metadata import Timer, compute_or_reuse, cost, is_current, preview, read_shards
+from assets._sampling import ShardSamplingConfig
 from assets.partitions import shard_backfill, shards
 from orchestration.resources import DomainResource, GeneratorResource, StorageResource
 from prm_core.storage import frame_md5, md5_file, read_parquet
@@ -16,13 +16,8 @@ from prm_core.summary import update_summary
 CODE_VERSION = "1"
 
 
-class RolloutsConfig(dg.Config):
-    n_samples: int = Field(default=4, description="responses per problem")
-    temperature: float = 1.0
-    top_p: float = 1.0
-    max_new_tokens: int = Field(default=192, description="must cover the longest solution (6-step arith ≈ 125 tokens)")
-    seed: int = 0
-    reuse: bool = Field(default=True, description="keep shards already sampled from the same inputs and settings")
+class RolloutsConfig(ShardSamplingConfig):
+    """N responses per problem (the defaults of `ShardSamplingConfig`)."""
 
 
 @dg.asset(
@@ -42,7 +37,6 @@ def rollouts(
     domain: DomainResource,
     generator: GeneratorResource,
 ) -> dg.MaterializeResult:
-    from prm_core.generation import SamplingSpec, derive_seed
     from prm_core.rollouts import sample_rollouts
     from prm_core.storage import md5_dir
 
@@ -61,9 +55,7 @@ def rollouts(
                 engine = generator.get(policy)
                 startup = time.perf_counter() - s0
             pool = read_parquet(pool_path)
-            # one seed per shard, so a shard's rollouts do not depend on which other shards share the run
-            spec = SamplingSpec(n=config.n_samples, temperature=config.temperature, top_p=config.top_p,
-                                max_new_tokens=config.max_new_tokens, seed=derive_seed(config.seed, shard))
+            spec = config.spec(shard)
             s0 = time.perf_counter()
             df, reused = compute_or_reuse(out, fingerprint, config.reuse, lambda: sample_rollouts(dom, engine, pool, spec))
             seconds = 0.0 if reused else time.perf_counter() - s0

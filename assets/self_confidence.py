@@ -5,6 +5,7 @@ import polars as pl
 from pydantic import Field
 
 from assets._metadata import Timer, compute_or_reuse, cost, preview, read_shards, table
+from assets._sampling import ShardSamplingConfig
 from assets.partitions import shard_backfill, shards
 from orchestration.resources import DomainResource, GeneratorResource, StorageResource
 from prm_core.self_confidence import sc_bucket
@@ -14,13 +15,9 @@ from prm_core.summary import update_summary
 CODE_VERSION = "1"
 
 
-class SelfConfidenceConfig(dg.Config):
+class SelfConfidenceConfig(ShardSamplingConfig):
     n_samples: int = Field(default=8, description="fresh samples per problem (SCAN: 64-128; answer-less ones count as wrong)")
-    temperature: float = 1.0
-    top_p: float = 1.0
-    max_new_tokens: int = 192
     seed: int = 1
-    reuse: bool = True
 
 
 @dg.asset(
@@ -34,7 +31,6 @@ class SelfConfidenceConfig(dg.Config):
 )
 def self_confidence(context: dg.AssetExecutionContext, config: SelfConfidenceConfig, storage: StorageResource,
                     domain: DomainResource, generator: GeneratorResource) -> dg.MaterializeResult:
-    from prm_core.generation import SamplingSpec, derive_seed
     from prm_core.self_confidence import self_confidence as compute_sc
     from prm_core.storage import md5_dir
 
@@ -46,8 +42,7 @@ def self_confidence(context: dg.AssetExecutionContext, config: SelfConfidenceCon
             pool_path, out = storage.table("problem_pool", shard), storage.table("self_confidence", shard)
             fingerprint = {"code": CODE_VERSION, "config": config.model_dump(exclude={"reuse"}), "policy": policy_md5,
                            "pool": md5_file(pool_path)}
-            spec = SamplingSpec(n=config.n_samples, temperature=config.temperature, top_p=config.top_p,
-                                max_new_tokens=config.max_new_tokens, seed=derive_seed(config.seed, shard))
+            spec = config.spec(shard)
             df, reused = compute_or_reuse(out, fingerprint, config.reuse,
                                           lambda: compute_sc(dom, generator.get(policy), read_parquet(pool_path), spec))
             if not reused:

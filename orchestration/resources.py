@@ -85,10 +85,11 @@ class GeneratorResource(dg.ConfigurableResource):
     def get(self, model_dir) -> object:
         """The engine on `model_dir`, created on first use and kept for the rest of the run."""
         from prm_core.generation import make_engine
-        from prm_core.storage import local_copy, md5_dir
+        from prm_core.storage import local_copy
 
         local = local_copy(model_dir)
-        key = (str(local), md5_dir(local))
+        # a cheap signature (no hashing on every call): a retrained model is written anew, so its files change
+        key = (str(local), tuple(sorted((f.name, f.stat().st_size, f.stat().st_mtime_ns) for f in local.iterdir() if f.is_file())))
         if key not in self._engines:
             for old in self._engines.values():
                 old.close()
