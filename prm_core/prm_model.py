@@ -14,6 +14,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 
+DEFAULT_MARKERS = ("=", ":")  # a step's result span starts after its last marker (prm_arch.py)
+
+
 @dataclass(frozen=True)
 class Encoded:
     input_ids: list[int]
@@ -47,7 +50,7 @@ class PRMTrainConfig:
     batch_size: int = 16
     lr_head: float = 1e-2
     lr_body: float = 3e-4
-    freeze_backbone: bool = False
+    freeze_backbone: bool = True  # testbed-probe.md §9: fine-tuning re-adds the difficulty prior
     warmup_steps: int = 20
     bf16: bool = True
     seed: int = 0
@@ -61,14 +64,55 @@ class PRMExample:
     targets: list[float]  # soft targets in [0, 1], one per step
 
 
-def init_prm(policy_dir, **overrides):
-    """A token-classification PRM (one logit per token) whose backbone is the policy's."""
-    from transformers import AutoModelForTokenClassification
+def marker_ids(tokenizer, markers: tuple[str, ...]) -> list[int]:
+    """Every vocabulary id whose text, stripped, is one of `markers` (` =` and `=` alike)."""
+    wanted = set(markers)
+    return sorted(i for tok, i in tokenizer.get_vocab().items()
+                  if tokenizer.convert_tokens_to_string([tok]).strip() in wanted)
 
+
+def register_auto_classes() -> None:
+    """Let `Auto*` classes load our PRMs from this package, without `trust_remote_code`."""
+    from transformers import AutoConfig, AutoModelForTokenClassification
+
+    from prm_core.prm_arch import StepVerifierConfig, StepVerifierForTokenClassification
+
+    AutoConfig.register(StepVerifierConfig.model_type, StepVerifierConfig, exist_ok=True)
+    AutoModelForTokenClassification.register(StepVerifierConfig, StepVerifierForTokenClassification, exist_ok=True)
+
+
+def init_prm(policy_dir, tokenizer, separator: str, markers: tuple[str, ...] = DEFAULT_MARKERS, seed: int = 0):
+    """A PRM whose backbone and LM head are the policy's; the step head is new (feature weights start at 1)."""
+    import torch
+    from transformers import AutoConfig
+
+    from prm_core.prm_arch import FEATURES, StepVerifierConfig, StepVerifierForTokenClassification
     from prm_core.progress import quiet_transformers
 
     quiet_transformers()
-    return AutoModelForTokenClassification.from_pretrained(str(policy_dir), num_labels=1, **overrides)
+    register_auto_classes()
+    base = AutoConfig.from_pretrained(str(policy_dir)).to_dict()
+    for key in ("model_type", "architectures", "transformers_version", "num_labels", "id2label", "label2id"):
+        base.pop(key, None)
+    config = StepVerifierConfig(separator_id=separator_id(tokenizer, separator),
+                                marker_ids=marker_ids(tokenizer, markers), **base)
+    torch.manual_seed(seed)
+    model = StepVerifierForTokenClassification.from_pretrained(str(policy_dir), config=config)
+    with torch.no_grad():
+        model.feature_score.weight.fill_(1.0 / len(FEATURES))
+    model.register_for_auto_class("AutoModelForTokenClassification")
+    model.config.register_for_auto_class()
+    return model
+
+
+def load_prm(path):
+    """A saved PRM (a directory or any fsspec URL)."""
+    from transformers import AutoModelForTokenClassification
+
+    from prm_core.storage import local_copy
+
+    register_auto_classes()
+    return AutoModelForTokenClassification.from_pretrained(str(local_copy(path))).eval()
 
 
 def _batch(tokenizer, encoded: list[Encoded], targets: list[list[float]]):
@@ -88,8 +132,33 @@ def _batch(tokenizer, encoded: list[Encoded], targets: list[list[float]]):
     return ids, mask, y
 
 
+def _head_params(model):
+    return [p for n, p in model.named_parameters() if n.startswith(("score", "feature_score"))]
+
+
+def _step_rows(model, tokenizer, encoded: list[Encoded], batch_size: int = 64):
+    """For each encoded example, the head's inputs at its step positions (hidden [k, H], features [k, F])."""
+    import torch
+
+    out = [None] * len(encoded)
+    order = sorted(range(len(encoded)), key=lambda i: len(encoded[i].input_ids))
+    with torch.inference_mode():
+        for b in range(0, len(order), batch_size):
+            idx = order[b : b + batch_size]
+            ids, mask, _ = _batch(tokenizer, [encoded[i] for i in idx], [[] for _ in idx])
+            hidden, feats = model.head_inputs(ids, mask)
+            for row, i in enumerate(idx):
+                pos = encoded[i].step_positions
+                out[i] = (hidden[row, pos].float().clone(), feats[row, pos].float().clone())
+    return out
+
+
 def train_prm(model, tokenizer, examples: list[PRMExample], separator: str, cfg: PRMTrainConfig):
-    """BCE-with-logits on soft (or hard) targets at every step's separator token; returns the loss curve."""
+    """BCE-with-logits on soft (or hard) targets at every step's separator token; returns the loss curve.
+
+    With a frozen backbone the head's inputs are computed once per example and only the head is trained
+    (the same `model.head` as at scoring time); otherwise the whole model is fine-tuned.
+    """
     import random
 
     import torch
@@ -100,13 +169,15 @@ def train_prm(model, tokenizer, examples: list[PRMExample], separator: str, cfg:
     rng = random.Random(cfg.seed)
     sep = separator_id(tokenizer, separator)
     encoded = [encode(tokenizer, ex.prompt, ex.steps, sep, cfg.max_length) for ex in examples]
-    head = [p for n, p in model.named_parameters() if n.startswith("score")]
-    body = [p for n, p in model.named_parameters() if not n.startswith("score")]
+    targets = [list(ex.targets[: len(e.step_positions)]) for ex, e in zip(examples, encoded)]
+    head = _head_params(model)
+    body = [p for p in model.parameters() if all(p is not h for h in head)]
     for p in body:
         p.requires_grad_(not cfg.freeze_backbone)
     groups = [{"params": head, "lr": cfg.lr_head}] + ([] if cfg.freeze_backbone else [{"params": body, "lr": cfg.lr_body}])
     opt = torch.optim.AdamW(groups, weight_decay=0.0)
     base = [g["lr"] for g in opt.param_groups]
+    cached = _step_rows(model, tokenizer, encoded) if cfg.freeze_backbone else None
     model.train()
     order: list[int] = []
     losses = []
@@ -117,20 +188,27 @@ def train_prm(model, tokenizer, examples: list[PRMExample], separator: str, cfg:
                 rng.shuffle(more)
                 order += more
             idx, order = order[: cfg.batch_size], order[cfg.batch_size:]
-            ids, mask, y = _batch(tokenizer, [encoded[i] for i in idx], [examples[i].targets for i in idx])
             for g, lr in zip(opt.param_groups, base):
                 g["lr"] = lr * min(1.0, (step + 1) / cfg.warmup_steps)
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
-                logits = model(input_ids=ids, attention_mask=mask).logits[..., 0].float()
-            keep = ~torch.isnan(y)
-            loss = torch.nn.functional.binary_cross_entropy_with_logits(logits[keep], y[keep])
+            if cached is not None:
+                logits = model.head(torch.cat([cached[i][0] for i in idx]), torch.cat([cached[i][1] for i in idx]))[:, 0]
+                y = torch.tensor([t for i in idx for t in targets[i]], dtype=torch.float)
+            else:
+                ids, mask, y = _batch(tokenizer, [encoded[i] for i in idx], [targets[i] for i in idx])
+                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
+                    logits = model(input_ids=ids, attention_mask=mask).logits[..., 0].float()
+                keep = ~torch.isnan(y)
+                logits, y = logits[keep], y[keep]
+            loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, y)
             opt.zero_grad(set_to_none=True)
             loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            torch.nn.utils.clip_grad_norm_(head + ([] if cfg.freeze_backbone else body), 1.0)
             opt.step()
             losses.append(loss.item())
             bar.update(1)
     model.eval()
+    for p in body:
+        p.requires_grad_(True)
     return losses
 
 

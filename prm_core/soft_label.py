@@ -92,3 +92,16 @@ def build_labels(mc: pl.DataFrame, steps_by_response: dict[str, list[str]], cfg:
     counts = {"responses": before, "dropped_no_zero": dropped, "balanced_away": before - len(rows),
               "positives": sum(r[8] for r in rows), "negatives": sum(not r[8] for r in rows)}
     return pl.DataFrame(rows, schema=LABEL_SCHEMA, orient="row"), counts
+
+
+def oracle_labels(truth: pl.DataFrame, steps_by_response: dict[str, list[str]], response_ids: list[str]) -> pl.DataFrame:
+    """The ceiling: exact prefix labels of the same responses (1 before the first error, 0 at it, later removed)."""
+    rows = []
+    by_id = {r["response_id"]: r for r in truth.filter(pl.col("response_id").is_in(response_ids)).iter_rows(named=True)}
+    for rid in response_ids:
+        r = by_id[rid]
+        t_e, steps = r["first_error"], steps_by_response[rid]
+        labels = [1.0] * len(steps) if t_e < 0 else [1.0] * t_e + [0.0]
+        rows.append(("oracle", rid, r["problem_id"], r["shard"], steps[: len(labels)], labels,
+                     [int(v) for v in labels], t_e, t_e < 0, None, 0))
+    return pl.DataFrame(rows, schema=LABEL_SCHEMA, orient="row")

@@ -1,8 +1,15 @@
-"""The PRM: identical encoding at train and score time, a tiny train + score, Auto-class export."""
+"""The PRM: identical encoding at train and score time, result-span features, a tiny train + score, Auto-class export."""
+
+import json
+import subprocess
+import sys
 
 import pytest
 
-from prm_core.prm_model import PRMExample, PRMTrainConfig, encode, init_prm, score_steps, separator_id, train_prm
+from prm_core.prm_model import PRMExample, PRMTrainConfig, encode, init_prm, load_prm, score_steps, separator_id, train_prm
+
+GOOD = PRMExample("Tom has 3 pens. How many now?\n", ["finds 2 more: 3 + 2 = 5", "Answer: 5"], [1.0, 1.0])
+BAD = PRMExample("Sam has 4 pens. How many now?\n", ["loses 1: 4 - 1 = 9", "Answer: 9"], [0.0, 0.0])
 
 
 def test_encoding_appends_the_separator_id_to_each_step(tiny_policy):
@@ -10,7 +17,7 @@ def test_encoding_appends_the_separator_id_to_each_step(tiny_policy):
 
     tok = AutoTokenizer.from_pretrained(tiny_policy)
     sep = separator_id(tok, "\n")
-    e = encode(tok, "Tom has 3 pens. How many now?\n", ["finds 2 more: 3 + 2 = 5", "Answer: 5"], sep)
+    e = encode(tok, GOOD.prompt, GOOD.steps, sep)
     assert [e.input_ids[p] for p in e.step_positions] == [sep, sep]
     assert e.step_positions[-1] == len(e.input_ids) - 1
     # the same text tokenised whole gives the same ids here, but the rule never relies on it
@@ -18,19 +25,76 @@ def test_encoding_appends_the_separator_id_to_each_step(tiny_policy):
     assert whole == e.input_ids
 
 
+def test_span_minima_cover_the_tokens_after_the_last_marker_and_the_separator():
+    import torch
+
+    from prm_core.prm_arch import span_minima
+
+    # ids: 5 = marker, 9 = separator; step 1 = [1 5 2 3 9], step 2 (no marker) = [4 4 9]
+    ids = torch.tensor([[1, 5, 2, 3, 9, 4, 4, 9]])
+    lp = torch.tensor([[-7.0, -1.0, -0.5, -2.0, -0.1, -3.0, -0.2, -0.3]])
+    feats = span_minima(ids, lp, lp * 2, separator_id=9, marker_ids=[5])
+    # at the first separator: min over [2, 3, 9] (the -7 before the marker is outside the span)
+    assert feats[0, 4].tolist() == pytest.approx([-2.0, -4.0])
+    # at the second: no marker, so the whole step [4, 4, 9]
+    assert feats[0, 7].tolist() == pytest.approx([-3.0, -6.0])
+
+
 def test_tiny_prm_learns_hand_labels_and_round_trips(tiny_policy, tmp_path):
     from transformers import AutoModelForTokenClassification, AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(tiny_policy)
-    good = PRMExample("Tom has 3 pens. How many now?\n", ["finds 2 more: 3 + 2 = 5", "Answer: 5"], [1.0, 1.0])
-    bad = PRMExample("Sam has 4 pens. How many now?\n", ["loses 1: 4 - 1 = 9", "Answer: 9"], [0.0, 0.0])
-    model = init_prm(tiny_policy)
-    losses = train_prm(model, tok, [good, bad] * 4, "\n", PRMTrainConfig(steps=40, batch_size=4, lr_body=1e-3))
+    model = init_prm(tiny_policy, tok, "\n")
+    cfg = PRMTrainConfig(steps=40, batch_size=4, lr_body=1e-3, freeze_backbone=False)
+    losses = train_prm(model, tok, [GOOD, BAD] * 4, "\n", cfg)
     assert losses[-1] < losses[0]
-    scores = score_steps(model, tok, [good.prompt, bad.prompt], [good.steps, bad.steps], "\n")
+    scores = score_steps(model, tok, [GOOD.prompt, BAD.prompt], [GOOD.steps, BAD.steps], "\n")
     assert min(scores[0]) > max(scores[1])
     model.save_pretrained(tmp_path)
     tok.save_pretrained(tmp_path)
-    again = AutoModelForTokenClassification.from_pretrained(tmp_path)
+    again = load_prm(tmp_path)
+    assert isinstance(again, AutoModelForTokenClassification._model_mapping[type(again.config)])  # noqa: SLF001
     assert again.config.num_labels == 1
-    assert score_steps(again, tok, [good.prompt], [good.steps], "\n")[0] == pytest.approx(scores[0], abs=1e-5)
+    assert score_steps(again, tok, [GOOD.prompt], [GOOD.steps], "\n")[0] == pytest.approx(scores[0], abs=1e-5)
+
+
+def test_frozen_backbone_trains_the_head_only(tiny_policy):
+    import torch
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tiny_policy)
+    model = init_prm(tiny_policy, tok, "\n")
+    body = {n: p.detach().clone() for n, p in model.named_parameters() if not n.startswith(("score", "feature_score"))}
+    losses = train_prm(model, tok, [GOOD, BAD] * 4, "\n", PRMTrainConfig(steps=30, batch_size=4))
+    assert losses[-1] < losses[0]
+    assert all(torch.equal(p, body[n]) for n, p in model.named_parameters() if n in body)
+
+
+def test_exported_prm_loads_with_auto_classes_without_this_package(tiny_policy, tmp_path):
+    """A user's fresh Python (no prm_core on the path) loads the export with the stock Auto classes."""
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tiny_policy)
+    model = init_prm(tiny_policy, tok, "\n")
+    model.save_pretrained(tmp_path / "prm")
+    tok.save_pretrained(tmp_path / "prm")
+    expected = score_steps(model, tok, [GOOD.prompt], [GOOD.steps], "\n")[0]
+    script = f"""
+import json, torch
+from transformers import AutoModelForTokenClassification, AutoTokenizer
+path = {str(tmp_path / "prm")!r}
+tok = AutoTokenizer.from_pretrained(path, trust_remote_code=True)
+model = AutoModelForTokenClassification.from_pretrained(path, trust_remote_code=True).eval()
+sep = tok("\\n", add_special_tokens=False)["input_ids"][-1]
+ids = tok({GOOD.prompt!r})["input_ids"]
+pos = []
+for step in {GOOD.steps!r}:
+    ids += tok(step, add_special_tokens=False)["input_ids"] + [sep]
+    pos.append(len(ids) - 1)
+with torch.no_grad():
+    logits = model(input_ids=torch.tensor([ids])).logits[0, pos, 0]
+print(json.dumps(torch.sigmoid(logits).tolist()))
+"""
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path, check=True,
+                         env={"PATH": "/usr/bin:/bin", "HF_HUB_OFFLINE": "1", "HOME": str(tmp_path)})
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == pytest.approx(expected, abs=1e-5)
