@@ -10,15 +10,16 @@ from prm_core.summary import format_summary, update_summary
 
 
 @dg.asset(
-    deps=["policy_model", "rollouts", "step_truth", "denoised_labels", "label_audit"],
+    deps=["policy_model", "rollouts", "step_truth", "denoised_labels", "label_audit", "benchmark_scores"],
     code_version="1",
     group_name="reports",
     kinds={"json"},
-    description="Headline numbers of the pipeline (reports/summary.json), including the run's wall time.",
+    description="Headline numbers of the pipeline (reports/summary.json), including the wall time of `prm run`.",
 )
 def run_summary(context: dg.AssetExecutionContext, storage: StorageResource) -> dg.MaterializeResult:
     stats = context.instance.get_run_stats(context.run_id)
-    started = stats.start_time or time.time()
+    # `prm run` chains two runs (shard stage, PRM stage) and tags both with its start time
+    started = float(context.run.tags.get("prm/started") or stats.start_time or time.time())
     summary = update_summary(storage.base_dir, {"run.seconds": round(time.time() - started, 1), "run.id": context.run_id})
     return dg.MaterializeResult(metadata={"summary": dg.MetadataValue.md(f"```\n{format_summary(summary)}\n```"),
                                           "path": dg.MetadataValue.path(str(storage.root / "reports" / "summary.json"))})

@@ -16,14 +16,10 @@ import time
 import warnings
 from pathlib import Path
 
+from orchestration.paths import project_root
+
 RANGE_START = "dagster/asset_partition_range_start"
 RANGE_END = "dagster/asset_partition_range_end"
-
-
-def project_root() -> Path:
-    """The checkout holding pyproject.toml (the working directory when run from elsewhere)."""
-    here = Path(__file__).resolve().parent.parent
-    return here if (here / "pyproject.toml").exists() else Path.cwd()
 
 
 def set_env_defaults(data_dir: str | None = None) -> None:
@@ -97,18 +93,35 @@ def cmd_run(args: argparse.Namespace) -> int:
         instance.add_dynamic_partitions(shards.name, new)
     print(f"prm: {len(keys)} shards ({len(new)} new), data in {os.environ['PRM_DATA_DIR']}, "
           f"DAGSTER_HOME={os.environ['DAGSTER_HOME']}", file=sys.stderr)
-    job = defs().resolve_job_def("default_pipeline" if os.environ.get("PRM_DOMAIN", "arith") == "arith" else "text_pipeline")
+    arith = os.environ.get("PRM_DOMAIN", "arith") == "arith"
+    from assets.partitions import label_sets
+    from orchestration.jobs import EXACT_ONLY, PRM_STAGE, SHARD_STAGE
+
+    sets = label_sets.get_partition_keys() if arith else [k for k in label_sets.get_partition_keys() if k != "oracle"]
+    first = SHARD_STAGE if arith else [a for a in SHARD_STAGE if a not in EXACT_ONLY]
+    stages = [("default_pipeline" if arith else "text_pipeline", keys, first), ("prm_pipeline", sets, PRM_STAGE)]
     selection = [dg.AssetKey(a.strip()) for a in args.assets.split(",")] if args.assets else None
     config = run_config(args)
-    if selection:  # run config only for the selected assets
-        config["ops"] = {k: v for k, v in config["ops"].items() if dg.AssetKey(k) in selection}
-    result = job.execute_in_process(
-        run_config=config,
-        instance=instance,
-        tags={RANGE_START: keys[0], RANGE_END: keys[-1], "prm/command": "prm run"},
-        raise_on_error=False,
-        asset_selection=selection,
-    )
+    unknown = {k.to_user_string() for k in selection or []} - set(first) - set(PRM_STAGE)
+    if unknown:
+        raise SystemExit(f"prm: unknown assets {sorted(unknown)}; the pipeline's are {first + PRM_STAGE}")
+    for job_name, partition_keys, names in stages:  # a Dagster run covers one partition range: shards, then label sets
+        job = defs().resolve_job_def(job_name)
+        job_keys = {dg.AssetKey(n) for n in names}
+        chosen = [k for k in selection if k in job_keys] if selection else None
+        if selection and not chosen:
+            continue
+        ops = {k: v for k, v in config["ops"].items() if dg.AssetKey(k) in (set(chosen) if chosen else job_keys)}
+        result = job.execute_in_process(
+            run_config={**config, "ops": ops},
+            instance=instance,
+            tags={RANGE_START: partition_keys[0], RANGE_END: partition_keys[-1], "prm/command": "prm run",
+                  "prm/started": str(start)},
+            raise_on_error=False,
+            asset_selection=chosen,
+        )
+        if not result.success:
+            break
     wall = time.time() - start
     if not result.success:
         for event in result.all_events:

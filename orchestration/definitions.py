@@ -6,9 +6,9 @@ import os
 import dagster as dg
 
 import assets
-from orchestration.jobs import default_pipeline, text_pipeline
+from orchestration.jobs import default_pipeline, prm_pipeline, text_pipeline
 from orchestration.release_job import release_job
-from orchestration.resources import DomainResource, GeneratorResource, StorageResource, default_data_dir
+from orchestration.resources import DomainResource, GeneratorResource, StorageResource, TrackingResource, default_data_dir
 from orchestration.sensors import new_problem_files
 
 
@@ -18,6 +18,7 @@ def resources_for(env: str) -> dict:
         "storage": StorageResource(base_dir=default_data_dir()),
         "domain": DomainResource(name=os.environ.get("PRM_DOMAIN", "arith")),
         "generator": GeneratorResource(engine=os.environ.get("PRM_ENGINE", "auto")),
+        "tracking": TrackingResource(),
     }
     if env == "ci":
         base["generator"] = GeneratorResource(engine=os.environ.get("PRM_ENGINE", "transformers"))
@@ -31,7 +32,7 @@ def defs() -> dg.Definitions:
     return dg.Definitions(
         assets=dg.load_assets_from_package_module(assets),
         asset_checks=dg.load_asset_checks_from_package_module(assets),
-        jobs=[default_pipeline, text_pipeline, release_job],
+        jobs=[default_pipeline, text_pipeline, prm_pipeline, release_job],
         sensors=[new_problem_files],
         resources=resources_for(os.environ.get("PRM_ENV", "local")),
     )

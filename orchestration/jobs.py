@@ -1,25 +1,39 @@
-"""Jobs: each runs its assets in one process (one engine start per run; 2 cores well used)."""
+"""Jobs: each runs its assets in one process (one engine start per run; 2 cores well used).
+
+A Dagster run covers one partition range, so the pipeline is two runs that `prm run` chains: the shard stage
+(per problem-pool shard, plus the benchmark sets and the PRM backbone, made while the engine is up) and the PRM
+stage (per label set: vanilla, scan, oracle).
+"""
 
 import dagster as dg
 
-PIPELINE_ASSETS = [
+SHARD_STAGE = [
     "problem_pool", "policy_model", "rollouts", "step_truth",
     "self_confidence", "mc_estimates", "denoised_labels", "label_audit", "label_exports",
-    "run_summary",
+    "benchmark_sets", "prm_backbone",
 ]
-EXACT_ONLY = ("step_truth", "label_audit")  # need the exact step labeller of the arith testbed
+PRM_STAGE = ["filtered_corpus", "prm_model", "benchmark_scores", "prm_exports", "run_summary"]
+PIPELINE_ASSETS = SHARD_STAGE + PRM_STAGE
+EXACT_ONLY = ("step_truth", "label_audit", "benchmark_sets")  # need the exact step labeller of the arith testbed
 
 default_pipeline = dg.define_asset_job(
     "default_pipeline",
-    selection=dg.AssetSelection.assets(*PIPELINE_ASSETS),
+    selection=dg.AssetSelection.assets(*SHARD_STAGE),
     executor_def=dg.in_process_executor,
-    description="Arith testbed: pool -> policy -> rollouts -> exact step truth -> self-confidence -> MC estimates (vanilla, SCAN) -> labels -> audit -> summary.",
+    description="Arith testbed, per shard: pool -> policy -> rollouts -> exact step truth -> self-confidence -> MC estimates (vanilla, SCAN) -> labels -> audit; benchmark sets; PRM backbone.",
 )
 
 # real data sets have no exact step labeller: the same pipeline without `step_truth`
 text_pipeline = dg.define_asset_job(
     "text_pipeline",
-    selection=dg.AssetSelection.assets(*[a for a in PIPELINE_ASSETS if a not in EXACT_ONLY]),
+    selection=dg.AssetSelection.assets(*[a for a in SHARD_STAGE if a not in EXACT_ONLY]),
     executor_def=dg.in_process_executor,
     description="Real data (GSM8K, MATH, files): the same without the exact truth and the audit (math-verify grades).",
+)
+
+prm_pipeline = dg.define_asset_job(
+    "prm_pipeline",
+    selection=dg.AssetSelection.assets(*PRM_STAGE),
+    executor_def=dg.in_process_executor,
+    description="Per label set (vanilla, scan, oracle): training corpus -> PRM (MLflow) -> benchmarks -> exports -> summary.",
 )

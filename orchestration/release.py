@@ -19,6 +19,7 @@ import subprocess
 import time
 from pathlib import Path
 
+from orchestration.tracking import register, tracking_uri, use_experiment
 from prm_core.manifest import Manifest, file_entries, package_versions, verify_files
 
 RELEASED = ["problem_pool", "problem_pool_quarantine", "rollouts", "step_truth", "self_confidence", "mc_estimates",
@@ -61,10 +62,6 @@ def project_tools() -> Path:
 
 def dvc(root: Path, *args: str) -> str:
     return _run(root, dvc_executable(root), *args)
-
-
-def tracking_uri(root: Path) -> str:
-    return os.environ.get("MLFLOW_TRACKING_URI", f"sqlite:///{root / 'mlflow.db'}")
 
 
 def _check_name(name: str) -> str:
@@ -131,35 +128,18 @@ def _partition_runs(instance, key) -> dict[str, str]:
 
 def _log_to_mlflow(root: Path, name: str, policy_dir: Path, params: dict, metrics: dict):
     """An MLflow run for the release, the policy logged and registered; returns (mlflow module, run, info)."""
-    import mlflow
-    from mlflow.tracking import MlflowClient
-
-    mlflow.set_tracking_uri(tracking_uri(root))
     experiment = "prm-foundry-releases"
-    if mlflow.get_experiment_by_name(experiment) is None:
-        mlflow.create_experiment(experiment, artifact_location=(root / "mlartifacts").as_uri())
-    mlflow.set_experiment(experiment)
+    mlflow = use_experiment(root, experiment)
     run = mlflow.start_run(run_name=f"release-{name}")
     mlflow.log_params(params)
     mlflow.log_metrics({k: float(v) for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)})
     mlflow.log_artifacts(str(policy_dir), artifact_path="policy")
-    client = MlflowClient()
-    _ensure_registered(client)
-    version = client.create_model_version(MODEL_NAME, source=f"{run.info.artifact_uri}/policy", run_id=run.info.run_id)
-    client.set_registered_model_alias(MODEL_NAME, f"release-{name}".replace(".", "-"), version.version)
+    alias = f"release-{name}".replace(".", "-")
+    version = register(MODEL_NAME, f"{run.info.artifact_uri}/policy", run.info.run_id, [alias],
+                       "The tiny policy that generated and labelled the data.")
     info = {"tracking_uri": tracking_uri(root), "experiment": experiment, "run_id": run.info.run_id,
-            "model_name": MODEL_NAME, "model_version": version.version, "alias": f"release-{name}".replace(".", "-")}
+            "model_name": MODEL_NAME, "model_version": version, "alias": alias}
     return mlflow, run, info
-
-
-def _ensure_registered(client) -> None:
-    """Create the registered model the first time."""
-    from mlflow.exceptions import MlflowException
-
-    try:
-        client.get_registered_model(MODEL_NAME)
-    except MlflowException:
-        client.create_registered_model(MODEL_NAME, description="The tiny policy that generated and labelled the data.")
 
 
 def make_release(name: str, root: Path, data_dir: Path, instance, asset_keys: list[str], check_keys: list,

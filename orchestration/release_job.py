@@ -16,7 +16,7 @@ class ReleaseConfig(dg.Config):
 
 @dg.op(description="Preflight, DVC commit + push, MLflow run and model version, manifest, git tag.")
 def make_release_op(context: dg.OpExecutionContext, config: ReleaseConfig) -> dg.Output[str]:
-    from orchestration.cli import project_root
+    from orchestration.paths import project_root
     from orchestration.release import make_release, pipeline_keys
 
     root = Path(config.project_dir) if config.project_dir else project_root()

@@ -4,6 +4,7 @@ per run and model, closed when the run ends)."""
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import dagster as dg
 from pydantic import PrivateAttr
@@ -109,3 +110,16 @@ class GeneratorResource(dg.ConfigurableResource):
         for engine in self._engines.values():
             engine.close()
         self._engines.clear()
+
+
+class TrackingResource(dg.ConfigurableResource):
+    """MLflow: `MLFLOW_TRACKING_URI` when set, else a sqlite store (`mlflow.db`, `mlartifacts/`) in `root`."""
+
+    root: str = ""  # empty: the project checkout
+
+    def experiment(self, name: str):
+        """The mlflow module, pointed at the store and experiment `name`."""
+        from orchestration.paths import project_root
+        from orchestration.tracking import use_experiment
+
+        return use_experiment(Path(self.root) if self.root else project_root(), name)

@@ -73,7 +73,8 @@ def bon_candidates(domain: ExactDomain, engine: Engine, n_problems: int, n: int,
     sampled = sample_rollouts(domain, engine, pool, SamplingSpec(n=n, temperature=1.0, max_new_tokens=max_new_tokens, seed=seed))
     greedy = sample_rollouts(domain, engine, pool, SamplingSpec(n=1, temperature=0.0, max_new_tokens=max_new_tokens, seed=seed))
     greedy = greedy.select("problem_id", greedy_correct=pl.col("correct"))
-    return sampled.join(pool.select("problem_id", "question"), on="problem_id").join(greedy, on="problem_id")
+    prompts = pl.DataFrame({"problem_id": pool["problem_id"], "prompt": [domain.prompt(p) for p in to_problems(pool)]})
+    return sampled.join(pool.select("problem_id", "question"), on="problem_id").join(prompts, on="problem_id").join(greedy, on="problem_id")
 
 
 def load_processbench(path) -> pl.DataFrame:

@@ -114,12 +114,12 @@ def lr_at(step: int, cfg: PolicyConfig) -> float:
     return cfg.lr * (cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * min(1.0, t))))
 
 
-def train_policy(domain: ExactDomain, tokenizer, cfg: PolicyConfig) -> tuple[object, TrainReport]:
-    """Train the tiny policy from scratch on reference solutions of freshly generated problems."""
+def train_policy(domain: ExactDomain, tokenizer, cfg: PolicyConfig, model=None) -> tuple[object, TrainReport]:
+    """Train the tiny policy from scratch (or `model` further) on reference solutions of fresh problems."""
     import torch
 
     torch.manual_seed(cfg.seed)
-    model = build_model(cfg, tokenizer)
+    model = build_model(cfg, tokenizer) if model is None else model
     model.train()
     decay = [p for n, p in model.named_parameters() if p.ndim >= 2]
     no_decay = [p for n, p in model.named_parameters() if p.ndim < 2]
@@ -130,7 +130,7 @@ def train_policy(domain: ExactDomain, tokenizer, cfg: PolicyConfig) -> tuple[obj
     )
     batches = _batches(domain, tokenizer, cfg)
     start, tokens, loss_ema = time.perf_counter(), 0, None
-    with progress_bar(total=cfg.train_steps, desc="train policy", unit="step") as bar:
+    with progress_bar(total=cfg.train_steps, desc="train policy" if cfg.seed < BACKBONE_SEEDS else "train PRM backbone", unit="step") as bar:
         for step in range(cfg.train_steps):
             ids, labels, mask = next(batches)
             for group in opt.param_groups:
@@ -173,6 +173,7 @@ def save_policy(model, tokenizer, cfg: PolicyConfig, path: Path) -> None:
         (tmp / "policy_config.json").write_text(json.dumps(asdict(cfg), indent=2))
 
 
+BACKBONE_SEEDS = 50  # PRM backbones continue on data seeds 50-99 (prm_backbone.py), policies use 0-49
 EVAL_SEED = 20_000_000  # held-out problems: disjoint from training (10M+) and pool (< 10M) seeds
 
 

@@ -7,7 +7,7 @@ an earlier token. The LM head already holds that check. So the step logit at eac
     logit_t = w·h_t + b + Σ_k α_k · f_k(step)
 
 with the features f over the step's *result span* (the tokens after the step's last marker such as `=`, or
-the whole step without one, plus the separator that closes it):
+the whole step without one; not the separator, which the LM never predicts after a final answer line):
 
     min_logprob = min_i log π(x_i | x_<i)                      (the probe's training-free verifier)
     min_margin  = min_i [log π(x_i | x_<i) − max_v log π(v | x_<i)]   (0 iff every token is the LM's argmax)
@@ -23,7 +23,7 @@ from torch import nn
 from transformers import LlamaConfig, LlamaModel, LlamaPreTrainedModel
 from transformers.modeling_outputs import TokenClassifierOutput
 
-FEATURES = ("min_logprob", "min_margin")
+FEATURES = ("result_min_logprob", "result_min_margin", "step_min_logprob", "step_min_margin")
 LOGPROB_FLOOR = -20.0  # keeps one impossible token from dominating the logit
 
 
@@ -58,8 +58,10 @@ class StepVerifierForTokenClassification(LlamaPreTrainedModel):
         token_lp = logp.gather(-1, input_ids[:, 1:, None])[..., 0].clamp(min=LOGPROB_FLOOR)
         margin = (token_lp - logp.max(-1).values).clamp(min=LOGPROB_FLOOR)
         zero = token_lp.new_zeros(token_lp.shape[0], 1)  # the first token has no prediction
-        feats = span_minima(input_ids, torch.cat([zero, token_lp], 1), torch.cat([zero, margin], 1),
-                            self.config.separator_id, self.config.marker_ids)
+        token_lp, margin = torch.cat([zero, token_lp], 1), torch.cat([zero, margin], 1)
+        sep = self.config.separator_id
+        feats = torch.cat([span_minima(input_ids, token_lp, margin, sep, self.config.marker_ids),
+                           span_minima(input_ids, token_lp, margin, sep, [])], -1)
         return hidden, feats
 
     def head(self, hidden, feats):
@@ -79,7 +81,7 @@ def span_minima(input_ids, token_lp, margin, separator_id, marker_ids):
     """Per position, the running min of each feature over the current step's result span ([batch, seq, 2]).
 
     A step ends at a separator token; its result span starts after its last marker token (or at the step's
-    start when it has none) and includes the closing separator.
+    start when it has none) and ends before that separator.
     """
     batch, seq = input_ids.shape
     markers = torch.tensor(sorted(marker_ids), dtype=input_ids.dtype, device=input_ids.device)
@@ -91,8 +93,8 @@ def span_minima(input_ids, token_lp, margin, separator_id, marker_ids):
     seen_marker = torch.zeros(batch, 1, dtype=torch.bool, device=input_ids.device)
     out = []
     for t in range(seq):
-        v = vals[:, t]
         m, s = is_marker[:, t, None], is_sep[:, t, None]
+        v = torch.where(s, torch.zeros_like(vals[:, t]), vals[:, t])  # the separator itself is not scored
         step_min = torch.minimum(step_min, v)
         span_min = torch.where(m, torch.zeros_like(span_min), torch.minimum(span_min, v))
         seen_marker = seen_marker | m

@@ -30,13 +30,13 @@ def test_span_minima_cover_the_tokens_after_the_last_marker_and_the_separator():
 
     from prm_core.prm_arch import span_minima
 
-    # ids: 5 = marker, 9 = separator; step 1 = [1 5 2 3 9], step 2 (no marker) = [4 4 9]
+    # ids: 5 = marker, 9 = separator; step 1 = [1 5 2 3 | 9], step 2 (no marker) = [4 4 | 9]
     ids = torch.tensor([[1, 5, 2, 3, 9, 4, 4, 9]])
-    lp = torch.tensor([[-7.0, -1.0, -0.5, -2.0, -0.1, -3.0, -0.2, -0.3]])
+    lp = torch.tensor([[-7.0, -1.0, -0.5, -2.0, -9.0, -3.0, -0.2, -9.0]])
     feats = span_minima(ids, lp, lp * 2, separator_id=9, marker_ids=[5])
-    # at the first separator: min over [2, 3, 9] (the -7 before the marker is outside the span)
+    # at the first separator: min over [2, 3] (not the -7 before the marker, not the separator's own -9)
     assert feats[0, 4].tolist() == pytest.approx([-2.0, -4.0])
-    # at the second: no marker, so the whole step [4, 4, 9]
+    # at the second: no marker, so the whole step [4, 4]
     assert feats[0, 7].tolist() == pytest.approx([-3.0, -6.0])
 
 

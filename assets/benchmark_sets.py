@@ -1,0 +1,64 @@
+"""`benchmark_sets`: held-out PRM benchmarks from fresh problems — a ProcessBench-style set and best-of-N candidates."""
+
+import dagster as dg
+import polars as pl
+from pydantic import Field
+
+from assets._metadata import Timer, compute_or_reuse, cost, preview, table
+from orchestration.resources import DomainResource, GeneratorResource, StorageResource
+
+CODE_VERSION = "1"
+
+
+class BenchmarkSetsConfig(dg.Config):
+    processbench_per_class: int = Field(default=300, description="erroneous and all-correct responses each (half dev, half test)")
+    bon_problems: int = Field(default=500, description="held-out problems for best-of-N (≥ 500: see the issue)")
+    bon_n: int = 8
+    seed: int = 0
+    reuse: bool = True
+
+
+@dg.asset(
+    deps=["policy_model"],
+    code_version=CODE_VERSION,
+    group_name="prm",
+    kinds={"polars", "parquet"},
+    description="Fresh problems only: ProcessBench-style dev/test with exact first errors (balanced), and N policy samples per problem for best-of-N.",
+)
+def benchmark_sets(context: dg.AssetExecutionContext, config: BenchmarkSetsConfig, storage: StorageResource,
+                   domain: DomainResource, generator: GeneratorResource) -> dg.MaterializeResult:
+    from prm_core.benchmark_sets import bon_candidates, processbench_set
+    from prm_core.domains import has_exact_labeller
+    from prm_core.storage import md5_dir
+
+    dom = domain.get()
+    if not has_exact_labeller(dom):
+        raise ValueError(f"domain {dom.name!r} cannot make fresh problems with exact labels; the real ProcessBench is scored by `benchmark_scores`")
+    policy = storage.model("policy")
+    base = {"code_version": CODE_VERSION, "policy_md5": md5_dir(policy), "domain": domain.fingerprint(), "seed": config.seed}
+    engine = None
+
+    def get_engine():
+        nonlocal engine
+        engine = engine or generator.get(policy)
+        return engine
+
+    with Timer() as t:
+        pb, pb_reused = compute_or_reuse(
+            storage.table("benchmark_sets", "processbench"), {**base, "per_class": config.processbench_per_class},
+            config.reuse, lambda: processbench_set(dom, get_engine(), config.processbench_per_class, seed=config.seed))
+        bon, bon_reused = compute_or_reuse(
+            storage.table("benchmark_sets", "bon"), {**base, "problems": config.bon_problems, "n": config.bon_n},
+            config.reuse, lambda: bon_candidates(dom, get_engine(), config.bon_problems, config.bon_n, seed=config.seed))
+    tokens = 0 if bon_reused else int(bon["num_tokens"].sum())
+    per_problem = bon.group_by("problem_id").agg(pl.col("correct").mean(), pl.col("greedy_correct").first())
+    return dg.MaterializeResult(metadata={
+        "processbench_counts": table(pb.group_by("split").agg(
+            erroneous=(pl.col("label") >= 0).sum(), all_correct=(pl.col("label") == -1).sum()).sort("split")),
+        "processbench_preview": preview(pb.select("split", "label", "steps")),
+        "bon_problems": bon["problem_id"].n_unique(),
+        "bon_pass_at_1": float(bon["correct"].mean()),
+        "bon_greedy": float(per_problem["greedy_correct"].mean()),
+        "reused": pb_reused and bon_reused,
+        **cost(t.seconds, generated_tokens=tokens, rollouts=0 if bon_reused else bon.height),
+    })

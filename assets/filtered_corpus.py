@@ -1,0 +1,69 @@
+"""`filtered_corpus`: the training table each PRM is actually fed — labels after balancing, plus hard negatives."""
+
+import dagster as dg
+import polars as pl
+from pydantic import Field
+
+from assets._metadata import Timer, cost, preview, read_shards, table
+from assets.partitions import label_set_backfill, label_sets
+from orchestration.resources import DomainResource, StorageResource
+from prm_core.storage import frame_md5, write_parquet
+
+ALL_SHARDS = dg.AllPartitionMapping()
+
+
+class CorpusAssetConfig(dg.Config):
+    hard_negatives: int = Field(default=1, description="per labelled response: a trusted step with its result changed")
+    min_label: float = Field(default=0.5, description="a step is trusted (may become a hard negative) when its label is at least this")
+    seed: int = 0
+
+
+@dg.asset(
+    partitions_def=label_sets,
+    backfill_policy=label_set_backfill,
+    deps=[dg.AssetDep(a, partition_mapping=ALL_SHARDS) for a in ("problem_pool", "rollouts", "denoised_labels", "step_truth")],
+    code_version="1",
+    group_name="prm",
+    kinds={"polars", "parquet"},
+    check_specs=[dg.AssetCheckSpec("targets_match_steps", asset="filtered_corpus",
+                                   description="one target in [0, 1] per step on every row")],
+    description="Per label set (vanilla, SCAN, oracle = exact labels of vanilla's responses): the PRM's training rows with provenance.",
+)
+def filtered_corpus(context: dg.AssetExecutionContext, config: CorpusAssetConfig, storage: StorageResource,
+                    domain: DomainResource) -> dg.MaterializeResult:
+    from prm_core.problems import to_problems
+    from prm_core.prm_corpus import CorpusConfig, build_corpus
+    from prm_core.soft_label import oracle_labels
+
+    dom = domain.get()
+    cfg = CorpusConfig(hard_negatives=config.hard_negatives, min_label=config.min_label, seed=config.seed)
+    pool = read_shards(storage.shard_tables("problem_pool"))
+    prompts = dict(zip(pool["problem_id"], (dom.prompt(p) for p in to_problems(pool))))
+    labels = read_shards(storage.shard_tables("denoised_labels"))
+    frames, counts = [], []
+    with Timer() as t:
+        for label_set in context.partition_keys:
+            if label_set == "oracle":
+                truth = read_shards(storage.shard_tables("step_truth"))
+                if truth.is_empty():
+                    raise ValueError("the oracle label set needs `step_truth` (exact labels): the arith testbed only")
+                roll = read_shards(storage.shard_tables("rollouts"))
+                ids = labels.filter(pl.col("method") == "vanilla")["response_id"].to_list()
+                chosen = oracle_labels(truth, dict(zip(roll["response_id"], roll["steps"].to_list())), ids)
+            else:
+                chosen = labels.filter(pl.col("method") == label_set)
+            if chosen.is_empty():
+                raise ValueError(f"no `denoised_labels` rows for label set {label_set!r}: run `mc_estimates` with that method")
+            corpus, c = build_corpus(chosen, prompts, cfg)
+            write_parquet(corpus, storage.table("filtered_corpus", label_set))
+            frames.append(corpus)
+            counts.append({"label_set": label_set, **c, "mean_target": float(corpus["targets"].explode().mean())})
+    batch = pl.concat(frames)
+    bad = batch.filter((pl.col("steps").list.len() != pl.col("targets").list.len())
+                       | (pl.col("targets").list.min() < 0) | (pl.col("targets").list.max() > 1)).height
+    return dg.MaterializeResult(
+        metadata={"dagster/row_count": batch.height, "counts": table(pl.DataFrame(counts)), "preview": preview(batch),
+                  **cost(t.seconds)},
+        data_version=dg.DataVersion(frame_md5(batch)),
+        check_results=[dg.AssetCheckResult(check_name="targets_match_steps", passed=bad == 0, metadata={"violations": bad})],
+    )

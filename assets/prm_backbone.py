@@ -1,0 +1,60 @@
+"""`prm_backbone`: the PRM's own LM — the policy pre-trained further so that it re-derives results."""
+
+import json
+from dataclasses import asdict
+
+import dagster as dg
+from pydantic import Field
+
+from assets._metadata import Timer, cost, is_current, mark_current
+from orchestration.resources import DomainResource, StorageResource
+
+CODE_VERSION = "1"
+
+
+class BackboneModelConfig(dg.Config):
+    train_steps: int = Field(default=400, description="extra optimizer steps on fresh reference solutions")
+    lr: float = 1e-3
+    seed: int = 0
+    reuse: bool = Field(default=True, description="keep a backbone made from the same policy, config and code")
+
+
+@dg.asset(
+    deps=["policy_model"],
+    code_version=CODE_VERSION,
+    group_name="prm",
+    kinds={"pytorch", "transformers"},
+    description="The policy trained further on reference solutions: the LM whose token judgements the PRM reads.",
+)
+def prm_backbone(context: dg.AssetExecutionContext, config: BackboneModelConfig, storage: StorageResource,
+                 domain: DomainResource) -> dg.MaterializeResult:
+    from prm_core.domains import has_exact_labeller
+    from prm_core.policy import save_policy
+    from prm_core.prm_backbone import BackboneConfig, train_backbone
+    from prm_core.storage import local_copy, md5_dir
+
+    dom = domain.get()
+    policy = storage.model("policy")
+    if not has_exact_labeller(dom):  # a real policy: no reference solutions to continue on; it is its own backbone
+        storage.set_model("prm_backbone", policy)
+        return dg.MaterializeResult(metadata={"path": dg.MetadataValue.path(str(policy)), "trained": False, **cost(0.0)})
+    cfg = BackboneConfig(train_steps=config.train_steps, lr=config.lr, seed=config.seed)
+    path = storage.model_dir("prm_backbone")
+    fingerprint = {"code_version": CODE_VERSION, "backbone": asdict(cfg), "policy_md5": md5_dir(policy),
+                   "domain": domain.fingerprint()}
+    report = None
+    with Timer() as t:
+        if config.reuse and is_current(path / "model.safetensors", fingerprint):
+            context.log.info(f"PRM backbone unchanged: reusing {path}")
+        else:
+            model, tokenizer, pcfg, report = train_backbone(local_copy(policy), dom, cfg)
+            save_policy(model, tokenizer, pcfg, path)
+            mark_current(path / "model.safetensors", fingerprint)
+    storage.set_model("prm_backbone", path)
+    return dg.MaterializeResult(metadata={
+        "path": dg.MetadataValue.path(str(path)),
+        "reused": report is None,
+        "train": dg.MetadataValue.json(json.loads(json.dumps(asdict(report) if report else {}, default=str))),
+        "config": dg.MetadataValue.json(asdict(cfg)),
+        **cost(t.seconds),
+    })

@@ -1,0 +1,44 @@
+"""`prm_exports`: each PRM as a directory the Auto classes load, with a model card (data, labels, metrics)."""
+
+import json
+
+import dagster as dg
+import polars as pl
+
+from assets._metadata import Timer, cost, table
+from assets.partitions import label_sets
+from orchestration.resources import StorageResource
+
+CARD_METRICS = ("f1", "f1_tau05", "tau", "acc_err", "acc_cor", "prm_min", "prm_min_stderr", "prm_min_vote", "majority",
+                "pass_at_n", "pair_order", "real_avg_f1")
+
+
+@dg.asset(
+    deps=[dg.AssetDep("prm_model", partition_mapping=dg.AllPartitionMapping()), "benchmark_scores"],
+    code_version="1",
+    group_name="prm",
+    kinds={"transformers"},
+    description="data/exports/prm/<label set>/: safetensors + tokenizer + modeling code + README card.",
+)
+def prm_exports(context: dg.AssetExecutionContext, storage: StorageResource) -> dg.MaterializeResult:
+    from assets.prm_model import prm_dir
+    from prm_core.exports import prm_card
+    from prm_core.storage import atomic_dir, read_parquet
+
+    scores = {r["label_set"]: r for r in read_parquet(storage.root / "reports" / "benchmark_scores.parquet").iter_rows(named=True)}
+    written = []
+    with Timer() as t:
+        for label_set in label_sets.get_partition_keys():
+            src = prm_dir(storage, label_set)
+            if not (src / "model.safetensors").exists():
+                continue
+            training = json.loads((src / "training.json").read_text())
+            metrics = {k: scores.get(label_set, {}).get(k) for k in CARD_METRICS if scores.get(label_set, {}).get(k) is not None}
+            out = storage.root / "exports" / "prm" / label_set
+            with atomic_dir(out) as tmp:
+                for f in src.iterdir():
+                    if f.is_file() and not f.name.endswith(".fingerprint.json"):
+                        (tmp / f.name).write_bytes(f.read_bytes())
+                (tmp / "README.md").write_text(prm_card(label_set, training, metrics, "\n", f"prm-foundry-prm-{label_set}"))
+            written.append({"label_set": label_set, "path": str(out), "files": len(list(out.iterdir()))})
+    return dg.MaterializeResult(metadata={"exports": table(pl.DataFrame(written)), **cost(t.seconds)})

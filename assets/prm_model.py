@@ -1,0 +1,100 @@
+"""`prm_model`: one discriminative PRM per label set, trained on its `filtered_corpus`, tracked in MLflow."""
+
+import json
+from dataclasses import asdict
+
+import dagster as dg
+from pydantic import Field
+
+from assets._metadata import Timer, cost, is_current, mark_current
+from assets.partitions import label_set_backfill, label_sets
+from orchestration.resources import StorageResource, TrackingResource
+
+CODE_VERSION = "1"
+EXPERIMENT = "prm-foundry-prm"
+REGISTERED = "prm-foundry-prm-{label_set}"
+MLFLOW_UI = "http://127.0.0.1:5000"  # `mlflow ui --backend-store-uri sqlite:///mlflow.db` (README)
+
+
+class PRMModelConfig(dg.Config):
+    steps: int = Field(default=600, description="optimizer steps")
+    batch_size: int = 16
+    lr_head: float = 1e-2
+    lr_body: float = 3e-4
+    freeze_backbone: bool = Field(default=True, description="train the head only (testbed-probe.md §9: fine-tuning re-adds the difficulty prior)")
+    seed: int = 0
+    separator: str = Field(default="\n", description="step separator appended as one token id after each step")
+    reuse: bool = Field(default=True, description="keep a model trained on the same corpus, backbone, config and code")
+
+
+def prm_dir(storage: StorageResource, label_set: str):
+    return storage.model_dir("prm") / label_set
+
+
+@dg.asset(
+    partitions_def=label_sets,
+    backfill_policy=label_set_backfill,
+    deps=["filtered_corpus", "prm_backbone"],
+    code_version=CODE_VERSION,
+    group_name="prm",
+    kinds={"pytorch", "transformers", "mlflow"},
+    description="AutoModelForTokenClassification (num_labels=1) per label set: step score σ(logit) at each separator.",
+)
+def prm_model(context: dg.AssetExecutionContext, config: PRMModelConfig, storage: StorageResource,
+              tracking: TrackingResource) -> dg.MaterializeResult:
+    from transformers import AutoTokenizer
+
+    from orchestration.tracking import register
+    from prm_core.prm_corpus import examples
+    from prm_core.prm_model import PRMTrainConfig, init_prm, train_prm
+    from prm_core.storage import atomic_dir, frame_md5, local_copy, md5_dir, read_parquet
+
+    cfg = PRMTrainConfig(steps=config.steps, batch_size=config.batch_size, lr_head=config.lr_head, lr_body=config.lr_body,
+                         freeze_backbone=config.freeze_backbone, seed=config.seed)
+    backbone = local_copy(storage.model("prm_backbone"))
+    tokenizer = AutoTokenizer.from_pretrained(backbone)
+    per_set, seconds = {}, 0.0
+    for label_set in context.partition_keys:
+        corpus = read_parquet(storage.table("filtered_corpus", label_set))
+        path = prm_dir(storage, label_set)
+        fingerprint = {"code_version": CODE_VERSION, "train": asdict(cfg), "separator": config.separator,
+                       "corpus": frame_md5(corpus), "backbone": md5_dir(backbone)}
+        if config.reuse and is_current(path / "model.safetensors", fingerprint):
+            context.log.info(f"PRM {label_set} unchanged: reusing {path}")
+            per_set[label_set] = {"reused": True, **json.loads((path / "training.json").read_text())}
+            continue
+        with Timer() as t:
+            model = init_prm(backbone, tokenizer, config.separator, seed=config.seed)
+            losses = train_prm(model, tokenizer, examples(corpus), config.separator, cfg)
+        info = {"label_set": label_set, "sequences": corpus.height, "steps_labelled": int(corpus["steps"].list.len().sum()),
+                "hard_negatives": int((corpus["source"] == "hard_negative").sum()), "train_seconds": round(t.seconds, 2),
+                "loss_first": sum(losses[:20]) / max(1, len(losses[:20])), "loss_last": sum(losses[-50:]) / max(1, len(losses[-50:])),
+                "feature_weights": [round(w, 4) for w in model.feature_score.weight[0].tolist()]}
+        mlflow = tracking.experiment(EXPERIMENT)
+        with mlflow.start_run(run_name=f"prm-{label_set}") as run:
+            mlflow.set_tags({"label_set": label_set, "dagster_run_id": context.run_id})
+            mlflow.log_params({**asdict(cfg), "label_set": label_set, "sequences": info["sequences"],
+                               "hard_negatives": info["hard_negatives"], "backbone": str(storage.model("prm_backbone"))})
+            for i in range(0, len(losses), 10):
+                mlflow.log_metric("train_loss", losses[i], step=i)
+            mlflow.log_metrics({"train_seconds": t.seconds, "loss_last": info["loss_last"]})
+            with atomic_dir(path) as tmp:
+                model.save_pretrained(tmp)
+                tokenizer.save_pretrained(tmp)
+                mlflow.log_artifacts(str(tmp), artifact_path="model")
+                name = REGISTERED.format(label_set=label_set)
+                version = register(name, f"{run.info.artifact_uri}/model", run.info.run_id, ["current", f"dagster-{context.run_id[:8]}"],
+                                   f"PRM trained on {label_set} labels")
+                info.update(mlflow_run_id=run.info.run_id, mlflow_model=name, mlflow_version=version,
+                            mlflow_uri=mlflow.get_tracking_uri(),
+                            mlflow_ui=f"{MLFLOW_UI}/#/experiments/{run.info.experiment_id}/runs/{run.info.run_id}")
+                (tmp / "training.json").write_text(json.dumps(info, indent=2))
+        mark_current(path / "model.safetensors", fingerprint)
+        per_set[label_set] = {"reused": False, **info}
+        seconds += t.seconds
+    return dg.MaterializeResult(metadata={
+        "path": dg.MetadataValue.path(str(storage.model_dir("prm"))),
+        "per_label_set": dg.MetadataValue.json(per_set),
+        **{f"mlflow/{k}": dg.MetadataValue.url(v["mlflow_ui"]) for k, v in per_set.items() if v.get("mlflow_ui")},
+        **cost(seconds),
+    })

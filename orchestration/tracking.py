@@ -1,0 +1,45 @@
+"""MLflow tracking shared by PRM training and releases: a sqlite store under the project by default.
+
+`MLFLOW_TRACKING_URI` overrides it (a team server, say). Open the local one with
+
+    .venv/bin/mlflow ui --backend-store-uri sqlite:///mlflow.db
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def tracking_uri(root: Path) -> str:
+    return os.environ.get("MLFLOW_TRACKING_URI", f"sqlite:///{Path(root) / 'mlflow.db'}")
+
+
+def use_experiment(root: Path, experiment: str):
+    """The mlflow module, pointed at the project's store and `experiment` (created with artifacts under the project)."""
+    import logging
+
+    import mlflow
+
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    mlflow.set_tracking_uri(tracking_uri(root))
+    if mlflow.get_experiment_by_name(experiment) is None:
+        mlflow.create_experiment(experiment, artifact_location=(Path(root) / "mlartifacts").as_uri())
+    mlflow.set_experiment(experiment)
+    return mlflow
+
+
+def register(name: str, source: str, run_id: str, aliases: list[str], description: str = "") -> str:
+    """A new version of registered model `name` from `source`, with `aliases` moved onto it; returns the version."""
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient()
+    try:
+        client.get_registered_model(name)
+    except MlflowException:
+        client.create_registered_model(name, description=description)
+    version = client.create_model_version(name, source=source, run_id=run_id).version
+    for alias in aliases:
+        client.set_registered_model_alias(name, alias.replace(".", "-"), version)
+    return str(version)
