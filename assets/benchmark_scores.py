@@ -65,8 +65,9 @@ def benchmark_scores(context: dg.AssetExecutionContext, config: BenchmarkConfig,
     from prm_core.processbench import choose_threshold
     from prm_core.storage import read_parquet, write_parquet
 
-    pb = read_parquet(storage.table("benchmark_sets", "processbench"))
-    bon = read_parquet(storage.table("benchmark_sets", "bon"))
+    have_sets = storage.table("benchmark_sets", "bon").exists()  # not for real data: no fresh problems with exact labels
+    pb = read_parquet(storage.table("benchmark_sets", "processbench")) if have_sets else None
+    bon = read_parquet(storage.table("benchmark_sets", "bon")) if have_sets else None
     real_dir = _real_dir(config)
     real = pl.concat([load_processbench(f) for f in sorted(real_dir.glob("*.json"))]) if real_dir.exists() else None
     rows, real_rows, summary = [], [], {}
@@ -77,9 +78,11 @@ def benchmark_scores(context: dg.AssetExecutionContext, config: BenchmarkConfig,
                 context.log.warning(f"no PRM for {label_set!r} at {path}: skipped")
                 continue
             model, tok = load_prm(path), AutoTokenizer.from_pretrained(path)
-            pb_scores = score_steps(model, tok, pb["prompt"].to_list(), pb["steps"].to_list(), config.separator)
-            bon_steps = score_steps(model, tok, bon["prompt"].to_list(), bon["steps"].to_list(), config.separator)
-            row = {"label_set": label_set, **processbench_scores(pb, pb_scores), **bon_scores(bon, bon_steps)}
+            row = {"label_set": label_set}
+            if have_sets:
+                pb_scores = score_steps(model, tok, pb["prompt"].to_list(), pb["steps"].to_list(), config.separator)
+                bon_steps = score_steps(model, tok, bon["prompt"].to_list(), bon["steps"].to_list(), config.separator)
+                row.update(processbench_scores(pb, pb_scores), **bon_scores(bon, bon_steps))
             if real is not None and label_set in config.real_processbench_label_sets:
                 real_scores = score_steps(model, tok, real["prompt"].to_list(), real["steps"].to_list(), config.separator)
                 gsm = [i for i, s in enumerate(real["split"]) if s == "gsm8k"] or list(range(real.height))
@@ -91,6 +94,8 @@ def benchmark_scores(context: dg.AssetExecutionContext, config: BenchmarkConfig,
                 row["real_avg_f1_tau05"] = float(real_rows[-1]["f1"].mean())
                 summary[f"processbench.real.avg_f1.{label_set}"] = row["real_avg_f1"]
             rows.append(row)
+            if not have_sets:
+                continue
             summary.update({f"prm.{label_set}.f1": row["f1"], f"prm.{label_set}.f1_tau05": row["f1_tau05"],
                             f"prm.{label_set}.tau": row["tau"], f"prm.{label_set}.pair_order": row["pair_order"],
                             f"bon.prm_min.{label_set}": row["prm_min"], f"bon.prm_min_vote.{label_set}": row["prm_min_vote"],
@@ -103,6 +108,10 @@ def benchmark_scores(context: dg.AssetExecutionContext, config: BenchmarkConfig,
     if not rows:
         raise ValueError("no PRM to benchmark: materialize `prm_model` first")
     scores = pl.DataFrame(rows)
+    if not have_sets:
+        update_summary(storage.base_dir, summary)
+        write_parquet(scores, storage.root / "reports" / "benchmark_scores.parquet")
+        return dg.MaterializeResult(metadata={"comparison": table(scores), **cost(t.seconds)})
     first = rows[0]
     summary.update({"bon.majority": first["majority"], "bon.pass_at_n": first["pass_at_n"], "bon.pass_at_1": first["first"],
                     "bon.greedy": first["greedy"], "bon.problems": first["n_problems"], "bon.n": first["n"],

@@ -23,6 +23,8 @@ class BenchmarkSetsConfig(dg.Config):
     code_version=CODE_VERSION,
     group_name="prm",
     kinds={"polars", "parquet"},
+    check_specs=[dg.AssetCheckSpec("processbench_balanced", asset="benchmark_sets",
+                                   description="as many erroneous as all-correct responses, as asked (warns when the policy is too weak or too strong)")],
     description="Fresh problems only: ProcessBench-style dev/test with exact first errors (balanced), and N policy samples per problem for best-of-N.",
 )
 def benchmark_sets(context: dg.AssetExecutionContext, config: BenchmarkSetsConfig, storage: StorageResource,
@@ -52,7 +54,11 @@ def benchmark_sets(context: dg.AssetExecutionContext, config: BenchmarkSetsConfi
             config.reuse, lambda: bon_candidates(dom, get_engine(), config.bon_problems, config.bon_n, seed=config.seed))
     tokens = 0 if bon_reused else int(bon["num_tokens"].sum())
     per_problem = bon.group_by("problem_id").agg(pl.col("correct").mean(), pl.col("greedy_correct").first())
-    return dg.MaterializeResult(metadata={
+    n_err, n_cor = int((pb["label"] >= 0).sum()), int((pb["label"] == -1).sum())
+    balanced = n_err == n_cor == config.processbench_per_class
+    return dg.MaterializeResult(check_results=[dg.AssetCheckResult(
+        check_name="processbench_balanced", passed=balanced, severity=dg.AssetCheckSeverity.WARN,
+        metadata={"erroneous": n_err, "all_correct": n_cor, "asked": config.processbench_per_class})], metadata={
         "processbench_counts": table(pb.group_by("split").agg(
             erroneous=(pl.col("label") >= 0).sum(), all_correct=(pl.col("label") == -1).sum()).sort("split")),
         "processbench_preview": preview(pb.select("split", "label", "steps")),

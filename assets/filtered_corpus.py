@@ -52,12 +52,12 @@ def filtered_corpus(context: dg.AssetExecutionContext, config: CorpusAssetConfig
                 chosen = oracle_labels(truth, dict(zip(roll["response_id"], roll["steps"].to_list())), ids)
             else:
                 chosen = labels.filter(pl.col("method") == label_set)
-            if chosen.is_empty():
-                raise ValueError(f"no `denoised_labels` rows for label set {label_set!r}: run `mc_estimates` with that method")
+            if chosen.is_empty():  # e.g. SCAN keeps no question when the policy is never confident
+                context.log.warning(f"label set {label_set!r} has no labelled responses: its PRM is not trained")
             corpus, c = build_corpus(chosen, prompts, cfg)
             write_parquet(corpus, storage.table("filtered_corpus", label_set))
             frames.append(corpus)
-            counts.append({"label_set": label_set, **c, "mean_target": float(corpus["targets"].explode().mean())})
+            counts.append({"label_set": label_set, **c, "mean_target": float(corpus["targets"].explode().mean() or 0.0)})
     batch = pl.concat(frames)
     bad = batch.filter((pl.col("steps").list.len() != pl.col("targets").list.len())
                        | (pl.col("targets").list.min() < 0) | (pl.col("targets").list.max() > 1)).height

@@ -18,7 +18,7 @@ CARD_METRICS = ("f1", "f1_tau05", "tau", "acc_err", "acc_cor", "prm_min", "prm_m
     code_version="1",
     group_name="prm",
     kinds={"transformers"},
-    description="data/exports/prm/<label set>/: safetensors + tokenizer + modeling code + README card.",
+    description="data/prm_exports/<label set>/: safetensors + tokenizer + modeling code + README card.",
 )
 def prm_exports(context: dg.AssetExecutionContext, storage: StorageResource) -> dg.MaterializeResult:
     from assets.prm_model import prm_dir
@@ -34,7 +34,7 @@ def prm_exports(context: dg.AssetExecutionContext, storage: StorageResource) -> 
                 continue
             training = json.loads((src / "training.json").read_text())
             metrics = {k: scores.get(label_set, {}).get(k) for k in CARD_METRICS if scores.get(label_set, {}).get(k) is not None}
-            out = storage.root / "exports" / "prm" / label_set
+            out = storage.root / "prm_exports" / label_set
             with atomic_dir(out) as tmp:
                 for f in src.iterdir():
                     if f.is_file() and not f.name.endswith(".fingerprint.json"):

@@ -57,6 +57,10 @@ def prm_model(context: dg.AssetExecutionContext, config: PRMModelConfig, storage
     for label_set in context.partition_keys:
         corpus = read_parquet(storage.table("filtered_corpus", label_set))
         path = prm_dir(storage, label_set)
+        if corpus.is_empty():
+            context.log.warning(f"empty training corpus for {label_set!r}: no PRM (see filtered_corpus)")
+            per_set[label_set] = {"trained": False, "reason": "empty corpus"}
+            continue
         fingerprint = {"code_version": CODE_VERSION, "train": asdict(cfg), "separator": config.separator,
                        "corpus": frame_md5(corpus), "backbone": md5_dir(backbone)}
         if config.reuse and is_current(path / "model.safetensors", fingerprint):

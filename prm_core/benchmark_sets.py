@@ -52,13 +52,10 @@ def processbench_set(domain: ExactDomain, engine: Engine, n_per_class: int, seed
     rng = random.Random(f"processbench-{seed}")
     erroneous = [r for r in rows.iter_rows(named=True) if r["first_error"] >= 0]
     correct = [r for r in rows.iter_rows(named=True) if r["first_error"] == -1]
-    if len(erroneous) < n_per_class or len(correct) < n_per_class:
-        raise ValueError(
-            f"only {len(erroneous)} erroneous and {len(correct)} correct responses among {n_problems} problems; "
-            f"raise `oversample` to get {n_per_class} of each"
-        )
-    out = []
-    for cls in (rng.sample(erroneous, n_per_class), rng.sample(correct, n_per_class)):
+    if not erroneous and not correct:
+        raise ValueError(f"no usable policy responses among {n_problems} problems")
+    out = []  # a class short of `n_per_class` (a weak or a perfect policy) keeps what there is; the counts say so
+    for cls in (rng.sample(erroneous, min(n_per_class, len(erroneous))), rng.sample(correct, min(n_per_class, len(correct)))):
         n_dev = int(round(dev_share * len(cls)))
         for i, r in enumerate(cls):
             out.append((r["response_id"], generator, r["question"], r["prompt"], r["steps"], r["correct"],

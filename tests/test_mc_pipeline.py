@@ -21,6 +21,34 @@ CONFIG = {"ops": {
     "mc_estimates": {"config": {"k": 2, "max_new_tokens": 16, "chunk_size": 3, "responses_per_problem": 2,
                                 "sc_threshold": 0.0}},
 }}
+PRM_CONFIG = {
+    "benchmark_sets": {"config": {"processbench_per_class": 3, "bon_problems": 4, "bon_n": 2}},
+    "prm_backbone": {"config": {"train_steps": 5}},
+    "prm_model": {"config": {"steps": 10, "batch_size": 4}},
+    "benchmark_scores": {"config": {"real_processbench_label_sets": []}},
+}
+
+
+def materialize_pipeline(instance, data_dir, keys, generator=None):
+    """Both stages of `prm run` on the tiny config: the shard run, then the label-set run. Returns both results."""
+    from assets.partitions import label_sets
+    from orchestration.jobs import PRM_STAGE, SHARD_STAGE
+    from orchestration.resources import DomainResource, StorageResource, TrackingResource
+
+    resources = {"storage": StorageResource(base_dir=str(data_dir)), "domain": DomainResource(),
+                 "generator": generator or GeneratorResource(engine="transformers"),
+                 "tracking": TrackingResource(root=str(data_dir.parent))}
+    ops = {**CONFIG["ops"], **PRM_CONFIG}
+    results = []
+    for names, (first, last) in ((SHARD_STAGE, (keys[0], keys[-1])),
+                                 (PRM_STAGE, (label_sets.get_partition_keys()[0], label_sets.get_partition_keys()[-1]))):
+        results.append(dg.materialize(ALL_ASSETS, instance=instance, selection=names, resources=resources,
+                                      run_config={"ops": {k: v for k, v in ops.items() if k in names}},
+                                      tags={RANGE_START: first, RANGE_END: last}))
+        assert results[-1].success
+    return results
+
+
 SELECTION = ["problem_pool", "policy_model", "rollouts", "step_truth", "self_confidence", "mc_estimates",
              "denoised_labels", "label_audit", "label_exports"]
 
@@ -105,3 +133,39 @@ def test_resume_after_a_crash_gives_the_uninterrupted_table(uninterrupted, tmp_p
     a = pl.read_parquet(straight / "mc_estimates" / "arith-0000.parquet")
     b = pl.read_parquet(data / "mc_estimates" / "arith-0000.parquet")
     assert a.equals(b)
+
+
+def test_prm_stage_trains_three_prms_scores_them_and_exports(tmp_path):
+    """The label-set run after the shard run: corpora, three PRMs (MLflow-tracked), benchmark scores, exports."""
+    import json
+
+    from transformers import AutoModelForTokenClassification, AutoTokenizer
+
+    data = tmp_path / "data"
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions(shards.name, KEYS)
+        _, prm = materialize_pipeline(instance, data, KEYS)
+    # the tiny policy's SCAN finds no error with K=2, so its corpus is empty and its PRM skipped (a warning says so)
+    assert pl.read_parquet(data / "filtered_corpus" / "scan.parquet").is_empty()
+    corpus = pl.read_parquet(data / "filtered_corpus" / "vanilla.parquet")
+    assert "label" in set(corpus["source"]) and (corpus["steps"].list.len() == corpus["targets"].list.len()).all()
+    summary = json.loads((data / "reports" / "summary.json").read_text())
+    for key in ("prm.vanilla.f1", "prm.oracle.f1", "prm.vanilla.f1_tau05", "bon.majority", "bon.prm_min.oracle",
+                "bon.prm_min.vanilla", "bon.pass_at_n"):
+        assert 0.0 <= summary[key] <= 1.0, key
+    scores = pl.read_parquet(data / "reports" / "benchmark_scores.parquet")
+    assert sorted(scores["label_set"]) == ["oracle", "vanilla"]
+    export = data / "prm_exports" / "vanilla"
+    assert "## Metrics" in (export / "README.md").read_text()
+    model = AutoModelForTokenClassification.from_pretrained(export, trust_remote_code=True)
+    assert model.config.num_labels == 1 and AutoTokenizer.from_pretrained(export, trust_remote_code=True)
+    training = json.loads((export / "training.json").read_text())
+    import mlflow
+
+    mlflow.set_tracking_uri(training["mlflow_uri"])
+    run = mlflow.get_run(training["mlflow_run_id"])
+    assert "f1" in run.data.metrics and run.data.params["label_set"] == "vanilla"
+    assert str(mlflow.MlflowClient().get_model_version_by_alias("prm-foundry-prm-vanilla", "current").version) == training["mlflow_version"]
+    md = {k: v.value for k, v in [m for m in prm.get_asset_materialization_events()
+                                  if m.asset_key == dg.AssetKey("benchmark_scores")][-1].materialization.metadata.items()}
+    assert "comparison" in md and "comparison_plot" in md

@@ -50,3 +50,30 @@ def test_best_of_n_methods():
     assert res.accuracy == 1.0 and res.n_problems == 2 and res.stderr == 0.0
     with pytest.raises(ValueError):
         select(cands, "oracle")
+
+
+def test_threshold_is_chosen_on_dev_only():
+    """Dev wants τ ≈ 0.35, test would want τ ≈ 0.75: the reported test F1 uses dev's τ."""
+    import polars as pl
+
+    from prm_core.prm_eval import processbench_scores
+
+    frame = pl.DataFrame({"split": ["dev", "dev", "test", "test"], "label": [0, -1, 0, -1]})
+    scores = [[0.3], [0.4], [0.7], [0.8]]
+    out = processbench_scores(frame, scores)
+    assert 0.3 < out["tau"] <= 0.4 and out["dev_f1"] == 1.0
+    assert out["f1"] == 0.0  # at dev's τ the test error (0.7) is not caught
+    assert out["f1_tau05"] == 0.0
+
+
+def test_hard_negative_changes_a_trusted_result_and_cuts_there():
+    import random
+
+    from prm_core.hard_negatives import hard_negative, perturb_result
+
+    rng = random.Random(0)
+    steps = ["finds 2 more: 3 + 2 = 5", "loses 1: 5 - 1 = 4", "Answer: 4"]
+    out = hard_negative(steps, [1.0, 0.0, 0.0], rng)  # only step 0 is trusted
+    assert out is not None and out[1] == [0.0] and out[0][0] != steps[0] and out[0][0].startswith("finds 2 more: 3 + 2 = ")
+    assert perturb_result("no numbers here", rng) is None
+    assert hard_negative(steps, [0.0, 0.0, 0.0], rng) is None

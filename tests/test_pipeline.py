@@ -13,7 +13,9 @@ from assets.partitions import shards
 from orchestration.cli import RANGE_END, RANGE_START
 from orchestration.definitions import defs
 from orchestration.resources import DomainResource, GeneratorResource, StorageResource
+from orchestration.jobs import SHARD_STAGE
 from tests.conftest import SHARED_DATA
+from tests.test_mc_pipeline import PRM_CONFIG
 
 TINY_POLICY = {"hidden_size": 64, "num_layers": 1, "num_heads": 2, "intermediate_size": 128, "train_steps": 30,
                "eval_problems": 10, "max_new_tokens": 160}
@@ -31,7 +33,9 @@ def _run(instance, data_dir, keys=KEYS, pool=None, selection=None):
         "problem_pool": {"config": pool or {"shard_size": 6}},
         "policy_model": {"config": TINY_POLICY},
         "rollouts": {"config": {"n_samples": 2, "max_new_tokens": 160}},
+        **{k: v for k, v in PRM_CONFIG.items() if k in SHARD_STAGE},
     }}
+    selection = selection or SHARD_STAGE
     if selection:
         config["ops"] = {k: v for k, v in config["ops"].items() if k in selection}
     return dg.materialize(ALL_ASSETS, instance=instance, resources=resources, run_config=config,

@@ -5,16 +5,11 @@ import shutil
 import subprocess
 from pathlib import Path
 
-import dagster as dg
 import pytest
 
-import assets
 from assets.partitions import shards
-from orchestration.cli import RANGE_END, RANGE_START
-from orchestration.jobs import PIPELINE_ASSETS
 from orchestration.release import ReleaseError, dvc_executable, make_release, verify_release
-from orchestration.resources import DomainResource, GeneratorResource, StorageResource
-from tests.test_mc_pipeline import CONFIG
+from tests.test_mc_pipeline import materialize_pipeline
 
 REPO = Path(__file__).resolve().parents[1]
 DVC = dvc_executable(REPO)
@@ -42,15 +37,7 @@ def project(tmp_path_factory):
     home.mkdir()
     instance = dg.DagsterInstance.from_config(str(home))
     instance.add_dynamic_partitions(shards.name, ["arith-0000"])
-    selection = [a for a in PIPELINE_ASSETS if a != "run_summary"] + ["run_summary"]
-    result = dg.materialize(
-        [*dg.load_assets_from_package_module(assets)], instance=instance, selection=selection,
-        resources={"storage": StorageResource(base_dir=str(root / "data")), "domain": DomainResource(),
-                   "generator": GeneratorResource(engine="transformers")},
-        run_config={"ops": {**CONFIG["ops"], "mc_estimates": {"config": {**CONFIG["ops"]["mc_estimates"]["config"]}}}},
-        tags={RANGE_START: "arith-0000", RANGE_END: "arith-0000"},
-    )
-    assert result.success
+    materialize_pipeline(instance, root / "data", ["arith-0000"])
     return root, instance
 
 
