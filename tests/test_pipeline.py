@@ -12,7 +12,7 @@ import assets
 from assets.partitions import shards
 from orchestration.cli import RANGE_END, RANGE_START
 from orchestration.definitions import defs
-from orchestration.resources import DomainResource, GeneratorResource, StorageResource
+from orchestration.resources import DomainResource, GeneratorResource, StorageResource, TrackingResource
 from orchestration.jobs import SHARD_STAGE
 from tests.conftest import SHARED_DATA
 from tests.test_mc_pipeline import PRM_CONFIG
@@ -28,6 +28,7 @@ def _run(instance, data_dir, keys=KEYS, pool=None, selection=None):
         "storage": StorageResource(base_dir=str(data_dir)),
         "domain": DomainResource(),
         "generator": GeneratorResource(engine="transformers"),
+        "tracking": TrackingResource(root=str(data_dir.parent)),
     }
     config = {"ops": {
         "problem_pool": {"config": pool or {"shard_size": 6}},
@@ -66,7 +67,7 @@ def test_whole_graph_materializes_on_two_shards(instance, tmp_path):
     assert (truth["n_steps"] == roll["n_steps"]).all()
     assert (data / "models" / "policy" / "model.safetensors").exists()
     summary = json.loads((data / "reports" / "summary.json").read_text())
-    for key in ("policy.accuracy", "rollouts.count", "rollouts.tokens", "rollouts.tokens_per_s", "run.seconds"):
+    for key in ("policy.accuracy", "rollouts.count", "rollouts.tokens", "rollouts.tokens_per_s"):  # run.seconds: the PRM stage
         assert key in summary
     assert summary["rollouts.count"] == roll.height and summary["rollouts.tokens"] == roll["num_tokens"].sum()
     assert all(c.passed for c in result.get_asset_check_evaluations())
@@ -146,7 +147,7 @@ def test_text_pipeline_runs_a_pretrained_policy_on_real_gsm8k(instance, tmp_path
     result = dg.materialize(
         ALL_ASSETS, instance=instance, selection=["problem_pool", "policy_model", "rollouts"],
         resources={"storage": StorageResource(base_dir=str(data)), "domain": DomainResource(name="gsm8k"),
-                   "generator": GeneratorResource(engine="transformers")},
+                   "generator": GeneratorResource(engine="transformers"), "tracking": TrackingResource(root=str(tmp_path))},
         run_config={"ops": {"problem_pool": {"config": {"source": str(src)}},
                             "policy_model": {"config": {"pretrained": str(tiny_policy)}},
                             "rollouts": {"config": {"n_samples": 2, "max_new_tokens": 16}}}},

@@ -5,6 +5,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import dagster as dg
 import pytest
 
 from assets.partitions import shards
