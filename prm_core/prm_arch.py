@@ -6,8 +6,9 @@ an earlier token. The LM head already holds that check. So the step logit at eac
 
     logit_t = w·h_t + b + Σ_k α_k · f_k(step)
 
-with the features f over the step's *result span* (the tokens after the step's last marker such as `=`, or
-the whole step without one; not the separator, which the LM never predicts after a final answer line):
+with four features f: two statistics, each over the step's *result span* (the tokens after its last marker
+such as `=`, or the whole step without one) and over the *whole step* (operands copied wrong show up there);
+never the separator, which the LM does not predict after a final answer line:
 
     min_logprob = min_i log π(x_i | x_<i)                      (the probe's training-free verifier)
     min_margin  = min_i [log π(x_i | x_<i) − max_v log π(v | x_<i)]   (0 iff every token is the LM's argmax)
