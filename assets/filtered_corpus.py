@@ -15,6 +15,7 @@ ALL_SHARDS = dg.AllPartitionMapping()
 class CorpusAssetConfig(dg.Config):
     hard_negatives: int = Field(default=1, description="per labelled response: a trusted step with its result changed")
     min_label: float = Field(default=0.5, description="a step is trusted (may become a hard negative) when its label is at least this")
+    targets: str = Field(default="auto", description="soft, hard, or auto: hard 1[c_t > 0] for vanilla (Math-Shepherd), soft for SCAN")
     seed: int = 0
 
 
@@ -22,7 +23,7 @@ class CorpusAssetConfig(dg.Config):
     partitions_def=label_sets,
     backfill_policy=label_set_backfill,
     deps=[dg.AssetDep(a, partition_mapping=ALL_SHARDS) for a in ("problem_pool", "rollouts", "denoised_labels", "step_truth")],
-    code_version="1",
+    code_version="2",
     group_name="prm",
     kinds={"polars", "parquet"},
     check_specs=[dg.AssetCheckSpec("targets_match_steps", asset="filtered_corpus",
@@ -36,7 +37,8 @@ def filtered_corpus(context: dg.AssetExecutionContext, config: CorpusAssetConfig
     from prm_core.soft_label import oracle_labels
 
     dom = domain.get()
-    cfg = CorpusConfig(hard_negatives=config.hard_negatives, min_label=config.min_label, seed=config.seed)
+    cfg = CorpusConfig(hard_negatives=config.hard_negatives, min_label=config.min_label, targets=config.targets,
+                       seed=config.seed)
     pool = read_shards(storage.shard_tables("problem_pool"))
     prompts = dict(zip(pool["problem_id"], (dom.prompt(p) for p in to_problems(pool))))
     labels = read_shards(storage.shard_tables("denoised_labels"))

@@ -26,7 +26,7 @@ class MCConfig(dg.Config):
     top_p: float = Field(default=0.8, description="rollout top-p (SCAN's paper table)")
     max_new_tokens: int = 192
     sc_threshold: float = Field(default=0.75, description="SCAN keeps questions with self-confidence >= this")
-    responses_per_problem: int = Field(default=2, description="label the first m responses of each problem (every method the same)")
+    responses_per_problem: int = Field(default=1, description="label the first m responses of each problem (every method the same; 1 keeps `make run` within 10 min, and a PRM head needs no more)")
     chunk_size: int = Field(default=128, description="responses per resumable chunk")
     seed: int = 0
     reuse: bool = True
