@@ -71,6 +71,8 @@ def benchmark_scores(context: dg.AssetExecutionContext, config: BenchmarkConfig,
     bon = read_parquet(storage.table("benchmark_sets", "bon")) if have_sets else None
     real_dir = _real_dir(config)
     real = pl.concat([load_processbench(f) for f in sorted(real_dir.glob("*.json"))]) if real_dir.exists() else None
+    if real is None:
+        context.log.warning(f"no real ProcessBench at {real_dir} (config `real_processbench`): not scored")
     if real is not None and config.real_processbench_rows:
         real = real.group_by("split", maintain_order=True).head(config.real_processbench_rows)
     rows, real_rows, summary = [], [], {}
@@ -135,6 +137,7 @@ def benchmark_scores(context: dg.AssetExecutionContext, config: BenchmarkConfig,
     return dg.MaterializeResult(metadata={
         "comparison": table(show.with_columns(pl.col(pl.Float64).round(3))),
         "comparison_plot": plot_md(_plot(scores)),
-        **({"processbench_real": table(real_table.with_columns(pl.col(pl.Float64).round(3)))} if real_table is not None else {}),
+        "processbench_real": (table(real_table.with_columns(pl.col(pl.Float64).round(3))) if real_table is not None
+                              else dg.MetadataValue.text(f"not scored: no split files in {real_dir}")),
         **cost(t.seconds),
     })

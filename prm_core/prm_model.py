@@ -214,12 +214,15 @@ def train_prm(model, tokenizer, examples: list[PRMExample], separator: str, cfg:
 
 def score_steps(model, tokenizer, prompts: list[str], steps: list[list[str]], separator: str,
                 batch_size: int = 64, max_length: int = 512) -> list[list[float]]:
-    """σ(logit) at each step's separator, with exactly the training-time encoding."""
+    """σ(logit) at each step's separator, with exactly the training-time encoding (identical inputs scored once)."""
     import torch
 
     sep = separator_id(tokenizer, separator)
     encoded = [encode(tokenizer, p, s, sep, max_length) for p, s in zip(prompts, steps)]
-    order = sorted(range(len(encoded)), key=lambda i: len(encoded[i].input_ids))
+    first: dict[tuple[int, ...], int] = {}
+    for i, e in enumerate(encoded):  # best-of-N candidates repeat: a confident policy samples its greedy answer often
+        first.setdefault(tuple(e.input_ids), i)
+    order = sorted(set(first.values()), key=lambda i: len(encoded[i].input_ids))
     out: list[list[float]] = [[] for _ in encoded]
     with torch.inference_mode():
         for b in range(0, len(order), batch_size):
@@ -228,4 +231,4 @@ def score_steps(model, tokenizer, prompts: list[str], steps: list[list[str]], se
             probs = torch.sigmoid(model(input_ids=ids, attention_mask=mask).logits[..., 0].float())
             for row, i in enumerate(idx):
                 out[i] = probs[row, encoded[i].step_positions].tolist()
-    return out
+    return [out[first[tuple(e.input_ids)]] for e in encoded]
