@@ -23,8 +23,9 @@ def use_experiment(root: Path, experiment: str):
 
     logging.getLogger("alembic").setLevel(logging.WARNING)
     mlflow.set_tracking_uri(tracking_uri(root))
-    if mlflow.get_experiment_by_name(experiment) is None:
-        mlflow.create_experiment(experiment, artifact_location=(Path(root) / "mlartifacts").as_uri())
+    if mlflow.get_experiment_by_name(experiment) is None:  # artifacts beside the default store; a server decides its own
+        local = "MLFLOW_TRACKING_URI" not in os.environ
+        mlflow.create_experiment(experiment, artifact_location=(Path(root) / "mlartifacts").as_uri() if local else None)
     mlflow.set_experiment(experiment)
     return mlflow
 

@@ -8,14 +8,17 @@ from pathlib import Path
 
 
 def _prm(args, env):
-    return subprocess.run([sys.executable, "-m", "orchestration.cli", *args], env=env, capture_output=True, text=True, timeout=900)
+    cwd = Path(env["PRM_DATA_DIR"]).parent  # MLflow's default artifact root is relative to it
+    return subprocess.run([sys.executable, "-m", "orchestration.cli", *args], env=env, capture_output=True, text=True,
+                          timeout=900, cwd=cwd)
 
 
 def test_prm_run_then_summary(tmp_path):
     env = {**os.environ, "DAGSTER_HOME": str(tmp_path / "home"), "PRM_DATA_DIR": str(tmp_path / "data"),
-           "PRM_ENGINE": "transformers"}
+           "PRM_ENGINE": "transformers", "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"}
     run = _prm(["run", "--shards", "1", "--shard-size", "4", "--samples", "2", "--policy-steps", "20",
-                "--eval-problems", "4", "--quiet", "--json"], env)
+                "--eval-problems", "4", "--bench-per-class", "3", "--bon-problems", "4", "--backbone-steps", "5",
+                "--prm-steps", "10", "--quiet", "--json"], env)
     assert run.returncode == 0, run.stderr[-3000:]
     summary = json.loads(run.stdout)
     assert summary["rollouts.count"] == 8 and summary["run.seconds"] > 0
