@@ -100,12 +100,11 @@ def benchmark_scores(context: dg.AssetExecutionContext, config: BenchmarkConfig,
                 summary[f"processbench.real.avg_f1.{label_set}"] = row["real_avg_f1"]
                 summary["processbench.real.rows"] = real.height
             rows.append(row)
-            if not have_sets:
-                continue
-            summary.update({f"prm.{label_set}.f1": row["f1"], f"prm.{label_set}.f1_tau05": row["f1_tau05"],
-                            f"prm.{label_set}.tau": row["tau"], f"prm.{label_set}.pair_order": row["pair_order"],
-                            f"bon.prm_min.{label_set}": row["prm_min"], f"bon.prm_min_vote.{label_set}": row["prm_min_vote"],
-                            f"bon.prm_last.{label_set}": row["prm_last"]})
+            if have_sets:
+                summary.update({f"prm.{label_set}.f1": row["f1"], f"prm.{label_set}.f1_tau05": row["f1_tau05"],
+                                f"prm.{label_set}.tau": row["tau"], f"prm.{label_set}.pair_order": row["pair_order"],
+                                f"bon.prm_min.{label_set}": row["prm_min"], f"bon.prm_min_vote.{label_set}": row["prm_min_vote"],
+                                f"bon.prm_last.{label_set}": row["prm_last"]})
             training = json.loads((path / "training.json").read_text())
             if training.get("mlflow_run_id"):
                 mlflow = tracking.experiment(EXPERIMENT)
