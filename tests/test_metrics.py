@@ -52,7 +52,7 @@ def test_best_of_n_methods():
         select(cands, "oracle")
 
 
-def test_threshold_is_chosen_on_dev_only():
+def test_benchmark_f1_applies_the_dev_threshold_to_test():
     """Dev wants τ ≈ 0.35, test would want τ ≈ 0.75: the reported test F1 uses dev's τ."""
     import polars as pl
 
