@@ -32,7 +32,7 @@ class CorpusAssetConfig(dg.Config):
 )
 def filtered_corpus(context: dg.AssetExecutionContext, config: CorpusAssetConfig, storage: StorageResource,
                     domain: DomainResource) -> dg.MaterializeResult:
-    from prm_core.problems import to_problems
+    from prm_core.problems import prompts_frame
     from prm_core.prm_corpus import CorpusConfig, build_corpus
     from prm_core.soft_label import oracle_labels
 
@@ -40,7 +40,7 @@ def filtered_corpus(context: dg.AssetExecutionContext, config: CorpusAssetConfig
     cfg = CorpusConfig(hard_negatives=config.hard_negatives, min_label=config.min_label, targets=config.targets,
                        seed=config.seed)
     pool = read_shards(storage.shard_tables("problem_pool"))
-    prompts = dict(zip(pool["problem_id"], (dom.prompt(p) for p in to_problems(pool))))
+    prompts = dict(prompts_frame(dom, pool).iter_rows())
     labels = read_shards(storage.shard_tables("denoised_labels"))
     frames, counts = [], []
     with Timer() as t:

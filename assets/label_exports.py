@@ -16,14 +16,14 @@ from orchestration.resources import DomainResource, StorageResource
 )
 def label_exports(context: dg.AssetExecutionContext, storage: StorageResource, domain: DomainResource) -> dg.MaterializeResult:
     from prm_core.exports import export, export_rows
-    from prm_core.problems import to_problems
+    from prm_core.problems import prompts_frame
     from prm_core.storage import md5_dir
 
     dom = domain.get()
     with Timer() as t:
         labels = read_shards(storage.shard_tables("denoised_labels"))
         pool = read_shards(storage.shard_tables("problem_pool"))
-        problems = pool.select("problem_id", "question").with_columns(prompt=pl.Series([dom.prompt(p) for p in to_problems(pool)]))
+        problems = pool.select("problem_id", "question").with_columns(prompt=prompts_frame(dom, pool)["prompt"])
         rollouts = read_shards(storage.shard_tables("rollouts")).select("response_id", "correct")
         version = f"policy@{md5_dir(storage.model('policy'))[:12]}"
         rows = export_rows(labels, problems, rollouts, model_version=version)

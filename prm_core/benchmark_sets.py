@@ -16,7 +16,7 @@ import polars as pl
 
 from prm_core.domains.base import ExactDomain
 from prm_core.generation import Engine, SamplingSpec
-from prm_core.problems import problems_frame, to_problems
+from prm_core.problems import problems_frame, prompts_frame
 from prm_core.rollouts import sample_rollouts
 from prm_core.step_truth import label_rollouts
 
@@ -42,7 +42,7 @@ def processbench_set(domain: ExactDomain, engine: Engine, n_per_class: int, seed
     pool = problems_frame(domain.problems(n_problems, PROCESSBENCH_SEED + seed), "processbench")
     roll = sample_rollouts(domain, engine, pool, SamplingSpec(n=1, temperature=1.0, max_new_tokens=max_new_tokens, seed=seed))
     truth = label_rollouts(domain, pool, roll)
-    prompts = pl.DataFrame({"problem_id": pool["problem_id"], "prompt": [domain.prompt(p) for p in to_problems(pool)]})
+    prompts = prompts_frame(domain, pool)
     rows = (
         roll.join(truth.select("response_id", "first_error"), on="response_id")
         .join(pool.select("problem_id", "question"), on="problem_id")
@@ -70,8 +70,7 @@ def bon_candidates(domain: ExactDomain, engine: Engine, n_problems: int, n: int,
     sampled = sample_rollouts(domain, engine, pool, SamplingSpec(n=n, temperature=1.0, max_new_tokens=max_new_tokens, seed=seed))
     greedy = sample_rollouts(domain, engine, pool, SamplingSpec(n=1, temperature=0.0, max_new_tokens=max_new_tokens, seed=seed))
     greedy = greedy.select("problem_id", greedy_correct=pl.col("correct"))
-    prompts = pl.DataFrame({"problem_id": pool["problem_id"], "prompt": [domain.prompt(p) for p in to_problems(pool)]})
-    return sampled.join(pool.select("problem_id", "question"), on="problem_id").join(prompts, on="problem_id").join(greedy, on="problem_id")
+    return sampled.join(pool.select("problem_id", "question"), on="problem_id").join(prompts_frame(domain, pool), on="problem_id").join(greedy, on="problem_id")
 
 
 def load_processbench(path) -> pl.DataFrame:

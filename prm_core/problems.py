@@ -82,6 +82,12 @@ def to_problems(df: pl.DataFrame) -> list[Problem]:
     ]
 
 
+def prompts_frame(domain: Domain, pool: pl.DataFrame) -> pl.DataFrame:
+    """(problem_id, prompt) for every problem of `pool`, in its order: the text the policy continues."""
+    return pl.DataFrame({"problem_id": pool["problem_id"], "prompt": [domain.prompt(p) for p in to_problems(pool)]},
+                        schema={"problem_id": pl.String, "prompt": pl.String})
+
+
 def _final_answer(value) -> str | None:
     """The gold answer of a field: GSM8K's `#### N` tail when present, else the value as text."""
     if value is None:
