@@ -38,20 +38,13 @@ def benchmark_sets(context: dg.AssetExecutionContext, config: BenchmarkSetsConfi
         raise ValueError(f"domain {dom.name!r} cannot make fresh problems with exact labels; the real ProcessBench is scored by `benchmark_scores`")
     policy = storage.model("policy")
     base = {"code_version": CODE_VERSION, "policy_md5": md5_dir(policy), "domain": domain.fingerprint(), "seed": config.seed}
-    engine = None
-
-    def get_engine():
-        nonlocal engine
-        engine = engine or generator.get(policy)
-        return engine
-
     with Timer() as t:
         pb, pb_reused = compute_or_reuse(
             storage.table("benchmark_sets", "processbench"), {**base, "per_class": config.processbench_per_class},
-            config.reuse, lambda: processbench_set(dom, get_engine(), config.processbench_per_class, seed=config.seed))
+            config.reuse, lambda: processbench_set(dom, generator.get(policy), config.processbench_per_class, seed=config.seed))
         bon, bon_reused = compute_or_reuse(
             storage.table("benchmark_sets", "bon"), {**base, "problems": config.bon_problems, "n": config.bon_n},
-            config.reuse, lambda: bon_candidates(dom, get_engine(), config.bon_problems, config.bon_n, seed=config.seed))
+            config.reuse, lambda: bon_candidates(dom, generator.get(policy), config.bon_problems, config.bon_n, seed=config.seed))
     tokens = 0 if bon_reused else int(bon["num_tokens"].sum())
     per_problem = bon.group_by("problem_id").agg(pl.col("correct").mean(), pl.col("greedy_correct").first())
     n_err, n_cor = int((pb["label"] >= 0).sum()), int((pb["label"] == -1).sum())

@@ -23,7 +23,7 @@ CARD_METRICS = ("f1", "f1_tau05", "tau", "acc_err", "acc_cor", "prm_min", "prm_m
 def prm_exports(context: dg.AssetExecutionContext, storage: StorageResource) -> dg.MaterializeResult:
     from assets.prm_model import prm_dir
     from prm_core.exports import prm_card
-    from prm_core.storage import atomic_dir, read_parquet
+    from prm_core.storage import atomic_dir, copy_files, read_parquet
 
     scores = {r["label_set"]: r for r in read_parquet(storage.root / "reports" / "benchmark_scores.parquet").iter_rows(named=True)}
     written = []
@@ -36,9 +36,7 @@ def prm_exports(context: dg.AssetExecutionContext, storage: StorageResource) -> 
             metrics = {k: scores.get(label_set, {}).get(k) for k in CARD_METRICS if scores.get(label_set, {}).get(k) is not None}
             out = storage.root / "prm_exports" / label_set
             with atomic_dir(out) as tmp:
-                for f in src.iterdir():
-                    if f.is_file() and not f.name.endswith(".fingerprint.json"):
-                        (tmp / f.name).write_bytes(f.read_bytes())
+                copy_files(src, tmp, keep=lambda name: not name.endswith(".fingerprint.json"))
                 (tmp / "README.md").write_text(prm_card(label_set, training, metrics, "\n", f"prm-foundry-prm-{label_set}"))
             written.append({"label_set": label_set, "path": str(out), "files": len(list(out.iterdir()))})
     return dg.MaterializeResult(metadata={"exports": table(pl.DataFrame(written)), **cost(t.seconds)})

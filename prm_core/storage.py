@@ -14,7 +14,7 @@ import shutil
 import tempfile
 import uuid
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import polars as pl
 from upath import UPath
@@ -87,11 +87,16 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
     else:
         with tempfile.TemporaryDirectory() as tmp:
             yield Path(tmp)
-            for f in Path(tmp).rglob("*"):
-                if f.is_file():
-                    dest = path / f.relative_to(tmp).as_posix()
-                    dest.parent.mkdir(parents=True, exist_ok=True)
-                    dest.write_bytes(f.read_bytes())
+            copy_files(Path(tmp), path)
+
+
+def copy_files(src, dest, keep: Callable[[str], bool] = lambda name: True) -> None:
+    """Every file under `src` (whose name `keep` accepts) to the same relative path under `dest`; either may be remote."""
+    for f in src.rglob("*"):
+        if f.is_file() and keep(f.name):
+            out = dest / f.relative_to(src).as_posix()
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_bytes(f.read_bytes())
 
 
 def local_copy(path: str | os.PathLike) -> Path:
@@ -102,11 +107,7 @@ def local_copy(path: str | os.PathLike) -> Path:
     cache = Path(tempfile.gettempdir()) / "prm_models" / hashlib.md5(str(path).encode()).hexdigest()
     if not cache.exists():
         with atomic_dir(cache) as tmp:
-            for f in path.rglob("*"):
-                if f.is_file():
-                    dest = tmp / f.relative_to(path).as_posix()
-                    dest.parent.mkdir(parents=True, exist_ok=True)
-                    dest.write_bytes(f.read_bytes())
+            copy_files(path, tmp)
     return cache
 
 
