@@ -1,6 +1,5 @@
 """`benchmark_scores`: every PRM on the ProcessBench-style set (official F1), on best-of-N, and on the real ProcessBench."""
 
-import json
 
 import dagster as dg
 import polars as pl
@@ -59,7 +58,7 @@ def benchmark_scores(context: dg.AssetExecutionContext, config: BenchmarkConfig,
                      tracking: TrackingResource) -> dg.MaterializeResult:
     from transformers import AutoTokenizer
 
-    from assets.prm_model import EXPERIMENT, prm_dir
+    from assets.prm_model import EXPERIMENT, prm_dir, training_info
     from prm_core.benchmark_sets import load_processbench
     from prm_core.prm_eval import bon_scores, processbench_scores, split_f1
     from prm_core.prm_model import load_prm, score_steps
@@ -105,7 +104,7 @@ def benchmark_scores(context: dg.AssetExecutionContext, config: BenchmarkConfig,
                                 f"prm.{label_set}.tau": row["tau"], f"prm.{label_set}.pair_order": row["pair_order"],
                                 f"bon.prm_min.{label_set}": row["prm_min"], f"bon.prm_min_vote.{label_set}": row["prm_min_vote"],
                                 f"bon.prm_last.{label_set}": row["prm_last"]})
-            training = json.loads((path / "training.json").read_text())
+            training = training_info(path)
             if training.get("mlflow_run_id"):
                 mlflow = tracking.experiment(EXPERIMENT)
                 with mlflow.start_run(run_id=training["mlflow_run_id"]):
@@ -113,30 +112,27 @@ def benchmark_scores(context: dg.AssetExecutionContext, config: BenchmarkConfig,
     if not rows:
         raise ValueError("no PRM to benchmark: materialize `prm_model` first")
     scores = pl.DataFrame(rows)
-    if not have_sets:
-        update_summary(storage.base_dir, summary)
-        write_parquet(scores, storage.root / "reports" / "benchmark_scores.parquet")
-        return dg.MaterializeResult(metadata={"comparison": table(scores), **cost(t.seconds)})
-    first = rows[0]
-    summary.update({"bon.majority": first["majority"], "bon.pass_at_n": first["pass_at_n"], "bon.pass_at_1": first["first"],
-                    "bon.greedy": first["greedy"], "bon.problems": first["n_problems"], "bon.n": first["n"],
-                    "bon.stderr": max(r["prm_min_stderr"] for r in rows)})
-    by = {r["label_set"]: r for r in rows}
-    if "scan" in by and "oracle" in by and by["oracle"]["f1"] > 0:
-        summary["prm.scan_over_oracle_f1"] = by["scan"]["f1"] / by["oracle"]["f1"]
-    if "scan" in by and "vanilla" in by:
-        summary["prm.scan_minus_vanilla_f1"] = by["scan"]["f1"] - by["vanilla"]["f1"]
-    write_parquet(scores, storage.root / "reports" / "benchmark_scores.parquet")
     real_table = pl.concat(real_rows) if real_rows else None
+    metadata = {"processbench_real": (table(real_table.with_columns(pl.col(pl.Float64).round(3))) if real_table is not None
+                                      else dg.MetadataValue.text(f"not scored: no split files in {real_dir}")),
+                **cost(t.seconds)}
+    if have_sets:
+        first = rows[0]
+        summary.update({"bon.majority": first["majority"], "bon.pass_at_n": first["pass_at_n"], "bon.pass_at_1": first["first"],
+                        "bon.greedy": first["greedy"], "bon.problems": first["n_problems"], "bon.n": first["n"],
+                        "bon.stderr": max(r["prm_min_stderr"] for r in rows)})
+        by = {r["label_set"]: r for r in rows}
+        if "scan" in by and "oracle" in by and by["oracle"]["f1"] > 0:
+            summary["prm.scan_over_oracle_f1"] = by["scan"]["f1"] / by["oracle"]["f1"]
+        if "scan" in by and "vanilla" in by:
+            summary["prm.scan_minus_vanilla_f1"] = by["scan"]["f1"] - by["vanilla"]["f1"]
+        show = scores.select("label_set", "f1", "f1_tau05", "tau", "acc_err", "acc_cor", "prm_min", "prm_min_stderr",
+                             "prm_min_vote", "prm_last", "pair_order", "majority", "pass_at_n", "greedy")
+        metadata.update(comparison=table(show.with_columns(pl.col(pl.Float64).round(3))), comparison_plot=plot_md(_plot(scores)))
+    else:  # real data: the real ProcessBench only
+        metadata["comparison"] = table(scores)
+    write_parquet(scores, storage.root / "reports" / "benchmark_scores.parquet")
     if real_table is not None:
         write_parquet(real_table, storage.root / "reports" / "processbench_real.parquet")
     update_summary(storage.base_dir, summary)
-    show = scores.select("label_set", "f1", "f1_tau05", "tau", "acc_err", "acc_cor", "prm_min", "prm_min_stderr",
-                         "prm_min_vote", "prm_last", "pair_order", "majority", "pass_at_n", "greedy")
-    return dg.MaterializeResult(metadata={
-        "comparison": table(show.with_columns(pl.col(pl.Float64).round(3))),
-        "comparison_plot": plot_md(_plot(scores)),
-        "processbench_real": (table(real_table.with_columns(pl.col(pl.Float64).round(3))) if real_table is not None
-                              else dg.MetadataValue.text(f"not scored: no split files in {real_dir}")),
-        **cost(t.seconds),
-    })
+    return dg.MaterializeResult(metadata=metadata)

@@ -1,7 +1,5 @@
 """`prm_exports`: each PRM as a directory the Auto classes load, with a model card (data, labels, metrics)."""
 
-import json
-
 import dagster as dg
 import polars as pl
 
@@ -21,7 +19,7 @@ CARD_METRICS = ("f1", "f1_tau05", "tau", "acc_err", "acc_cor", "prm_min", "prm_m
     description="data/prm_exports/<label set>/: safetensors + tokenizer + modeling code + README card.",
 )
 def prm_exports(context: dg.AssetExecutionContext, storage: StorageResource) -> dg.MaterializeResult:
-    from assets.prm_model import prm_dir
+    from assets.prm_model import prm_dir, training_info
     from prm_core.exports import prm_card
     from prm_core.storage import atomic_dir, copy_files, read_parquet
 
@@ -32,7 +30,7 @@ def prm_exports(context: dg.AssetExecutionContext, storage: StorageResource) -> 
             src = prm_dir(storage, label_set)
             if not (src / "model.safetensors").exists():
                 continue
-            training = json.loads((src / "training.json").read_text())
+            training = training_info(src)
             metrics = {k: scores.get(label_set, {}).get(k) for k in CARD_METRICS if scores.get(label_set, {}).get(k) is not None}
             out = storage.root / "prm_exports" / label_set
             with atomic_dir(out) as tmp:

@@ -31,6 +31,11 @@ def prm_dir(storage: StorageResource, label_set: str):
     return storage.model_dir("prm") / label_set
 
 
+def training_info(path) -> dict:
+    """What `prm_model` recorded of a PRM's training (data, loss, MLflow run and model version)."""
+    return json.loads((path / "training.json").read_text())
+
+
 @dg.asset(
     partitions_def=label_sets,
     backfill_policy=label_set_backfill,
@@ -53,6 +58,7 @@ def prm_model(context: dg.AssetExecutionContext, config: PRMModelConfig, storage
                          freeze_backbone=config.freeze_backbone, seed=config.seed)
     backbone = local_copy(storage.model("prm_backbone"))
     tokenizer = AutoTokenizer.from_pretrained(backbone)
+    backbone_md5 = md5_dir(backbone)
     per_set, seconds = {}, 0.0
     for label_set in context.partition_keys:
         corpus = read_parquet(storage.table("filtered_corpus", label_set))
@@ -62,10 +68,10 @@ def prm_model(context: dg.AssetExecutionContext, config: PRMModelConfig, storage
             per_set[label_set] = {"trained": False, "reason": "empty corpus"}
             continue
         fingerprint = {"code_version": CODE_VERSION, "train": asdict(cfg), "separator": config.separator,
-                       "corpus": frame_md5(corpus), "backbone": md5_dir(backbone)}
+                       "corpus": frame_md5(corpus), "backbone": backbone_md5}
         if config.reuse and is_current(path / "model.safetensors", fingerprint):
             context.log.info(f"PRM {label_set} unchanged: reusing {path}")
-            per_set[label_set] = {"reused": True, **json.loads((path / "training.json").read_text())}
+            per_set[label_set] = {"reused": True, **training_info(path)}
             continue
         with Timer() as t:
             model = init_prm(backbone, tokenizer, config.separator, seed=config.seed)

@@ -99,10 +99,10 @@ def cmd_run(args: argparse.Namespace) -> int:
           f"DAGSTER_HOME={os.environ['DAGSTER_HOME']}", file=sys.stderr)
     arith = os.environ.get("PRM_DOMAIN", "arith") == "arith"
     from assets.partitions import label_sets
-    from orchestration.jobs import EXACT_ONLY, PRM_STAGE, SHARD_STAGE
+    from orchestration.jobs import PRM_STAGE, SHARD_STAGE, TEXT_SHARD_STAGE
 
     sets = label_sets.get_partition_keys() if arith else [k for k in label_sets.get_partition_keys() if k != "oracle"]
-    first = SHARD_STAGE if arith else [a for a in SHARD_STAGE if a not in EXACT_ONLY]
+    first = SHARD_STAGE if arith else TEXT_SHARD_STAGE
     stages = [("default_pipeline" if arith else "text_pipeline", keys, first), ("prm_pipeline", sets, PRM_STAGE)]
     selection = [dg.AssetKey(a.strip()) for a in args.assets.split(",")] if args.assets else None
     config = run_config(args)

@@ -15,6 +15,7 @@ SHARD_STAGE = [
 PRM_STAGE = ["filtered_corpus", "prm_model", "benchmark_scores", "prm_exports", "run_summary"]
 PIPELINE_ASSETS = SHARD_STAGE + PRM_STAGE
 EXACT_ONLY = ("step_truth", "label_audit", "benchmark_sets")  # need the exact step labeller of the arith testbed
+TEXT_SHARD_STAGE = [a for a in SHARD_STAGE if a not in EXACT_ONLY]  # real data sets
 
 default_pipeline = dg.define_asset_job(
     "default_pipeline",
@@ -26,7 +27,7 @@ default_pipeline = dg.define_asset_job(
 # real data sets have no exact step labeller: the same pipeline without `step_truth`
 text_pipeline = dg.define_asset_job(
     "text_pipeline",
-    selection=dg.AssetSelection.assets(*[a for a in SHARD_STAGE if a not in EXACT_ONLY]),
+    selection=dg.AssetSelection.assets(*TEXT_SHARD_STAGE),
     executor_def=dg.in_process_executor,
     description="Real data (GSM8K, MATH, files): the same without the exact truth and the audit (math-verify grades).",
 )

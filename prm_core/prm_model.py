@@ -136,16 +136,22 @@ def _head_params(model):
     return [p for n, p in model.named_parameters() if n.startswith(("score", "feature_score"))]
 
 
+def _length_batches(tokenizer, encoded: list[Encoded], indices, batch_size: int):
+    """(indices, ids, mask) of padded inference batches over `indices`, shortest sequences first."""
+    order = sorted(indices, key=lambda i: len(encoded[i].input_ids))
+    for b in range(0, len(order), batch_size):
+        idx = order[b : b + batch_size]
+        ids, mask, _ = _batch(tokenizer, [encoded[i] for i in idx], [[] for _ in idx])
+        yield idx, ids, mask
+
+
 def _step_rows(model, tokenizer, encoded: list[Encoded], batch_size: int = 64):
     """For each encoded example, the head's inputs at its step positions (hidden [k, H], features [k, F])."""
     import torch
 
     out = [None] * len(encoded)
-    order = sorted(range(len(encoded)), key=lambda i: len(encoded[i].input_ids))
     with torch.inference_mode():
-        for b in range(0, len(order), batch_size):
-            idx = order[b : b + batch_size]
-            ids, mask, _ = _batch(tokenizer, [encoded[i] for i in idx], [[] for _ in idx])
+        for idx, ids, mask in _length_batches(tokenizer, encoded, range(len(encoded)), batch_size):
             hidden, feats = model.head_inputs(ids, mask)
             for row, i in enumerate(idx):
                 pos = encoded[i].step_positions
@@ -222,12 +228,9 @@ def score_steps(model, tokenizer, prompts: list[str], steps: list[list[str]], se
     first: dict[tuple[int, ...], int] = {}
     for i, e in enumerate(encoded):  # best-of-N candidates repeat: a confident policy samples its greedy answer often
         first.setdefault(tuple(e.input_ids), i)
-    order = sorted(set(first.values()), key=lambda i: len(encoded[i].input_ids))
     out: list[list[float]] = [[] for _ in encoded]
     with torch.inference_mode():
-        for b in range(0, len(order), batch_size):
-            idx = order[b : b + batch_size]
-            ids, mask, _ = _batch(tokenizer, [encoded[i] for i in idx], [[] for _ in idx])
+        for idx, ids, mask in _length_batches(tokenizer, encoded, set(first.values()), batch_size):
             probs = torch.sigmoid(model(input_ids=ids, attention_mask=mask).logits[..., 0].float())
             for row, i in enumerate(idx):
                 out[i] = probs[row, encoded[i].step_positions].tolist()
