@@ -1,4 +1,6 @@
-"""Problem domains: the arith testbed (exact step truth) and real data sets (graded by math-verify)."""
+"""Domains: what a problem is and how its answers and steps are checked — the arith testbed (exact step truth),
+real data sets graded by math-verify, and problem pools (seeded shards, files with quarantine).
+May import: lineage, runtime."""
 
 from prm_core.domains.base import Domain, ExactDomain, Problem, StepVerdict, has_exact_labeller
 

@@ -1,13 +1,9 @@
 """Training labels from MC estimates, one schema for every method (algorithms.md §1.3, §2.2, §2.3 step 7).
 
-SCAN's noise-tolerant labels for an incorrect response with detected error t_e:
-
-    ŷ_t = min(c_t / SC(q), 1)   if t_e - t ≤ d        (the d steps before t_e, and t_e itself: c_{t_e} = 0)
-    ŷ_t = 1[c_t > 0] = 1        otherwise (t < t_e - d)
-
-steps after t_e are removed; correct responses of kept questions are all-1 positives; responses with no zero
-are dropped. Vanilla (Math-Shepherd) keeps every step with the soft label c_t (hard label c_t > 0).
-Positives and negatives are balanced 1:1 by seeded down-sampling when asked (SCAN does).
+SCAN: steps after the detected error t_e are removed, the d steps before it get `soft_label.scan_soft_labels`;
+correct responses of kept questions are all-1 positives; responses with no zero are dropped. Vanilla
+(Math-Shepherd) keeps every step with the soft label c_t (hard label c_t > 0). Positives and negatives are
+balanced 1:1 by seeded down-sampling when asked (SCAN does). The oracle: exact labels of the same responses.
 """
 
 from __future__ import annotations
@@ -16,6 +12,8 @@ import random
 from dataclasses import dataclass
 
 import polars as pl
+
+from prm_core.labels.soft_label import scan_soft_labels
 
 LABEL_SCHEMA = {
     "method": pl.String,
@@ -37,18 +35,6 @@ class LabelConfig:
     d: int = 2
     balance: bool = True
     seed: int = 0
-
-
-def scan_soft_labels(values: list[float | None], t_e: int, sc: float, d: int) -> list[float]:
-    """ŷ_0..ŷ_{t_e} for a negative (unvisited steps before t_e, from binary search, count as c_t > 0)."""
-    out = []
-    for t in range(t_e + 1):
-        c = values[t]
-        if t_e - t <= d:
-            out.append(1.0 if c is None else min(c / sc, 1.0) if sc > 0 else 0.0)  # min(c_t / SC, 1)
-        else:
-            out.append(1.0 if c is None or c > 0 else 0.0)  # 1[c_t > 0]
-    return out
 
 
 def _balanced(rows: list[tuple], seed: int, key: str) -> list[tuple]:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import polars as pl
 
 from prm_core.domains.base import Domain, Problem
-from prm_core.storage import as_path
+from prm_core.lineage.storage import as_path
 
 POOL_SCHEMA = {
     "problem_id": pl.String,

@@ -1,6 +1,6 @@
 """The PRM's own backbone: the policy, pre-trained further on reference solutions so that it re-derives results.
 
-The PRM's step score reads its LM's own judgement of each token (prm_arch.py). With the policy itself as that
+The PRM's step score reads its LM's own judgement of each token (modeling_prm.py). With the policy itself as that
 LM the verifier can only agree with the policy: its best-of-8 pick is the greedy answer (0.716-0.726 on the
 default run, majority vote 0.726). A few hundred more optimizer steps on fresh reference solutions (≈ 1 min on
 2 cores) make an LM that re-derives results better than the policy samples them: best-of-8 0.77 ± 0.019, pair
@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from prm_core.domains.base import ExactDomain
-from prm_core.policy import BACKBONE_SEEDS, PolicyConfig, train_policy
+from prm_core.generation.policy import BACKBONE_SEEDS, PolicyConfig, train_policy
 
 
 @dataclass(frozen=True)
@@ -34,7 +34,7 @@ def train_backbone(policy_dir, domain: ExactDomain, cfg: BackboneConfig):
     """(model, tokenizer, report): the policy at `policy_dir` trained `cfg.train_steps` more steps."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from prm_core.progress import quiet_transformers
+    from prm_core.runtime.progress import quiet_transformers
 
     quiet_transformers()
     policy_dir = Path(str(policy_dir))

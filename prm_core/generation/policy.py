@@ -15,7 +15,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from prm_core.domains.base import ExactDomain
-from prm_core.progress import progress_bar
+from prm_core.runtime.device import autocast
+from prm_core.runtime.progress import progress_bar
 
 
 @dataclass(frozen=True)
@@ -135,7 +136,7 @@ def train_policy(domain: ExactDomain, tokenizer, cfg: PolicyConfig, model=None) 
             ids, labels, mask = next(batches)
             for group in opt.param_groups:
                 group["lr"] = lr_at(step, cfg)
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
+            with autocast(model.device, cfg.bf16):
                 loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -163,8 +164,8 @@ def save_policy(model, tokenizer, cfg: PolicyConfig, path: Path) -> None:
     """`save_pretrained` model (safetensors) and tokenizer into `path`, written atomically."""
     import json
 
-    from prm_core.progress import quiet_transformers
-    from prm_core.storage import atomic_dir
+    from prm_core.lineage.storage import atomic_dir
+    from prm_core.runtime.progress import quiet_transformers
 
     quiet_transformers()
     with atomic_dir(path) as tmp:
@@ -173,59 +174,11 @@ def save_policy(model, tokenizer, cfg: PolicyConfig, path: Path) -> None:
         (tmp / "policy_config.json").write_text(json.dumps(asdict(cfg), indent=2))
 
 
-BACKBONE_SEEDS = 50  # PRM backbones continue on data seeds 50-99 (prm_backbone.py), policies use 0-49
-EVAL_SEED = 20_000_000  # held-out problems: disjoint from training (10M+) and pool (< 10M) seeds
-
-
-@dataclass
-class PolicyEval:
-    accuracy: float
-    greedy_accuracy: float
-    by_steps: list[dict]
-    first_error_kinds: list[dict]
-    mid_solution_error_share: float
-    generated_tokens: int
-    max_tokens: int
-    truncated: int
-    samples: object  # pl.DataFrame of the sampled eval responses with their truth
-
-
-def evaluate_policy(domain: ExactDomain, engine, n_problems: int, seed: int, max_new_tokens: int = 192) -> PolicyEval:
-    """Held-out final-answer accuracy at temperature 1 (and greedy), with where and how the policy errs."""
-    import polars as pl
-
-    from prm_core.generation import SamplingSpec
-    from prm_core.problems import problems_frame
-    from prm_core.rollouts import sample_rollouts
-    from prm_core.step_truth import label_rollouts
-
-    pool = problems_frame(domain.problems(n_problems, EVAL_SEED + seed), "eval")
-    sampled = sample_rollouts(domain, engine, pool, SamplingSpec(n=1, temperature=1.0, max_new_tokens=max_new_tokens, seed=seed))
-    greedy = sample_rollouts(domain, engine, pool, SamplingSpec(n=1, temperature=0.0, max_new_tokens=max_new_tokens, seed=seed))
-    truth = label_rollouts(domain, pool, sampled)
-    joined = sampled.join(truth.select("response_id", "first_error", "first_error_kind"), on="response_id").join(
-        pool.select("problem_id", pl.col("n_steps").alias("ref_steps")), on="problem_id"
-    )
-    wrong = joined.filter(pl.col("first_error") >= 0)
-    # a first error strictly inside the solution: not at step 0 and not at the answer line
-    mid = wrong.filter((pl.col("first_error") > 0) & (pl.col("first_error") < pl.col("ref_steps")))
-    return PolicyEval(
-        accuracy=float(sampled["correct"].mean()),
-        greedy_accuracy=float(greedy["correct"].mean()),
-        by_steps=joined.group_by("ref_steps").agg(problems=pl.len(), accuracy=pl.col("correct").mean()).sort("ref_steps").to_dicts(),
-        first_error_kinds=wrong.group_by("first_error_kind").len("responses").sort("responses", descending=True).to_dicts(),
-        mid_solution_error_share=mid.height / wrong.height if wrong.height else 0.0,
-        generated_tokens=int(sampled["num_tokens"].sum() + greedy["num_tokens"].sum()),
-        max_tokens=int(max(sampled["num_tokens"].max(), greedy["num_tokens"].max())),
-        truncated=int((sampled["finish_reason"] == "length").sum()),
-        samples=joined,
-    )
-
-
+BACKBONE_SEEDS = 50  # PRM backbones continue on data seeds 50-99 (prm/backbone.py), policies use 0-49
 def load_policy_config(path) -> PolicyConfig | None:
     import json
 
-    from prm_core.storage import as_path
+    from prm_core.lineage.storage import as_path
 
     f = as_path(path) / "policy_config.json"
     return PolicyConfig(**json.loads(f.read_text())) if f.exists() else None

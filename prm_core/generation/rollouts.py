@@ -5,8 +5,8 @@ from __future__ import annotations
 import polars as pl
 
 from prm_core.domains.base import Domain
-from prm_core.generation import Engine, SamplingSpec
-from prm_core.problems import to_problems
+from prm_core.domains.problems import to_problems
+from prm_core.generation.sampling import Engine, SamplingSpec
 
 ROLLOUT_SCHEMA = {
     "response_id": pl.String,

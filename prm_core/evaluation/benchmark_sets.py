@@ -15,10 +15,10 @@ import random
 import polars as pl
 
 from prm_core.domains.base import ExactDomain
-from prm_core.generation import Engine, SamplingSpec
-from prm_core.problems import problems_frame, prompts_frame
-from prm_core.rollouts import sample_rollouts
-from prm_core.step_truth import label_rollouts
+from prm_core.domains.problems import problems_frame, prompts_frame
+from prm_core.generation.rollouts import sample_rollouts
+from prm_core.generation.sampling import Engine, SamplingSpec
+from prm_core.labels.step_truth import label_rollouts
 
 PROCESSBENCH_SEED = 30_000_000  # fresh problems: disjoint from training (10M+), eval (20M+) and pool seeds
 BON_SEED = 40_000_000
@@ -75,7 +75,7 @@ def bon_candidates(domain: ExactDomain, engine: Engine, n_problems: int, n: int,
 
 def load_processbench(path) -> pl.DataFrame:
     """One split of the real ProcessBench (a JSON array), with `split` named after the file."""
-    from prm_core.storage import as_path
+    from prm_core.lineage.storage import as_path
 
     path = as_path(path)
     rows = json.loads(path.read_text())

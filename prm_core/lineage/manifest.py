@@ -11,7 +11,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from prm_core.storage import md5_file
+from prm_core.lineage.storage import md5_file
 
 MANIFEST_VERSION = 1
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import polars as pl
 
-from prm_core.best_of_n import Candidate, best_of_n, response_score
-from prm_core.processbench import choose_threshold, f1_at
+from prm_core.evaluation.best_of_n import Candidate, best_of_n, response_score
+from prm_core.evaluation.processbench import choose_threshold, f1_at
 
 BON_METHODS = ("prm_min", "prm_last", "prm_min_vote", "majority", "pass_at_n", "first")
 

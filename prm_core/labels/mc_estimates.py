@@ -13,10 +13,10 @@ from dataclasses import dataclass
 import polars as pl
 
 from prm_core.domains.base import Domain
-from prm_core.first_error import StepValues, search_binary, search_sequential, value_all_steps
-from prm_core.generation import Engine, SamplingSpec
-from prm_core.mc_value import Response, RolloutCost
-from prm_core.problems import to_problems
+from prm_core.domains.problems import to_problems
+from prm_core.generation.sampling import Engine, SamplingSpec
+from prm_core.labels.first_error import StepValues, search_binary, search_sequential, value_all_steps
+from prm_core.labels.mc_value import Response, RolloutCost
 
 METHODS = ("vanilla", "scan", "scan_binary")
 SEARCH = {"vanilla": value_all_steps, "scan": search_sequential, "scan_binary": search_binary}

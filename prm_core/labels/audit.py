@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from prm_core.self_confidence import sc_bucket
+from prm_core.labels.self_confidence import sc_bucket
 
 
 def response_predictions(mc: pl.DataFrame) -> pl.DataFrame:
@@ -50,7 +50,7 @@ def _with_truth(df: pl.DataFrame, truth: pl.DataFrame) -> pl.DataFrame:
     return df.join(truth.select("response_id", "first_error"), on="response_id", how="inner")
 
 
-def first_error_table(mc: pl.DataFrame, truth: pl.DataFrame) -> pl.DataFrame:
+def first_error_accuracy(mc: pl.DataFrame, truth: pl.DataFrame) -> pl.DataFrame:
     """First-error accuracy, under/over-estimation and noise ratio per method and SC bucket (and `all`)."""
     r = _with_truth(response_predictions(mc).filter(~pl.col("dropped")), truth)
     big = pl.col("n_steps") + 1  # "no error" sorts after every step
@@ -115,7 +115,7 @@ def cost_table(costs: dict[str, dict]) -> pl.DataFrame:
 
 def same_responses_accuracy(mc: pl.DataFrame, truth: pl.DataFrame, reference: str, on: str) -> float | None:
     """`reference`'s first-error accuracy restricted to the responses that method `on` labels."""
-    fe = first_error_table(mc.filter(pl.col("method") == reference).join(
+    fe = first_error_accuracy(mc.filter(pl.col("method") == reference).join(
         mc.filter(pl.col("method") == on).select("response_id").unique(), on="response_id"), truth)
     row = fe.filter(pl.col("bucket") == "all")
     return float(row["first_error_acc"][0]) if row.height else None

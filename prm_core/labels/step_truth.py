@@ -10,7 +10,7 @@ from __future__ import annotations
 import polars as pl
 
 from prm_core.domains.base import ExactDomain
-from prm_core.problems import to_problems
+from prm_core.domains.problems import to_problems
 
 STEP_TRUTH_SCHEMA = {
     "response_id": pl.String,
@@ -55,7 +55,7 @@ def explode_steps(truth: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def first_error_table(truth: pl.DataFrame) -> pl.DataFrame:
+def first_error_counts(truth: pl.DataFrame) -> pl.DataFrame:
     """How many responses have their first error at each position, and of which kind."""
     return (
         truth.group_by("first_error", "first_error_kind")

@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass, field, replace
 
 from prm_core.domains.base import Domain, Problem, join_steps
-from prm_core.generation import Engine, SamplingSpec
+from prm_core.generation.sampling import Engine, SamplingSpec
 
 
 @dataclass(frozen=True)

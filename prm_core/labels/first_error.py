@@ -16,8 +16,8 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from prm_core.domains.base import Domain
-from prm_core.generation import Engine, SamplingSpec
-from prm_core.mc_value import Response, RolloutCost, mc_values
+from prm_core.generation.sampling import Engine, SamplingSpec
+from prm_core.labels.mc_value import Response, RolloutCost, mc_values
 
 
 @dataclass

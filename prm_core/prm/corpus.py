@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from prm_core.hard_negatives import hard_negative
-from prm_core.prm_model import PRMExample
+from prm_core.prm.encoding import PRMExample
+from prm_core.prm.hard_negatives import hard_negative
 
 CORPUS_SCHEMA = {
     "method": pl.String,

@@ -1,47 +1,18 @@
 """The discriminative PRM: a token-level head scored at the step-separator token (algorithms.md §2.5, §5).
 
-Input format, identical at training and scoring time (ProcessBench PR #12: separator ids appended to each
-step's ids, never a separator string tokenised with the text):
-
-    ids = enc(prompt) ; for each step: ids += enc(step, no specials) + [sep_id]
-
-The model is `AutoModelForTokenClassification` with `num_labels=1`; the step score is σ(logit) at the
-separator that ends the step. The backbone starts from the policy by default.
+The model is `AutoModelForTokenClassification` with `num_labels=1` (`modeling_prm.py`); the step score is
+σ(logit) at the separator that ends the step, on the input format of `encoding.py`. The backbone starts from
+the policy (or the PRM backbone); training is BCE on soft or hard targets at the separators.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from prm_core.prm.encoding import Encoded, PRMExample, encode, length_batches, pad_batch, separator_id
+from prm_core.runtime.device import autocast
 
-DEFAULT_MARKERS = ("=", ":")  # a step's result span starts after its last marker (prm_arch.py)
-
-
-@dataclass(frozen=True)
-class Encoded:
-    input_ids: list[int]
-    step_positions: list[int]  # index of the separator ending each step
-
-
-def separator_id(tokenizer, separator: str) -> int:
-    """The id of the step separator (the last token of its encoding, as SCAN and Math-Shepherd do)."""
-    ids = tokenizer(separator, add_special_tokens=False)["input_ids"]
-    if not ids:
-        raise ValueError(f"the tokenizer cannot encode the step separator {separator!r}")
-    return ids[-1]
-
-
-def encode(tokenizer, prompt: str, steps: list[str], sep_id: int, max_length: int = 512) -> Encoded:
-    """Prompt ids (with the tokenizer's specials) then each step's ids and the separator id."""
-    ids = list(tokenizer(prompt)["input_ids"])
-    positions = []
-    for step in steps:
-        ids += tokenizer(step, add_special_tokens=False)["input_ids"] + [sep_id]
-        positions.append(len(ids) - 1)
-    if len(ids) > max_length:  # keep whole steps only
-        positions = [p for p in positions if p < max_length]
-        ids = ids[:max_length]
-    return Encoded(ids, positions)
+DEFAULT_MARKERS = ("=", ":")  # a step's result span starts after its last marker (modeling_prm.py)
 
 
 @dataclass(frozen=True)
@@ -57,13 +28,6 @@ class PRMTrainConfig:
     max_length: int = 512
 
 
-@dataclass(frozen=True)
-class PRMExample:
-    prompt: str
-    steps: list[str]
-    targets: list[float]  # soft targets in [0, 1], one per step
-
-
 def marker_ids(tokenizer, markers: tuple[str, ...]) -> list[int]:
     """Every vocabulary id whose text, stripped, is one of `markers` (` =` and `=` alike)."""
     wanted = set(markers)
@@ -75,7 +39,7 @@ def register_auto_classes() -> None:
     """Let `Auto*` classes load our PRMs from this package, without `trust_remote_code`."""
     from transformers import AutoConfig, AutoModelForTokenClassification
 
-    from prm_core.prm_arch import StepVerifierConfig, StepVerifierForTokenClassification
+    from prm_core.prm.modeling_prm import StepVerifierConfig, StepVerifierForTokenClassification
 
     AutoConfig.register(StepVerifierConfig.model_type, StepVerifierConfig, exist_ok=True)
     AutoModelForTokenClassification.register(StepVerifierConfig, StepVerifierForTokenClassification, exist_ok=True)
@@ -86,8 +50,8 @@ def init_prm(policy_dir, tokenizer, separator: str, markers: tuple[str, ...] = D
     import torch
     from transformers import AutoConfig
 
-    from prm_core.prm_arch import FEATURES, StepVerifierConfig, StepVerifierForTokenClassification
-    from prm_core.progress import quiet_transformers
+    from prm_core.prm.modeling_prm import FEATURES, StepVerifierConfig, StepVerifierForTokenClassification
+    from prm_core.runtime.progress import quiet_transformers
 
     quiet_transformers()
     register_auto_classes()
@@ -109,40 +73,14 @@ def load_prm(path):
     """A saved PRM (a directory or any fsspec URL)."""
     from transformers import AutoModelForTokenClassification
 
-    from prm_core.storage import local_copy
+    from prm_core.lineage.storage import local_copy
 
     register_auto_classes()
     return AutoModelForTokenClassification.from_pretrained(str(local_copy(path))).eval()
 
 
-def _batch(tokenizer, encoded: list[Encoded], targets: list[list[float]]):
-    """Right-padded ids, mask and per-token targets (NaN where no step ends)."""
-    import torch
-
-    width = -(-max(len(e.input_ids) for e in encoded) // 8) * 8
-    pad = tokenizer.pad_token_id
-    ids = torch.full((len(encoded), width), pad, dtype=torch.long)
-    mask = torch.zeros((len(encoded), width), dtype=torch.long)
-    y = torch.full((len(encoded), width), float("nan"))
-    for i, (e, t) in enumerate(zip(encoded, targets)):
-        ids[i, : len(e.input_ids)] = torch.tensor(e.input_ids)
-        mask[i, : len(e.input_ids)] = 1
-        for pos, target in zip(e.step_positions, t):
-            y[i, pos] = target
-    return ids, mask, y
-
-
 def _head_params(model):
     return [p for n, p in model.named_parameters() if n.startswith(("score", "feature_score"))]
-
-
-def _length_batches(tokenizer, encoded: list[Encoded], indices, batch_size: int):
-    """(indices, ids, mask) of padded inference batches over `indices`, shortest sequences first."""
-    order = sorted(indices, key=lambda i: len(encoded[i].input_ids))
-    for b in range(0, len(order), batch_size):
-        idx = order[b : b + batch_size]
-        ids, mask, _ = _batch(tokenizer, [encoded[i] for i in idx], [[] for _ in idx])
-        yield idx, ids, mask
 
 
 def _step_rows(model, tokenizer, encoded: list[Encoded], batch_size: int = 64):
@@ -151,7 +89,7 @@ def _step_rows(model, tokenizer, encoded: list[Encoded], batch_size: int = 64):
 
     out = [None] * len(encoded)
     with torch.inference_mode():
-        for idx, ids, mask in _length_batches(tokenizer, encoded, range(len(encoded)), batch_size):
+        for idx, ids, mask in length_batches(tokenizer, encoded, range(len(encoded)), batch_size):
             hidden, feats = model.head_inputs(ids, mask)
             for row, i in enumerate(idx):
                 pos = encoded[i].step_positions
@@ -169,7 +107,7 @@ def train_prm(model, tokenizer, examples: list[PRMExample], separator: str, cfg:
 
     import torch
 
-    from prm_core.progress import progress_bar
+    from prm_core.runtime.progress import progress_bar
 
     torch.manual_seed(cfg.seed)
     rng = random.Random(cfg.seed)
@@ -200,8 +138,8 @@ def train_prm(model, tokenizer, examples: list[PRMExample], separator: str, cfg:
                 logits = model.head(torch.cat([cached[i][0] for i in idx]), torch.cat([cached[i][1] for i in idx]))[:, 0]
                 y = torch.tensor([t for i in idx for t in targets[i]], dtype=torch.float)
             else:
-                ids, mask, y = _batch(tokenizer, [encoded[i] for i in idx], [targets[i] for i in idx])
-                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
+                ids, mask, y = pad_batch(tokenizer, [encoded[i] for i in idx], [targets[i] for i in idx])
+                with autocast(model.device, cfg.bf16):
                     logits = model(input_ids=ids, attention_mask=mask).logits[..., 0].float()
                 keep = ~torch.isnan(y)
                 logits, y = logits[keep], y[keep]
@@ -230,7 +168,7 @@ def score_steps(model, tokenizer, prompts: list[str], steps: list[list[str]], se
         first.setdefault(tuple(e.input_ids), i)
     out: list[list[float]] = [[] for _ in encoded]
     with torch.inference_mode():
-        for idx, ids, mask in _length_batches(tokenizer, encoded, set(first.values()), batch_size):
+        for idx, ids, mask in length_batches(tokenizer, encoded, set(first.values()), batch_size):
             probs = torch.sigmoid(model(input_ids=ids, attention_mask=mask).logits[..., 0].float())
             for row, i in enumerate(idx):
                 out[i] = probs[row, encoded[i].step_positions].tolist()

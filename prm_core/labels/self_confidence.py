@@ -10,8 +10,8 @@ from __future__ import annotations
 import polars as pl
 
 from prm_core.domains.base import Domain
-from prm_core.generation import Engine, SamplingSpec
-from prm_core.problems import to_problems
+from prm_core.domains.problems import to_problems
+from prm_core.generation.sampling import Engine, SamplingSpec
 
 SC_SCHEMA = {
     "problem_id": pl.String,

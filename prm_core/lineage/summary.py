@@ -6,7 +6,7 @@ import json
 import os
 import threading
 
-from prm_core.storage import as_path, write_json
+from prm_core.lineage.storage import as_path, write_json
 
 _LOCK = threading.Lock()
 

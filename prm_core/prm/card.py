@@ -1,0 +1,57 @@
+"""The README card of an exported PRM: how to load it, what it was trained on, how it scored."""
+
+from __future__ import annotations
+
+PRM_CARD = """---
+library_name: transformers
+pipeline_tag: token-classification
+tags: [process-reward-model, prm-foundry]
+---
+# {name}
+
+A process reward model (PRM) from PRM Foundry, trained on **{label_set}** step labels.
+
+## Use
+
+```python
+from transformers import AutoModelForTokenClassification, AutoTokenizer
+tok = AutoTokenizer.from_pretrained(path, trust_remote_code=True)
+prm = AutoModelForTokenClassification.from_pretrained(path, trust_remote_code=True)  # num_labels=1
+# ids = tok(prompt).input_ids; for each step: ids += tok(step, add_special_tokens=False).input_ids + [sep_id]
+# sep_id = tok({separator!r}, add_special_tokens=False).input_ids[-1]; score = sigmoid(logits[0, sep positions, 0])
+```
+
+Steps are tokenised one by one with the separator id appended, exactly as in training. The step logit is a
+linear head on the separator's hidden state plus learned weights on the model's own token log-probabilities
+over the step (`modeling`: `modeling_prm.py`, shipped here; hence `trust_remote_code=True`).
+
+## Data and labels
+
+- label set: `{label_set}` ({label_note})
+- training sequences: {sequences} ({hard_negatives} hard negatives: a trusted step with its result changed)
+- labelled steps: {steps_labelled}
+- backbone: the policy pre-trained further on reference solutions (`prm_backbone`)
+- training: {train}
+
+## Metrics (this run's held-out benchmarks)
+
+| metric | value |
+|---|---|
+{metrics}
+"""
+
+LABEL_NOTES = {
+    "vanilla": "Math-Shepherd Monte Carlo: c_t, the share of K rollouts from each step that reach the right answer",
+    "scan": "SCAN: confident questions only, min(c_t/SC, 1) on the d steps before the detected error, 0 at it, balanced 1:1",
+    "oracle": "exact step labels from the arith checker on the same responses as vanilla (the ceiling)",
+}
+
+
+def prm_card(label_set: str, training: dict, metrics: dict, separator: str, name: str) -> str:
+    """The README of an exported PRM: how to load it, what it was trained on, how it scored."""
+    rows = "\n".join(f"| {k} | {v:.4g} |" if isinstance(v, float) else f"| {k} | {v} |" for k, v in metrics.items())
+    train = {k: training[k] for k in ("train_seconds", "loss_last", "feature_weights", "mlflow_model", "mlflow_version")
+             if k in training}
+    return PRM_CARD.format(name=name, label_set=label_set, label_note=LABEL_NOTES.get(label_set, "user labels"),
+                           sequences=training.get("sequences"), hard_negatives=training.get("hard_negatives"),
+                           steps_labelled=training.get("steps_labelled"), train=train, separator=separator, metrics=rows)

@@ -1,0 +1,71 @@
+"""One input format for every PRM, identical at training and scoring time (ProcessBench PR #12: separator ids
+appended to each step's ids, never a separator string tokenised with the text):
+
+    ids = enc(prompt) ; for each step: ids += enc(step, no specials) + [sep_id]
+
+and the padded batches built from it. The step score is read at the separator that ends each step.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Encoded:
+    input_ids: list[int]
+    step_positions: list[int]  # index of the separator ending each step
+
+
+def separator_id(tokenizer, separator: str) -> int:
+    """The id of the step separator (the last token of its encoding, as SCAN and Math-Shepherd do)."""
+    ids = tokenizer(separator, add_special_tokens=False)["input_ids"]
+    if not ids:
+        raise ValueError(f"the tokenizer cannot encode the step separator {separator!r}")
+    return ids[-1]
+
+
+def encode(tokenizer, prompt: str, steps: list[str], sep_id: int, max_length: int = 512) -> Encoded:
+    """Prompt ids (with the tokenizer's specials) then each step's ids and the separator id."""
+    ids = list(tokenizer(prompt)["input_ids"])
+    positions = []
+    for step in steps:
+        ids += tokenizer(step, add_special_tokens=False)["input_ids"] + [sep_id]
+        positions.append(len(ids) - 1)
+    if len(ids) > max_length:  # keep whole steps only
+        positions = [p for p in positions if p < max_length]
+        ids = ids[:max_length]
+    return Encoded(ids, positions)
+
+
+@dataclass(frozen=True)
+class PRMExample:
+    prompt: str
+    steps: list[str]
+    targets: list[float]  # soft targets in [0, 1], one per step
+
+
+def pad_batch(tokenizer, encoded: list[Encoded], targets: list[list[float]]):
+    """Right-padded ids, mask and per-token targets (NaN where no step ends)."""
+    import torch
+
+    width = -(-max(len(e.input_ids) for e in encoded) // 8) * 8
+    pad = tokenizer.pad_token_id
+    ids = torch.full((len(encoded), width), pad, dtype=torch.long)
+    mask = torch.zeros((len(encoded), width), dtype=torch.long)
+    y = torch.full((len(encoded), width), float("nan"))
+    for i, (e, t) in enumerate(zip(encoded, targets)):
+        ids[i, : len(e.input_ids)] = torch.tensor(e.input_ids)
+        mask[i, : len(e.input_ids)] = 1
+        for pos, target in zip(e.step_positions, t):
+            y[i, pos] = target
+    return ids, mask, y
+
+
+def length_batches(tokenizer, encoded: list[Encoded], indices, batch_size: int):
+    """(indices, ids, mask) of padded inference batches over `indices`, shortest sequences first."""
+    order = sorted(indices, key=lambda i: len(encoded[i].input_ids))
+    for b in range(0, len(order), batch_size):
+        idx = order[b : b + batch_size]
+        ids, mask, _ = pad_batch(tokenizer, [encoded[i] for i in idx], [[] for _ in idx])
+        yield idx, ids, mask

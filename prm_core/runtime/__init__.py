@@ -1,0 +1,3 @@
+"""Runtime, a leaf-level utility: where tensors run (device checks, bf16 autocast) and progress bars.
+Multi-GPU placement comes from accelerate or Ray, not from here.
+May import: nothing else in prm_core."""
