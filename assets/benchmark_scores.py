@@ -5,10 +5,10 @@ import dagster as dg
 import polars as pl
 from pydantic import Field
 
-from assets._metadata import Timer, cost, plot_md, table
-from assets.partitions import label_sets
-from orchestration.resources import StorageResource, TrackingResource
-from prm_core.summary import update_summary
+from assets.common.metadata import Timer, cost, plot_md, table
+from assets.common.partitions import label_sets
+from assets.common.resources import StorageResource, TrackingResource
+from prm_core.lineage.summary import update_summary
 
 ALL_LABEL_SETS = dg.AllPartitionMapping()
 
@@ -21,8 +21,8 @@ class BenchmarkConfig(dg.Config):
 
 
 def _real_dir(config: BenchmarkConfig):
-    from orchestration.paths import project_root
-    from prm_core.storage import as_path
+    from assets.common.paths import project_root
+    from prm_core.lineage.storage import as_path
 
     return as_path(config.real_processbench) if config.real_processbench else project_root().parent / "shared" / "data" / "processbench"
 
@@ -50,7 +50,7 @@ def _plot(scores: pl.DataFrame):
 @dg.asset(
     deps=[dg.AssetDep("prm_model", partition_mapping=ALL_LABEL_SETS), "benchmark_sets"],
     code_version="1",
-    group_name="prm",
+    group_name="evaluation",
     kinds={"polars", "mlflow"},
     description="Per PRM: ProcessBench-style F1 (test; τ from dev, and τ=0.5), best-of-N (min, last, weighted vote vs majority, pass@N, greedy), real ProcessBench F1.",
 )
@@ -59,11 +59,11 @@ def benchmark_scores(context: dg.AssetExecutionContext, config: BenchmarkConfig,
     from transformers import AutoTokenizer
 
     from assets.prm_model import EXPERIMENT, prm_dir, training_info
-    from prm_core.benchmark_sets import load_processbench
-    from prm_core.prm_eval import bon_scores, processbench_scores, split_f1
-    from prm_core.prm_model import load_prm, score_steps
-    from prm_core.processbench import choose_threshold
-    from prm_core.storage import read_parquet, write_parquet
+    from prm_core.evaluation.benchmark_scores import bon_scores, processbench_scores, split_f1
+    from prm_core.evaluation.benchmark_sets import load_processbench
+    from prm_core.evaluation.processbench import choose_threshold
+    from prm_core.lineage.storage import read_parquet, write_parquet
+    from prm_core.prm.discriminative import load_prm, score_steps
 
     have_sets = storage.table("benchmark_sets", "bon").exists()  # not for real data: no fresh problems with exact labels
     pb = read_parquet(storage.table("benchmark_sets", "processbench")) if have_sets else None

@@ -4,8 +4,8 @@ import dagster as dg
 import polars as pl
 from pydantic import Field
 
-from assets._metadata import Timer, compute_or_reuse, cost, preview, table
-from orchestration.resources import DomainResource, GeneratorResource, StorageResource
+from assets.common.metadata import Timer, compute_or_reuse, cost, preview, table
+from assets.common.resources import DomainResource, GeneratorResource, StorageResource
 
 CODE_VERSION = "1"
 
@@ -21,7 +21,7 @@ class BenchmarkSetsConfig(dg.Config):
 @dg.asset(
     deps=["policy_model"],
     code_version=CODE_VERSION,
-    group_name="prm",
+    group_name="evaluation",
     kinds={"polars", "parquet"},
     check_specs=[dg.AssetCheckSpec("processbench_balanced", asset="benchmark_sets",
                                    description="as many erroneous as all-correct responses, as asked (warns when the policy is too weak or too strong)")],
@@ -29,9 +29,9 @@ class BenchmarkSetsConfig(dg.Config):
 )
 def benchmark_sets(context: dg.AssetExecutionContext, config: BenchmarkSetsConfig, storage: StorageResource,
                    domain: DomainResource, generator: GeneratorResource) -> dg.MaterializeResult:
-    from prm_core.benchmark_sets import bon_candidates, processbench_set
     from prm_core.domains import has_exact_labeller
-    from prm_core.storage import md5_dir
+    from prm_core.evaluation.benchmark_sets import bon_candidates, processbench_set
+    from prm_core.lineage.storage import md5_dir
 
     dom = domain.get()
     if not has_exact_labeller(dom):

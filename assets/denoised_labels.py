@@ -4,13 +4,13 @@ import dagster as dg
 import polars as pl
 from pydantic import Field
 
-from assets._metadata import Timer, cost, preview, table
-from assets.partitions import shard_backfill, shards
-from orchestration.resources import StorageResource
-from prm_core.storage import frame_md5, read_parquet, write_parquet
+from assets.common.metadata import Timer, cost, preview, table
+from assets.common.partitions import shard_backfill, shards
+from assets.common.resources import StorageResource
+from prm_core.lineage.storage import frame_md5, read_parquet, write_parquet
 
 
-class LabelsConfig(dg.Config):
+class DenoisedLabelsConfig(dg.Config):
     d: int = Field(default=2, description="soft labels on the d steps before the detected error")
     balance: bool = Field(default=True, description="1:1 positives:negatives by seeded down-sampling (SCAN methods)")
     seed: int = 0
@@ -21,7 +21,7 @@ class LabelsConfig(dg.Config):
     backfill_policy=shard_backfill,
     deps=["mc_estimates", "rollouts"],
     code_version="1",
-    group_name="mc",
+    group_name="labels",
     kinds={"polars", "parquet"},
     check_specs=[
         dg.AssetCheckSpec("labels_in_unit_interval", asset="denoised_labels"),
@@ -32,8 +32,8 @@ class LabelsConfig(dg.Config):
     ],
     description="Noise-tolerant labels: min(c_t/SC, 1) on the d steps before t_e, 0 at it, 1 before, later steps removed.",
 )
-def denoised_labels(context: dg.AssetExecutionContext, config: LabelsConfig, storage: StorageResource) -> dg.MaterializeResult:
-    from prm_core.soft_label import LabelConfig, build_labels
+def denoised_labels(context: dg.AssetExecutionContext, config: DenoisedLabelsConfig, storage: StorageResource) -> dg.MaterializeResult:
+    from prm_core.labels.denoised_labels import LabelConfig, build_labels
 
     cfg = LabelConfig(d=config.d, balance=config.balance, seed=config.seed)
     frames, counts = [], []

@@ -4,10 +4,10 @@ import dagster as dg
 import polars as pl
 from pydantic import Field
 
-from assets._metadata import Timer, cost, preview, read_shards, table
-from assets.partitions import label_set_backfill, label_sets
-from orchestration.resources import DomainResource, StorageResource
-from prm_core.storage import frame_md5, write_parquet
+from assets.common.metadata import Timer, cost, preview, read_shards, table
+from assets.common.partitions import label_set_backfill, label_sets
+from assets.common.resources import DomainResource, StorageResource
+from prm_core.lineage.storage import frame_md5, write_parquet
 
 ALL_SHARDS = dg.AllPartitionMapping()
 
@@ -32,9 +32,9 @@ class CorpusAssetConfig(dg.Config):
 )
 def filtered_corpus(context: dg.AssetExecutionContext, config: CorpusAssetConfig, storage: StorageResource,
                     domain: DomainResource) -> dg.MaterializeResult:
-    from prm_core.problems import prompts_frame
-    from prm_core.prm_corpus import CorpusConfig, build_corpus
-    from prm_core.soft_label import oracle_labels
+    from prm_core.domains.problems import prompts_frame
+    from prm_core.labels.denoised_labels import oracle_labels
+    from prm_core.prm.corpus import CorpusConfig, build_corpus
 
     dom = domain.get()
     cfg = CorpusConfig(hard_negatives=config.hard_negatives, min_label=config.min_label, targets=config.targets,

@@ -3,9 +3,9 @@
 import dagster as dg
 import polars as pl
 
-from assets._metadata import Timer, plot_md, read_shards, table
-from orchestration.resources import StorageResource
-from prm_core.summary import update_summary
+from assets.common.metadata import Timer, plot_md, read_shards, table
+from assets.common.resources import StorageResource
+from prm_core.lineage.summary import update_summary
 
 SUMMARY_METHODS = ("vanilla", "scan", "scan_binary")
 
@@ -13,18 +13,18 @@ SUMMARY_METHODS = ("vanilla", "scan", "scan_binary")
 @dg.asset(
     deps=["mc_estimates", "step_truth", "self_confidence"],
     code_version="1",
-    group_name="mc",
+    group_name="labels",
     kinds={"polars", "matplotlib"},
     description="First-error accuracy, under/over-estimation and noise ratio per method and SC bucket; rollout costs.",
 )
 def label_audit(context: dg.AssetExecutionContext, storage: StorageResource) -> dg.MaterializeResult:
-    from prm_core.label_audit import cost_table, first_error_table, same_responses_accuracy, step_confusion
+    from prm_core.labels.audit import cost_table, first_error_accuracy, same_responses_accuracy, step_confusion
 
     with Timer() as t:
         mc = read_shards(storage.shard_tables("mc_estimates"))
         truth = read_shards(storage.shard_tables("step_truth"))
         costs = read_shards(storage.shard_tables("mc_costs"))
-        fe = first_error_table(mc, truth)
+        fe = first_error_accuracy(mc, truth)
         steps = step_confusion(mc, truth)
         per_method = costs.group_by("method").agg(pl.col("rollouts", "tokens", "seconds").sum())
         ct = cost_table({r["method"]: r for r in per_method.to_dicts()})
@@ -55,7 +55,7 @@ def label_audit(context: dg.AssetExecutionContext, storage: StorageResource) -> 
 
 
 def write_tables(storage: StorageResource, fe: pl.DataFrame, steps: pl.DataFrame, ct: pl.DataFrame) -> None:
-    from prm_core.storage import write_parquet
+    from prm_core.lineage.storage import write_parquet
 
     write_parquet(fe, storage.root / "reports" / "label_audit_first_error.parquet")
     write_parquet(steps, storage.root / "reports" / "label_audit_steps.parquet")

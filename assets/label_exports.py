@@ -3,21 +3,21 @@
 import dagster as dg
 import polars as pl
 
-from assets._metadata import Timer, read_shards, table
-from orchestration.resources import DomainResource, StorageResource
+from assets.common.metadata import Timer, read_shards, table
+from assets.common.resources import DomainResource, StorageResource
 
 
 @dg.asset(
     deps=["denoised_labels", "problem_pool", "rollouts", "policy_model"],
     code_version="1",
-    group_name="mc",
+    group_name="labels",
     kinds={"json", "parquet"},
     description="data/exports/<method>/: trl.jsonl, processbench.json, scan.jsonl, math_shepherd.jsonl, hf/ (Parquet + card).",
 )
 def label_exports(context: dg.AssetExecutionContext, storage: StorageResource, domain: DomainResource) -> dg.MaterializeResult:
-    from prm_core.exports import export, export_rows
-    from prm_core.problems import prompts_frame
-    from prm_core.storage import md5_dir
+    from prm_core.domains.problems import prompts_frame
+    from prm_core.labels.exports import export, export_rows
+    from prm_core.lineage.storage import md5_dir
 
     dom = domain.get()
     with Timer() as t:

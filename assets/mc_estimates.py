@@ -10,11 +10,11 @@ import dagster as dg
 import polars as pl
 from pydantic import Field
 
-from assets._metadata import compute_or_reuse, cost, preview, read_shards, table
-from assets.partitions import shard_backfill, shards
-from orchestration.resources import DomainResource, GeneratorResource, StorageResource
-from prm_core.storage import frame_md5, md5_file, read_parquet, write_parquet
-from prm_core.summary import update_summary
+from assets.common.metadata import compute_or_reuse, cost, preview, read_shards, table
+from assets.common.partitions import shard_backfill, shards
+from assets.common.resources import DomainResource, GeneratorResource, StorageResource
+from prm_core.lineage.storage import frame_md5, md5_file, read_parquet, write_parquet
+from prm_core.lineage.summary import update_summary
 
 CODE_VERSION = "1"
 
@@ -41,7 +41,7 @@ def _chunk_path(storage: StorageResource, shard: str, method: str, index: int):
     backfill_policy=shard_backfill,
     deps=["rollouts", "self_confidence", "policy_model", "problem_pool"],
     code_version=CODE_VERSION,
-    group_name="mc",
+    group_name="labels",
     kinds={"vllm", "parquet"},
     check_specs=[dg.AssetCheckSpec("rollouts_add_up", asset="mc_estimates",
                                    description="per-step rollout counts add up to the recorded cost of every chunk")],
@@ -49,9 +49,9 @@ def _chunk_path(storage: StorageResource, shard: str, method: str, index: int):
 )
 def mc_estimates(context: dg.AssetExecutionContext, config: MCConfig, storage: StorageResource,
                  domain: DomainResource, generator: GeneratorResource) -> dg.MaterializeResult:
-    from prm_core.annotate import AnnotationConfig, annotate, responses_of
-    from prm_core.generation import SamplingSpec, derive_seed
-    from prm_core.storage import md5_dir
+    from prm_core.generation.sampling import SamplingSpec, derive_seed
+    from prm_core.labels.mc_estimates import AnnotationConfig, annotate, responses_of
+    from prm_core.lineage.storage import md5_dir
 
     dom, policy = domain.get(), storage.model("policy")
     policy_md5 = md5_dir(policy)

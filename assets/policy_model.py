@@ -3,15 +3,16 @@
 
 import hashlib
 import json
-from dataclasses import asdict, fields as dataclass_fields
+from dataclasses import asdict
+from dataclasses import fields as dataclass_fields
 
 import dagster as dg
 import polars as pl
 from pydantic import Field
 
-from assets._metadata import Timer, cost, is_current, mark_current, preview, table
-from orchestration.resources import DomainResource, GeneratorResource, StorageResource
-from prm_core.summary import update_summary
+from assets.common.metadata import Timer, cost, is_current, mark_current, preview, table
+from assets.common.resources import DomainResource, GeneratorResource, StorageResource
+from prm_core.lineage.summary import update_summary
 
 CODE_VERSION = "1"
 
@@ -33,7 +34,7 @@ class PolicyModelConfig(dg.Config):
 
 @dg.asset(
     code_version=CODE_VERSION,
-    group_name="policy",
+    group_name="generation",
     kinds={"pytorch", "transformers"},
     description="Tokenizer + tiny Llama policy (safetensors, save_pretrained), with held-out accuracy at T=1.",
 )
@@ -45,9 +46,10 @@ def policy_model(
     generator: GeneratorResource,
 ) -> dg.MaterializeResult:
     from prm_core.domains import has_exact_labeller
-    from prm_core.policy import PolicyConfig, evaluate_policy, save_policy, tokenizer_corpus, train_policy
-    from prm_core.storage import md5_dir
-    from prm_core.tokenizer import build_tokenizer
+    from prm_core.evaluation.policy_eval import evaluate_policy
+    from prm_core.generation.policy import PolicyConfig, save_policy, tokenizer_corpus, train_policy
+    from prm_core.generation.tokenizer import build_tokenizer
+    from prm_core.lineage.storage import md5_dir
 
     dom = domain.get()
     path = storage.model_dir("policy") if not config.pretrained else config.pretrained

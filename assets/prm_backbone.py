@@ -6,8 +6,8 @@ from dataclasses import asdict
 import dagster as dg
 from pydantic import Field
 
-from assets._metadata import Timer, cost, is_current, mark_current
-from orchestration.resources import DomainResource, StorageResource
+from assets.common.metadata import Timer, cost, is_current, mark_current
+from assets.common.resources import DomainResource, StorageResource
 
 CODE_VERSION = "1"
 
@@ -29,9 +29,9 @@ class BackboneModelConfig(dg.Config):
 def prm_backbone(context: dg.AssetExecutionContext, config: BackboneModelConfig, storage: StorageResource,
                  domain: DomainResource) -> dg.MaterializeResult:
     from prm_core.domains import has_exact_labeller
-    from prm_core.policy import save_policy
-    from prm_core.prm_backbone import BackboneConfig, train_backbone
-    from prm_core.storage import local_copy, md5_dir
+    from prm_core.generation.policy import save_policy
+    from prm_core.lineage.storage import local_copy, md5_dir
+    from prm_core.prm.backbone import BackboneConfig, train_backbone
 
     dom = domain.get()
     policy = storage.model("policy")

@@ -3,9 +3,9 @@
 import dagster as dg
 import polars as pl
 
-from assets._metadata import Timer, cost, table
-from assets.partitions import label_sets
-from orchestration.resources import StorageResource
+from assets.common.metadata import Timer, cost, table
+from assets.common.partitions import label_sets
+from assets.common.resources import StorageResource
 
 CARD_METRICS = ("f1", "f1_tau05", "tau", "acc_err", "acc_cor", "prm_min", "prm_min_stderr", "prm_min_vote", "majority",
                 "pass_at_n", "pair_order", "real_avg_f1")
@@ -20,8 +20,8 @@ CARD_METRICS = ("f1", "f1_tau05", "tau", "acc_err", "acc_cor", "prm_min", "prm_m
 )
 def prm_exports(context: dg.AssetExecutionContext, storage: StorageResource) -> dg.MaterializeResult:
     from assets.prm_model import prm_dir, training_info
-    from prm_core.exports import prm_card
-    from prm_core.storage import atomic_dir, copy_files, read_parquet
+    from prm_core.lineage.storage import atomic_dir, copy_files, read_parquet
+    from prm_core.prm.card import prm_card
 
     scores = {r["label_set"]: r for r in read_parquet(storage.root / "reports" / "benchmark_scores.parquet").iter_rows(named=True)}
     written = []

@@ -6,9 +6,9 @@ from dataclasses import asdict
 import dagster as dg
 from pydantic import Field
 
-from assets._metadata import Timer, cost, is_current, mark_current
-from assets.partitions import label_set_backfill, label_sets
-from orchestration.resources import StorageResource, TrackingResource
+from assets.common.metadata import Timer, cost, is_current, mark_current
+from assets.common.partitions import label_set_backfill, label_sets
+from assets.common.resources import StorageResource, TrackingResource
 
 CODE_VERSION = "1"
 EXPERIMENT = "prm-foundry-prm"
@@ -49,10 +49,10 @@ def prm_model(context: dg.AssetExecutionContext, config: PRMModelConfig, storage
               tracking: TrackingResource) -> dg.MaterializeResult:
     from transformers import AutoTokenizer
 
-    from orchestration.tracking import register
-    from prm_core.prm_corpus import examples
-    from prm_core.prm_model import PRMTrainConfig, init_prm, train_prm
-    from prm_core.storage import atomic_dir, frame_md5, local_copy, md5_dir, read_parquet
+    from assets.common.tracking import register
+    from prm_core.lineage.storage import atomic_dir, frame_md5, local_copy, md5_dir, read_parquet
+    from prm_core.prm.corpus import examples
+    from prm_core.prm.discriminative import PRMTrainConfig, init_prm, train_prm
 
     cfg = PRMTrainConfig(steps=config.steps, batch_size=config.batch_size, lr_head=config.lr_head, lr_body=config.lr_body,
                          freeze_backbone=config.freeze_backbone, seed=config.seed)

@@ -6,12 +6,12 @@ import time
 import dagster as dg
 import polars as pl
 
-from assets._metadata import Timer, compute_or_reuse, cost, is_current, preview, read_shards
-from assets._sampling import ShardSamplingConfig
-from assets.partitions import shard_backfill, shards
-from orchestration.resources import DomainResource, GeneratorResource, StorageResource
-from prm_core.storage import frame_md5, md5_file, read_parquet
-from prm_core.summary import update_summary
+from assets.common.metadata import Timer, compute_or_reuse, cost, is_current, preview, read_shards
+from assets.common.partitions import shard_backfill, shards
+from assets.common.resources import DomainResource, GeneratorResource, StorageResource
+from assets.common.sampling import ShardSamplingConfig
+from prm_core.lineage.storage import frame_md5, md5_file, read_parquet
+from prm_core.lineage.summary import update_summary
 
 CODE_VERSION = "1"
 
@@ -25,7 +25,7 @@ class RolloutsConfig(ShardSamplingConfig):
     backfill_policy=shard_backfill,
     deps=["problem_pool", "policy_model"],
     code_version=CODE_VERSION,
-    group_name="rollouts",
+    group_name="generation",
     kinds={"vllm", "parquet"},
     check_specs=[dg.AssetCheckSpec("n_per_problem", asset="rollouts", description="every problem has exactly N responses")],
     description="N responses per problem from the policy, split into steps and graded by the domain.",
@@ -37,8 +37,8 @@ def rollouts(
     domain: DomainResource,
     generator: GeneratorResource,
 ) -> dg.MaterializeResult:
-    from prm_core.rollouts import sample_rollouts
-    from prm_core.storage import md5_dir
+    from prm_core.generation.rollouts import sample_rollouts
+    from prm_core.lineage.storage import md5_dir
 
     dom = domain.get()
     policy = storage.model("policy")

@@ -5,14 +5,14 @@ import time
 
 import dagster as dg
 
-from orchestration.resources import StorageResource
-from prm_core.summary import format_summary, update_summary
+from assets.common.resources import StorageResource
+from prm_core.lineage.summary import format_summary, update_summary
 
 
 @dg.asset(
     deps=["policy_model", "rollouts", "step_truth", "denoised_labels", "label_audit", "benchmark_scores"],
     code_version="1",
-    group_name="reports",
+    group_name="lineage",
     kinds={"json"},
     description="Headline numbers of the pipeline (reports/summary.json), including the wall time of `prm run`.",
 )

@@ -4,13 +4,13 @@ import dagster as dg
 import polars as pl
 from pydantic import Field
 
-from assets._metadata import Timer, compute_or_reuse, cost, preview, read_shards, table
-from assets._sampling import ShardSamplingConfig
-from assets.partitions import shard_backfill, shards
-from orchestration.resources import DomainResource, GeneratorResource, StorageResource
-from prm_core.self_confidence import sc_bucket
-from prm_core.storage import frame_md5, md5_file, read_parquet
-from prm_core.summary import update_summary
+from assets.common.metadata import Timer, compute_or_reuse, cost, preview, read_shards, table
+from assets.common.partitions import shard_backfill, shards
+from assets.common.resources import DomainResource, GeneratorResource, StorageResource
+from assets.common.sampling import ShardSamplingConfig
+from prm_core.labels.self_confidence import sc_bucket
+from prm_core.lineage.storage import frame_md5, md5_file, read_parquet
+from prm_core.lineage.summary import update_summary
 
 CODE_VERSION = "1"
 
@@ -25,14 +25,14 @@ class SelfConfidenceConfig(ShardSamplingConfig):
     backfill_policy=shard_backfill,
     deps=["problem_pool", "policy_model"],
     code_version=CODE_VERSION,
-    group_name="mc",
+    group_name="labels",
     kinds={"vllm", "parquet"},
     description="SC(q) = (1/N)·Σ J(r_j, a) over N fresh policy samples per problem.",
 )
 def self_confidence(context: dg.AssetExecutionContext, config: SelfConfidenceConfig, storage: StorageResource,
                     domain: DomainResource, generator: GeneratorResource) -> dg.MaterializeResult:
-    from prm_core.self_confidence import self_confidence as compute_sc
-    from prm_core.storage import md5_dir
+    from prm_core.labels.self_confidence import self_confidence as compute_sc
+    from prm_core.lineage.storage import md5_dir
 
     dom, policy = domain.get(), storage.model("policy")
     policy_md5 = md5_dir(policy)

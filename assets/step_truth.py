@@ -4,11 +4,11 @@
 import dagster as dg
 import polars as pl
 
-from assets._metadata import Timer, cost, plot_md, preview, read_shards, table
-from assets.partitions import shard_backfill, shards
-from orchestration.resources import DomainResource, StorageResource
-from prm_core.storage import frame_md5, read_parquet, write_parquet
-from prm_core.summary import update_summary
+from assets.common.metadata import Timer, cost, plot_md, preview, read_shards, table
+from assets.common.partitions import shard_backfill, shards
+from assets.common.resources import DomainResource, StorageResource
+from prm_core.lineage.storage import frame_md5, read_parquet, write_parquet
+from prm_core.lineage.summary import update_summary
 
 
 @dg.asset(
@@ -16,7 +16,7 @@ from prm_core.summary import update_summary
     backfill_policy=shard_backfill,
     deps=["problem_pool", "rollouts"],
     code_version="1",
-    group_name="rollouts",
+    group_name="labels",
     kinds={"polars", "parquet"},
     check_specs=[
         dg.AssetCheckSpec("first_error_consistent", asset="step_truth",
@@ -28,7 +28,7 @@ from prm_core.summary import update_summary
 )
 def step_truth(context: dg.AssetExecutionContext, storage: StorageResource, domain: DomainResource) -> dg.MaterializeResult:
     from prm_core.domains import has_exact_labeller
-    from prm_core.step_truth import first_error_table, label_rollouts
+    from prm_core.labels.step_truth import first_error_counts, label_rollouts
 
     dom = domain.get()
     if not has_exact_labeller(dom):
@@ -62,7 +62,7 @@ def step_truth(context: dg.AssetExecutionContext, storage: StorageResource, doma
             "steps": int(batch["n_steps"].sum()),
             "process_correct_share": float((batch["first_error"] == -1).mean()),
             "final_correct_share": float(batch["final_correct"].mean()),
-            "first_errors": table(first_error_table(batch)),
+            "first_errors": table(first_error_counts(batch)),
             "first_error_plot": _first_error_plot(batch),
             "preview": preview(batch),
             **cost(t.seconds),

@@ -1,1 +1,1 @@
-"""Dagster Definitions, resources, jobs, sensors and the `prm` command."""
+"""Dagster Definitions (resources chosen by environment), jobs, sensors, releases and the `prm` command."""

@@ -16,7 +16,7 @@ import time
 import warnings
 from pathlib import Path
 
-from orchestration.paths import project_root
+from assets.common.paths import project_root
 
 RANGE_START = "dagster/asset_partition_range_start"
 RANGE_END = "dagster/asset_partition_range_end"
@@ -48,7 +48,7 @@ def set_env_defaults(data_dir: str | None = None) -> None:
 
 def shard_keys(source: str, n_shards: int) -> list[str]:
     """Shard keys of a run: `arith-0000`.. for the generator, file stems for a folder of problem files."""
-    from prm_core.problems import shard_key
+    from prm_core.domains.problems import shard_key
 
     if source == "arith":
         return [shard_key(i) for i in range(n_shards)]
@@ -86,7 +86,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         os.environ["PRM_DOMAIN"] = args.domain
     import dagster as dg
 
-    from assets.partitions import shards
+    from assets.common.partitions import shards
     from orchestration.definitions import defs
 
     instance = dg.DagsterInstance.get()
@@ -98,7 +98,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(f"prm: {len(keys)} shards ({len(new)} new), data in {os.environ['PRM_DATA_DIR']}, "
           f"DAGSTER_HOME={os.environ['DAGSTER_HOME']}", file=sys.stderr)
     arith = os.environ.get("PRM_DOMAIN", "arith") == "arith"
-    from assets.partitions import label_sets
+    from assets.common.partitions import label_sets
     from orchestration.jobs import PRM_STAGE, SHARD_STAGE, TEXT_SHARD_STAGE
 
     sets = label_sets.get_partition_keys() if arith else [k for k in label_sets.get_partition_keys() if k != "oracle"]
@@ -134,7 +134,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                 print(f"prm: step {event.step_key} failed:\n{error.to_string() if error else event.message}", file=sys.stderr)
         print(f"prm: run {result.run_id} failed after {wall:.0f} s (see `prm ui` for the full log)", file=sys.stderr)
         return 1
-    from prm_core.summary import read_summary
+    from prm_core.lineage.summary import read_summary
 
     summary = read_summary(os.environ["PRM_DATA_DIR"])
     print_summary(summary, as_json=args.json)
@@ -153,7 +153,7 @@ def print_summary(summary: dict, as_json: bool = False) -> None:
         from rich.console import Console
         from rich.table import Table
 
-        from prm_core.summary import format_value
+        from prm_core.lineage.summary import format_value
 
         table = Table(title="PRM Foundry — run summary")
         table.add_column("key")
@@ -162,14 +162,14 @@ def print_summary(summary: dict, as_json: bool = False) -> None:
             table.add_row(key, format_value(summary[key]))
         Console().print(table)
     except ImportError:
-        from prm_core.summary import format_summary
+        from prm_core.lineage.summary import format_summary
 
         print(format_summary(summary))
 
 
 def cmd_summary(args: argparse.Namespace) -> int:
     set_env_defaults(args.data_dir)
-    from prm_core.summary import read_summary, summary_path
+    from prm_core.lineage.summary import read_summary, summary_path
 
     summary = read_summary(os.environ["PRM_DATA_DIR"])
     if not summary:
@@ -210,7 +210,7 @@ def cmd_release(args: argparse.Namespace) -> int:
             return 0
         import dagster as dg
 
-        from orchestration.release import pipeline_keys
+        from orchestration.jobs import pipeline_keys
 
         asset_keys, check_keys = pipeline_keys()
         manifest, seconds = make_release(args.action, root, Path(os.environ["PRM_DATA_DIR"]), dg.DagsterInstance.get(),

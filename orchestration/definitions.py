@@ -6,9 +6,15 @@ import os
 import dagster as dg
 
 import assets
+from assets.common.resources import (
+    DomainResource,
+    GeneratorResource,
+    StorageResource,
+    TrackingResource,
+    default_data_dir,
+)
 from orchestration.jobs import default_pipeline, prm_pipeline, text_pipeline
 from orchestration.release_job import release_job
-from orchestration.resources import DomainResource, GeneratorResource, StorageResource, TrackingResource, default_data_dir
 from orchestration.sensors import new_problem_files
 
 

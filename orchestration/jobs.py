@@ -7,6 +7,8 @@ stage (per label set: vanilla, scan, oracle).
 
 import dagster as dg
 
+import assets
+
 SHARD_STAGE = [
     "problem_pool", "policy_model", "rollouts", "step_truth",
     "self_confidence", "mc_estimates", "denoised_labels", "label_audit", "label_exports",
@@ -38,3 +40,10 @@ prm_pipeline = dg.define_asset_job(
     executor_def=dg.in_process_executor,
     description="Per label set (vanilla, scan, oracle): training corpus -> PRM (MLflow) -> benchmarks -> exports -> summary.",
 )
+
+
+def pipeline_keys() -> tuple[list[str], list[dg.AssetCheckKey]]:
+    """The pipeline's asset keys (both stages) and every asset check on them: what a release needs green."""
+    specs = [spec for a in dg.load_assets_from_package_module(assets) for spec in a.check_specs]
+    checks = sorted((s.key for s in specs if s.asset_key.to_user_string() in PIPELINE_ASSETS), key=str)
+    return sorted(PIPELINE_ASSETS), checks

@@ -16,8 +16,9 @@ class ReleaseConfig(dg.Config):
 
 @dg.op(description="Preflight, DVC commit + push, MLflow run and model version, manifest, git tag.")
 def make_release_op(context: dg.OpExecutionContext, config: ReleaseConfig) -> dg.Output[str]:
-    from orchestration.paths import project_root
-    from orchestration.release import make_release, pipeline_keys
+    from assets.common.paths import project_root
+    from orchestration.jobs import pipeline_keys
+    from orchestration.release import make_release
 
     root = Path(config.project_dir) if config.project_dir else project_root()
     data_dir = Path(os.environ.get("PRM_DATA_DIR", str(root / "data")))

@@ -5,7 +5,7 @@ import os
 
 import dagster as dg
 
-from assets.partitions import shards
+from assets.common.partitions import shards
 from orchestration.jobs import default_pipeline
 
 

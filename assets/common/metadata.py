@@ -9,7 +9,7 @@ import time
 import dagster as dg
 import polars as pl
 
-from prm_core.storage import as_path, read_parquet
+from prm_core.lineage.storage import as_path, read_parquet
 
 
 def preview(df: pl.DataFrame, n: int = 5, max_chars: int = 80) -> dg.MetadataValue:
@@ -74,7 +74,7 @@ def is_current(table_path, fingerprint: dict) -> bool:
 
 
 def mark_current(table_path, fingerprint: dict) -> None:
-    from prm_core.storage import write_json
+    from prm_core.lineage.storage import write_json
 
     write_json(fingerprint, fingerprint_path(table_path))
 
@@ -83,7 +83,7 @@ def compute_or_reuse(table_path, fingerprint: dict, reuse: bool, compute) -> tup
     """The table at `table_path` if it was made from exactly these inputs, else `compute()` written atomically.
 
     This is what makes long stages resumable: each unit (shard, chunk) is kept as soon as it is done."""
-    from prm_core.storage import write_parquet
+    from prm_core.lineage.storage import write_parquet
 
     if reuse and is_current(table_path, fingerprint):
         return read_parquet(table_path), True

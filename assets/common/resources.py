@@ -37,7 +37,7 @@ class StorageResource(dg.ConfigurableResource):
 
     def set_model(self, name: str, path) -> None:
         """Record where model `name` lives (its own folder, or a pretrained model elsewhere)."""
-        from prm_core.storage import write_json
+        from prm_core.lineage.storage import write_json
 
         write_json({"path": str(path)}, self.root / "models" / f"{name}.json")
 
@@ -85,8 +85,8 @@ class GeneratorResource(dg.ConfigurableResource):
 
     def get(self, model_dir) -> object:
         """The engine on `model_dir`, created on first use and kept for the rest of the run."""
-        from prm_core.generation import make_engine
-        from prm_core.storage import local_copy
+        from prm_core.generation.engines import make_engine
+        from prm_core.lineage.storage import local_copy
 
         local = local_copy(model_dir)
         # a cheap signature (no hashing on every call): a retrained model is written anew, so its files change
@@ -119,7 +119,7 @@ class TrackingResource(dg.ConfigurableResource):
 
     def experiment(self, name: str):
         """The mlflow module, pointed at the store and experiment `name`."""
-        from orchestration.paths import project_root
-        from orchestration.tracking import use_experiment
+        from assets.common.paths import project_root
+        from assets.common.tracking import use_experiment
 
         return use_experiment(Path(self.root) if self.root else project_root(), name)

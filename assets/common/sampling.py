@@ -14,7 +14,7 @@ class ShardSamplingConfig(dg.Config):
 
     def spec(self, shard: str):
         """The sampling spec of one shard: a seed of its own, so a shard does not depend on its run's other shards."""
-        from prm_core.generation import SamplingSpec, derive_seed
+        from prm_core.generation.sampling import SamplingSpec, derive_seed
 
         return SamplingSpec(n=self.n_samples, temperature=self.temperature, top_p=self.top_p,
                             max_new_tokens=self.max_new_tokens, seed=derive_seed(self.seed, shard))
