@@ -16,8 +16,8 @@ SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 def build_tiny_policy(path: Path, steps: int = 40, seed: int = 0) -> Path:
     """A 1-layer, 64-wide Llama (head_dim 32, which vLLM's CPU attention supports), trained a few steps."""
     from prm_core.domains.arith import ArithDomain
-    from prm_core.policy import PolicyConfig, save_policy, tokenizer_corpus, train_policy
-    from prm_core.tokenizer import build_tokenizer
+    from prm_core.generation.policy import PolicyConfig, save_policy, tokenizer_corpus, train_policy
+    from prm_core.generation.tokenizer import build_tokenizer
 
     domain = ArithDomain()
     tokenizer = build_tokenizer(tokenizer_corpus(domain, 2000, seed=1))

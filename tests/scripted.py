@@ -6,7 +6,7 @@ gold answer, with c_t read from a script keyed by the question.
 
 from dataclasses import dataclass, field
 
-from prm_core.generation import GenerationStats, Sample
+from prm_core.generation.sampling import GenerationStats, Sample
 
 
 @dataclass

@@ -6,7 +6,7 @@ import polars as pl
 import pytest
 
 from prm_core.domains.arith import ArithDomain
-from prm_core.problems import ProblemFileError, load_problem_file, synthetic_shard
+from prm_core.domains.problems import ProblemFileError, load_problem_file, synthetic_shard
 from tests.conftest import SHARED_DATA
 
 BAD_LINES = [

@@ -3,10 +3,10 @@
 import polars as pl
 import pytest
 
-from prm_core.benchmark_sets import bon_candidates, load_processbench, processbench_set
 from prm_core.domains.arith import ArithDomain
 from prm_core.domains.base import Problem
-from prm_core.generation import GenerationStats, Sample
+from prm_core.evaluation.benchmark_sets import bon_candidates, load_processbench, processbench_set
+from prm_core.generation.sampling import GenerationStats, Sample
 from tests.conftest import SHARED_DATA
 
 

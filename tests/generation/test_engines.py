@@ -2,7 +2,9 @@
 
 import pytest
 
-from prm_core.generation import SamplingSpec, TransformersEngine, make_engine, vllm_available
+from prm_core.generation.engines import make_engine, vllm_available
+from prm_core.generation.sampling import SamplingSpec
+from prm_core.generation.transformers_engine import TransformersEngine
 
 PROMPTS = ["Tom has 17 pens. He triples his pens. How many now?\n", "Sam has 4 coins. He finds 2 more. How many now?\n"]
 
@@ -51,7 +53,7 @@ def test_vllm_engine_samples_n(tiny_policy):
 
 
 def test_auto_picks_an_available_engine(tiny_policy, monkeypatch):
-    monkeypatch.setattr("prm_core.generation.vllm_available", lambda: False)
+    monkeypatch.setattr("prm_core.generation.engines.vllm_available", lambda: False)
     assert make_engine("auto", tiny_policy).name == "transformers"
     with pytest.raises(ValueError, match="unknown engine"):
         make_engine("tgi", tiny_policy)

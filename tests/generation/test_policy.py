@@ -2,7 +2,7 @@
 
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from prm_core.policy import PolicyConfig, lr_at
+from prm_core.generation.policy import PolicyConfig, lr_at
 
 
 def test_lr_schedule_warms_up_then_decays_to_floor():
@@ -20,8 +20,8 @@ def test_saved_policy_loads_with_auto_classes(tiny_policy):
 
 def test_training_lowers_the_loss(tmp_path):
     from prm_core.domains.arith import ArithDomain
-    from prm_core.policy import tokenizer_corpus, train_policy
-    from prm_core.tokenizer import build_tokenizer
+    from prm_core.generation.policy import tokenizer_corpus, train_policy
+    from prm_core.generation.tokenizer import build_tokenizer
 
     d = ArithDomain()
     tok = build_tokenizer(tokenizer_corpus(d, 500, seed=1))
@@ -34,8 +34,8 @@ def test_training_is_deterministic_by_seed():
     import torch
 
     from prm_core.domains.arith import ArithDomain
-    from prm_core.policy import tokenizer_corpus, train_policy
-    from prm_core.tokenizer import build_tokenizer
+    from prm_core.generation.policy import tokenizer_corpus, train_policy
+    from prm_core.generation.tokenizer import build_tokenizer
 
     d = ArithDomain()
     tok = build_tokenizer(tokenizer_corpus(d, 300, seed=1))

@@ -2,8 +2,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from prm_core.domains.arith import ArithDomain
-from prm_core.policy import tokenizer_corpus
-from prm_core.tokenizer import build_tokenizer
+from prm_core.generation.policy import tokenizer_corpus
+from prm_core.generation.tokenizer import build_tokenizer
 
 TOK = build_tokenizer(tokenizer_corpus(ArithDomain(), 500, seed=1))
 

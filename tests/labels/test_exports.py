@@ -5,11 +5,11 @@ import json
 import polars as pl
 import pytest
 
-from prm_core.annotate import AnnotationConfig, annotate
-from prm_core.benchmark_sets import load_processbench
-from prm_core.exports import FORMATS, export, export_rows, first_error_of, parse_math_shepherd
-from prm_core.soft_label import LabelConfig, build_labels
-from tests.test_mc import D, SPEC, _scripted_set
+from prm_core.evaluation.benchmark_sets import load_processbench
+from prm_core.labels.denoised_labels import LabelConfig, build_labels
+from prm_core.labels.exports import FORMATS, export, export_rows, first_error_of, parse_math_shepherd
+from prm_core.labels.mc_estimates import AnnotationConfig, annotate
+from tests.labels.test_mc import SPEC, D, _scripted_set
 
 
 @pytest.fixture(scope="module")

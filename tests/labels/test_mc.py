@@ -3,14 +3,15 @@
 import polars as pl
 import pytest
 
-from prm_core.annotate import AnnotationConfig, annotate
 from prm_core.domains.arith import ArithDomain
 from prm_core.domains.base import Problem
-from prm_core.first_error import search_binary, search_sequential, value_all_steps
-from prm_core.generation import SamplingSpec
-from prm_core.label_audit import first_error_table, response_predictions, step_confusion
-from prm_core.mc_value import Response
-from prm_core.soft_label import LabelConfig, build_labels, scan_soft_labels
+from prm_core.generation.sampling import SamplingSpec
+from prm_core.labels.audit import first_error_accuracy, response_predictions, step_confusion
+from prm_core.labels.denoised_labels import LabelConfig, build_labels
+from prm_core.labels.first_error import search_binary, search_sequential, value_all_steps
+from prm_core.labels.mc_estimates import AnnotationConfig, annotate
+from prm_core.labels.mc_value import Response
+from prm_core.labels.soft_label import scan_soft_labels
 from tests.scripted import ScriptedEngine
 
 D = ArithDomain()
@@ -127,7 +128,7 @@ def test_audit_numbers_on_a_case_with_known_truth():
     # truth: a/r0 correct (vanilla, from the shared script, says 2: under); a/r1 first error at 2 (right);
     # b/r0 at 2 (vanilla says 1: under); c/r0 at 0 (right)
     truth = pl.DataFrame({"response_id": ["a/r0", "a/r1", "b/r0", "c/r0"], "first_error": [-1, 2, 2, 0]})
-    fe = first_error_table(mc, truth)
+    fe = first_error_accuracy(mc, truth)
     v = fe.filter((pl.col("method") == "vanilla") & (pl.col("bucket") == "all")).row(0, named=True)
     assert v["responses"] == 4 and v["first_error_acc"] == 0.5 and v["under_rate"] == 0.5 and v["over_rate"] == 0
     s = fe.filter((pl.col("method") == "scan") & (pl.col("bucket") == "all")).row(0, named=True)

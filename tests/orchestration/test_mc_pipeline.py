@@ -6,9 +6,9 @@ import pytest
 from pydantic import PrivateAttr
 
 import assets
-from assets.partitions import shards
+from assets.common.partitions import shards
+from assets.common.resources import DomainResource, GeneratorResource, StorageResource, TrackingResource
 from orchestration.cli import RANGE_END, RANGE_START
-from orchestration.resources import DomainResource, GeneratorResource, StorageResource, TrackingResource
 
 ALL_ASSETS = [*dg.load_assets_from_package_module(assets)]
 KEYS = ["arith-0000"]
@@ -31,7 +31,7 @@ PRM_CONFIG = {
 
 def materialize_pipeline(instance, data_dir, keys, generator=None):
     """Both stages of `prm run` on the tiny config: the shard run, then the label-set run. Returns both results."""
-    from assets.partitions import label_sets
+    from assets.common.partitions import label_sets
     from orchestration.jobs import PRM_STAGE, SHARD_STAGE
 
     resources = {"storage": StorageResource(base_dir=str(data_dir)), "domain": DomainResource(),

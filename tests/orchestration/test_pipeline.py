@@ -9,13 +9,13 @@ import polars as pl
 import pytest
 
 import assets
-from assets.partitions import shards
+from assets.common.partitions import shards
+from assets.common.resources import DomainResource, GeneratorResource, StorageResource, TrackingResource
 from orchestration.cli import RANGE_END, RANGE_START
 from orchestration.definitions import defs
-from orchestration.resources import DomainResource, GeneratorResource, StorageResource, TrackingResource
 from orchestration.jobs import SHARD_STAGE
 from tests.conftest import SHARED_DATA
-from tests.test_mc_pipeline import PRM_CONFIG
+from tests.orchestration.test_mc_pipeline import PRM_CONFIG
 
 TINY_POLICY = {"hidden_size": 64, "num_layers": 1, "num_heads": 2, "intermediate_size": 128, "train_steps": 30,
                "eval_problems": 10, "max_new_tokens": 160}
@@ -131,8 +131,9 @@ def test_assets_and_orchestration_do_not_import_heavy_modules():
 
 
 def test_prm_library_never_imports_dagster():
-    code = ("import prm_core.domains.arith, prm_core.generation, prm_core.policy, prm_core.rollouts, prm_core.step_truth, "
-            "prm_core.problems, prm_core.summary, sys; print('dagster' in sys.modules)")
+    code = ("import importlib, pkgutil, sys, prm_core\n"
+            "for m in pkgutil.walk_packages(prm_core.__path__, 'prm_core.'): importlib.import_module(m.name)\n"
+            "print('dagster' in sys.modules)")
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "False"
 
 

@@ -8,11 +8,11 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from assets.partitions import shards
+from assets.common.partitions import shards
 from orchestration.release import ReleaseError, dvc_executable, make_release, verify_release
-from tests.test_mc_pipeline import materialize_pipeline
+from tests.orchestration.test_mc_pipeline import materialize_pipeline
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 DVC = dvc_executable(REPO)
 
 
@@ -43,7 +43,7 @@ def project(tmp_path_factory):
 
 
 def _keys(instance):
-    from orchestration.release import pipeline_keys
+    from orchestration.jobs import pipeline_keys
 
     return pipeline_keys()
 
@@ -102,7 +102,7 @@ def test_release_refuses_a_dirty_tree(project):
 
 
 def test_manifest_json_round_trips(project):
-    from prm_core.manifest import Manifest
+    from prm_core.lineage.manifest import Manifest
 
     root, _ = project
     path = root / "releases" / "demo" / "manifest.json"

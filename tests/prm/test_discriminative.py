@@ -6,7 +6,8 @@ import sys
 
 import pytest
 
-from prm_core.prm_model import PRMExample, PRMTrainConfig, encode, init_prm, load_prm, score_steps, separator_id, train_prm
+from prm_core.prm.discriminative import PRMTrainConfig, init_prm, load_prm, score_steps, train_prm
+from prm_core.prm.encoding import PRMExample, encode, separator_id
 
 GOOD = PRMExample("Tom has 3 pens. How many now?\n", ["finds 2 more: 3 + 2 = 5", "Answer: 5"], [1.0, 1.0])
 BAD = PRMExample("Sam has 4 pens. How many now?\n", ["loses 1: 4 - 1 = 9", "Answer: 9"], [0.0, 0.0])
@@ -28,7 +29,7 @@ def test_encoding_appends_the_separator_id_to_each_step(tiny_policy):
 def test_span_minima_cover_the_tokens_after_the_last_marker_and_the_separator():
     import torch
 
-    from prm_core.prm_arch import span_minima
+    from prm_core.prm.modeling_prm import span_minima
 
     # ids: 5 = marker, 9 = separator; step 1 = [1 5 2 3 | 9], step 2 (no marker) = [4 4 | 9]
     ids = torch.tensor([[1, 5, 2, 3, 9, 4, 4, 9]])
