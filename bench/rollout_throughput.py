@@ -30,11 +30,12 @@ def main() -> int:
     import dagster as dg
     import polars as pl
 
-    from assets.partitions import shards
+    from assets.common.partitions import shards
+    from assets.common.resources import DomainResource, GeneratorResource, StorageResource
     from orchestration.cli import RANGE_END, RANGE_START
-    from orchestration.resources import DomainResource, GeneratorResource, StorageResource
     from prm_core.domains import get_domain
-    from prm_core.generation import SamplingSpec, derive_seed, make_engine
+    from prm_core.generation.engines import make_engine
+    from prm_core.generation.sampling import SamplingSpec, derive_seed
 
     src = Path(args.data_dir)
     pools = sorted((src / "problem_pool").glob("*.parquet"))
@@ -50,7 +51,7 @@ def main() -> int:
 
     def raw_engine() -> tuple[int, float, str]:
         """The bare engine on the stage's prompts and settings: generated tokens, seconds, engine name."""
-        from prm_core.problems import to_problems
+        from prm_core.domains.problems import to_problems
 
         engine = make_engine(args.engine, work / "models" / "policy")
         tokens, seconds = 0, 0.0
