@@ -15,8 +15,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from prm_core.domains.base import ExactDomain
-from prm_core.runtime.device import autocast
-from prm_core.runtime.progress import progress_bar
+from prm_core.runtime.device import autocast, default_device
+from prm_core.runtime.training import adamw, loss_ema, optimise
 
 
 @dataclass(frozen=True)
@@ -120,33 +120,26 @@ def train_policy(domain: ExactDomain, tokenizer, cfg: PolicyConfig, model=None) 
     import torch
 
     torch.manual_seed(cfg.seed)
-    model = build_model(cfg, tokenizer) if model is None else model
+    device = default_device()
+    model = (build_model(cfg, tokenizer) if model is None else model).to(device)
     model.train()
     decay = [p for n, p in model.named_parameters() if p.ndim >= 2]
     no_decay = [p for n, p in model.named_parameters() if p.ndim < 2]
-    opt = torch.optim.AdamW(
-        [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-        lr=cfg.lr,
-        betas=(0.9, 0.98),
-    )
+    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    opt = adamw(groups, device, lr=cfg.lr, betas=(0.9, 0.98))
     batches = _batches(domain, tokenizer, cfg)
-    start, tokens, loss_ema = time.perf_counter(), 0, None
-    with progress_bar(total=cfg.train_steps, desc="train policy" if cfg.seed < BACKBONE_SEEDS else "train PRM backbone", unit="step") as bar:
-        for step in range(cfg.train_steps):
-            ids, labels, mask = next(batches)
-            for group in opt.param_groups:
-                group["lr"] = lr_at(step, cfg)
-            with autocast(model.device, cfg.bf16):
-                loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            opt.step()
-            tokens += int(mask.sum())
-            loss_ema = loss.item() if loss_ema is None else 0.95 * loss_ema + 0.05 * loss.item()
-            bar.update(1)
-            if step % 50 == 0:
-                bar.set_postfix(loss=f"{loss_ema:.3f}")
+    tokens = 0
+
+    def loss_at(step: int):
+        nonlocal tokens
+        ids, labels, mask = (t.to(device) for t in next(batches))
+        tokens += int(mask.sum())
+        with autocast(device, cfg.bf16):
+            return model(input_ids=ids, attention_mask=mask, labels=labels).loss
+
+    start = time.perf_counter()
+    desc = "train policy" if cfg.seed < BACKBONE_SEEDS else "train PRM backbone"
+    losses = optimise(opt, cfg.train_steps, loss_at, lambda step, _: lr_at(step, cfg), list(model.parameters()), desc)
     seconds = time.perf_counter() - start
     model.eval()
     report = TrainReport(
@@ -154,7 +147,7 @@ def train_policy(domain: ExactDomain, tokenizer, cfg: PolicyConfig, model=None) 
         seconds=seconds,
         tokens=tokens,
         tokens_per_s=tokens / max(seconds, 1e-9),
-        final_loss=float(loss_ema or 0.0),
+        final_loss=loss_ema(losses),
         params=sum(p.numel() for p in model.parameters()),
     )
     return model, report

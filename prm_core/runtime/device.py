@@ -22,3 +22,23 @@ def autocast(device, enabled: bool = True):
 
     device_type = device if isinstance(device, str) else device.type
     return torch.autocast(device_type, dtype=torch.bfloat16, enabled=enabled)
+
+
+def default_device():
+    """The device every trainer and scorer uses: the first CUDA GPU when present, else the CPU.
+
+    Several GPUs come from `accelerate launch` (each process sees its own `LOCAL_RANK` device)."""
+    import os
+
+    import torch
+
+    if torch.cuda.is_available():
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+    return torch.device("cpu")
+
+
+def inference_dtype(device):
+    """bf16 forward passes on CUDA (tensor cores); fp32 on the CPU, where bf16 matmuls are slow on most parts."""
+    import torch
+
+    return torch.bfloat16 if (device if isinstance(device, str) else device.type) == "cuda" else torch.float32
