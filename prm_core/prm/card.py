@@ -15,15 +15,13 @@ A process reward model (PRM) from PRM Foundry, trained on **{label_set}** step l
 
 ```python
 from transformers import AutoModelForTokenClassification, AutoTokenizer
-tok = AutoTokenizer.from_pretrained(path, trust_remote_code=True)
-prm = AutoModelForTokenClassification.from_pretrained(path, trust_remote_code=True)  # num_labels=1
+tok = AutoTokenizer.from_pretrained(path{remote})
+prm = AutoModelForTokenClassification.from_pretrained(path{remote})  # num_labels=1
 # ids = tok(prompt).input_ids; for each step: ids += tok(step, add_special_tokens=False).input_ids + [sep_id]
 # sep_id = tok({separator!r}, add_special_tokens=False).input_ids[-1]; score = sigmoid(logits[0, sep positions, 0])
 ```
 
-Steps are tokenised one by one with the separator id appended, exactly as in training. The step logit is a
-linear head on the separator's hidden state plus learned weights on the model's own token log-probabilities
-over the step (`modeling`: `modeling_prm.py`, shipped here; hence `trust_remote_code=True`).
+Steps are tokenised one by one with the separator id appended, exactly as in training. {head_note}
 
 ## Data and labels
 
@@ -52,6 +50,14 @@ def prm_card(label_set: str, training: dict, metrics: dict, separator: str, name
     rows = "\n".join(f"| {k} | {v:.4g} |" if isinstance(v, float) else f"| {k} | {v} |" for k, v in metrics.items())
     train = {k: training[k] for k in ("train_seconds", "loss_last", "feature_weights", "mlflow_model", "mlflow_version")
              if k in training}
-    return PRM_CARD.format(name=name, label_set=label_set, label_note=LABEL_NOTES.get(label_set, "user labels"),
+    features = training.get("features", True)
+    remote = ", trust_remote_code=True" if features else ""
+    head_note = ("The step logit is a linear head on the separator's hidden state plus learned weights on the model's "
+                 "own token log-probabilities over the step (`modeling_prm.py`, shipped here; hence "
+                 "`trust_remote_code=True`)." if features else
+                 "The model is the stock token classifier of its architecture: a linear head on the separator's "
+                 "hidden state; it loads without remote code.")
+    return PRM_CARD.format(remote=remote, head_note=head_note, name=name, label_set=label_set,
+                           label_note=LABEL_NOTES.get(label_set, "user labels"),
                            sequences=training.get("sequences"), hard_negatives=training.get("hard_negatives"),
                            steps_labelled=training.get("steps_labelled"), train=train, separator=separator, metrics=rows)

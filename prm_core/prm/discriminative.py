@@ -1,16 +1,20 @@
 """The discriminative PRM: a token-level head scored at the step-separator token (algorithms.md §2.5, §5).
 
-The model is `AutoModelForTokenClassification` with `num_labels=1` (`modeling_prm.py`); the step score is
-σ(logit) at the separator that ends the step, on the input format of `encoding.py`. The backbone starts from
-the policy (or the PRM backbone); training is BCE on soft or hard targets at the separators.
+Any causal-LM backbone (Llama, Qwen2/3, Mistral, Gemma, …) as an `AutoModelForTokenClassification` with
+`num_labels=1`; the step score is σ(logit) at the separator that ends the step, on the input format of
+`encoding.py`. Two kinds: with the LM's log-prob features (`modeling_prm.py`, shipped beside the weights) or
+without them — then the model *is* the stock `<Arch>ForTokenClassification` and loads without remote code.
+Training is BCE on soft or hard targets at the separators: a frozen backbone trains the head on cached head
+inputs; otherwise the whole model (or its LoRA adapters) is fine-tuned on length-bucketed batches.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from prm_core.prm.encoding import Encoded, PRMExample, encode, length_batches, pad_batch, separator_id
-from prm_core.runtime.device import autocast
+from prm_core.prm.encoding import Encoded, PRMExample, encode_many, length_batches, pad_batch, separator_id
+from prm_core.runtime.device import autocast, default_device, inference_dtype
+from prm_core.runtime.training import adamw, distributed, enable_memory_savers, merge_memory_savers, optimise
 
 DEFAULT_MARKERS = ("=", ":")  # a step's result span starts after its last marker (modeling_prm.py)
 
@@ -26,6 +30,9 @@ class PRMTrainConfig:
     bf16: bool = True
     seed: int = 0
     max_length: int = 512
+    gradient_checkpointing: bool = False  # fine-tuning only: activations recomputed in backward (7B+ backbones)
+    lora_rank: int = 0  # fine-tuning only: > 0 trains LoRA adapters (peft) and the head instead of every weight
+    bucket_batches: int = 8  # fine-tuning only: batches drawn from length-sorted groups of this many batches
 
 
 def marker_ids(tokenizer, markers: tuple[str, ...]) -> list[int]:
@@ -45,32 +52,42 @@ def register_auto_classes() -> None:
     AutoModelForTokenClassification.register(StepVerifierConfig, StepVerifierForTokenClassification, exist_ok=True)
 
 
-def init_prm(policy_dir, tokenizer, separator: str, markers: tuple[str, ...] = DEFAULT_MARKERS, seed: int = 0):
-    """A PRM whose backbone and LM head are the policy's; the step head is new (feature weights start at 1)."""
-    import torch
-    from transformers import AutoConfig
+def init_prm(backbone_dir, tokenizer, separator: str, markers: tuple[str, ...] = DEFAULT_MARKERS, seed: int = 0,
+             features: bool = True, attn_implementation: str = "sdpa"):
+    """A PRM on the causal LM in `backbone_dir` (any architecture) with a new step head.
 
-    from prm_core.prm.modeling_prm import FEATURES, StepVerifierConfig, StepVerifierForTokenClassification
+    `features=True`: the LM-feature PRM (`modeling_prm.py`, feature weights start at 1/4); `features=False`: the
+    stock `<Arch>ForTokenClassification`. Either way `config.separator_id` records the step separator."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoModelForTokenClassification
+
+    from prm_core.prm.modeling_prm import StepVerifierConfig, StepVerifierForTokenClassification
     from prm_core.runtime.progress import quiet_transformers
 
     quiet_transformers()
-    register_auto_classes()
-    base = AutoConfig.from_pretrained(str(policy_dir)).to_dict()
-    for key in ("model_type", "architectures", "transformers_version", "num_labels", "id2label", "label2id"):
-        base.pop(key, None)
-    config = StepVerifierConfig(separator_id=separator_id(tokenizer, separator),
-                                marker_ids=marker_ids(tokenizer, markers), **base)
+    sep = separator_id(tokenizer, separator)
     torch.manual_seed(seed)
-    model = StepVerifierForTokenClassification.from_pretrained(str(policy_dir), config=config)
-    with torch.no_grad():
-        model.feature_score.weight.fill_(1.0 / len(FEATURES))
+    if not features:
+        model = AutoModelForTokenClassification.from_pretrained(str(backbone_dir), num_labels=1, dtype=torch.float32,
+                                                                attn_implementation=attn_implementation)
+        model.config.separator_id = sep
+        return model
+    register_auto_classes()
+    lm = AutoModelForCausalLM.from_pretrained(str(backbone_dir), dtype=torch.float32, attn_implementation=attn_implementation)
+    config = StepVerifierConfig(backbone_config=lm.config, separator_id=sep, marker_ids=marker_ids(tokenizer, markers))
+    model = StepVerifierForTokenClassification(config, lm=lm)
+    model.lm.set_attn_implementation(attn_implementation)  # wrapping clears the shared backbone config's choice
     model.register_for_auto_class("AutoModelForTokenClassification")
     model.config.register_for_auto_class()
-    return model
+    return model.eval()  # as `from_pretrained` returns it: no dropout until training starts
+
+
+def has_features(model) -> bool:
+    return hasattr(model, "head_inputs")
 
 
 def load_prm(path):
-    """A saved PRM (a directory or any fsspec URL)."""
+    """A saved PRM (a directory or any fsspec URL) of either kind."""
     from transformers import AutoModelForTokenClassification
 
     from prm_core.lineage.storage import local_copy
@@ -79,97 +96,149 @@ def load_prm(path):
     return AutoModelForTokenClassification.from_pretrained(str(local_copy(path))).eval()
 
 
+def head_inputs(model, ids, mask):
+    """What the step head reads: (hidden states, LM features or None for a stock token classifier)."""
+    if has_features(model):
+        return model.head_inputs(ids, mask)
+    return model.base_model(input_ids=ids, attention_mask=mask).last_hidden_state, None
+
+
+def head_logits(model, hidden, feats):
+    """The step logit from `head_inputs` (the stock classifier's own dropout + `score`)."""
+    if has_features(model):
+        return model.head(hidden, feats)
+    return model.score(model.dropout(hidden.float()))
+
+
 def _head_params(model):
     return [p for n, p in model.named_parameters() if n.startswith(("score", "feature_score"))]
 
 
-def _step_rows(model, tokenizer, encoded: list[Encoded], batch_size: int = 64):
-    """For each encoded example, the head's inputs at its step positions (hidden [k, H], features [k, F])."""
+def _step_rows(model, tokenizer, encoded: list[Encoded], device, batch_size: int = 64):
+    """For each encoded example, the head's inputs at its step positions (hidden [k, H], features [k, F] or None)."""
     import torch
 
     out = [None] * len(encoded)
     with torch.inference_mode():
         for idx, ids, mask in length_batches(tokenizer, encoded, range(len(encoded)), batch_size):
-            hidden, feats = model.head_inputs(ids, mask)
+            hidden, feats = head_inputs(model, ids.to(device), mask.to(device))
             for row, i in enumerate(idx):
                 pos = encoded[i].step_positions
-                out[i] = (hidden[row, pos].float().clone(), feats[row, pos].float().clone())
+                out[i] = (hidden[row, pos].float().clone(), None if feats is None else feats[row, pos].float().clone())
     return out
+
+
+def _batch_order(encoded: list[Encoded], cfg: PRMTrainConfig, rng):
+    """An endless stream of example-index batches: shuffled epochs; when fine-tuning, length-bucketed."""
+    order: list[int] = []
+    while True:
+        if len(order) < cfg.batch_size:
+            more = list(range(len(encoded)))
+            rng.shuffle(more)
+            if not cfg.freeze_backbone:  # similar lengths per batch (little padding), batches in random order
+                span, bs = cfg.batch_size * cfg.bucket_batches, cfg.batch_size
+                bucketed = []
+                for b in range(0, len(more), span):
+                    group = sorted(more[b: b + span], key=lambda i: len(encoded[i].input_ids))
+                    batches = [group[j: j + bs] for j in range(0, len(group), bs)]
+                    rng.shuffle(batches)
+                    bucketed += [i for batch in batches for i in batch]
+                more = bucketed
+            order += more
+        idx, order = order[: cfg.batch_size], order[cfg.batch_size:]
+        yield idx
 
 
 def train_prm(model, tokenizer, examples: list[PRMExample], separator: str, cfg: PRMTrainConfig):
     """BCE-with-logits on soft (or hard) targets at every step's separator token; returns the loss curve.
 
     With a frozen backbone the head's inputs are computed once per example and only the head is trained
-    (the same `model.head` as at scoring time); otherwise the whole model is fine-tuned.
+    (the same head as at scoring time); otherwise the whole model — or its LoRA adapters — is fine-tuned.
+    Under `accelerate launch` with several processes, fine-tuning is data-parallel: every process draws the same
+    batches and trains on its slice of each, gradients all-reduced by accelerate (its loss curve is its own).
+    Returns the loss curve; the model is left trained (adapters merged) and in eval mode.
     """
     import random
 
     import torch
 
-    from prm_core.runtime.progress import progress_bar
-
     torch.manual_seed(cfg.seed)
     rng = random.Random(cfg.seed)
+    device = default_device()
+    model.to(device)
     sep = separator_id(tokenizer, separator)
-    encoded = [encode(tokenizer, ex.prompt, ex.steps, sep, cfg.max_length) for ex in examples]
+    encoded = encode_many(tokenizer, [ex.prompt for ex in examples], [ex.steps for ex in examples], sep, cfg.max_length)
     targets = [list(ex.targets[: len(e.step_positions)]) for ex, e in zip(examples, encoded)]
     head = _head_params(model)
     body = [p for p in model.parameters() if all(p is not h for h in head)]
     for p in body:
         p.requires_grad_(not cfg.freeze_backbone)
+    trained = model
+    if not cfg.freeze_backbone:
+        keep = tuple(n for n in ("score", "feature_score") if hasattr(model, n))
+        trained = enable_memory_savers(model, cfg.gradient_checkpointing, cfg.lora_rank, keep)
+        if cfg.lora_rank > 0:  # the adapters (and the head copies peft trains) are what the optimizer sees
+            head = [p for n, p in trained.named_parameters() if p.requires_grad and ("score" in n)]
+            body = [p for n, p in trained.named_parameters() if p.requires_grad and "score" not in n]
     groups = [{"params": head, "lr": cfg.lr_head}] + ([] if cfg.freeze_backbone else [{"params": body, "lr": cfg.lr_body}])
-    opt = torch.optim.AdamW(groups, weight_decay=0.0)
-    base = [g["lr"] for g in opt.param_groups]
-    cached = _step_rows(model, tokenizer, encoded) if cfg.freeze_backbone else None
-    model.train()
-    order: list[int] = []
-    losses = []
-    with progress_bar(total=cfg.steps, desc="train PRM", unit="step") as bar:
-        for step in range(cfg.steps):
-            if len(order) < cfg.batch_size:
-                more = list(range(len(examples)))
-                rng.shuffle(more)
-                order += more
-            idx, order = order[: cfg.batch_size], order[cfg.batch_size:]
-            for g, lr in zip(opt.param_groups, base):
-                g["lr"] = lr * min(1.0, (step + 1) / cfg.warmup_steps)
-            if cached is not None:
-                logits = model.head(torch.cat([cached[i][0] for i in idx]), torch.cat([cached[i][1] for i in idx]))[:, 0]
-                y = torch.tensor([t for i in idx for t in targets[i]], dtype=torch.float)
-            else:
-                ids, mask, y = pad_batch(tokenizer, [encoded[i] for i in idx], [targets[i] for i in idx])
-                with autocast(model.device, cfg.bf16):
-                    logits = model(input_ids=ids, attention_mask=mask).logits[..., 0].float()
-                keep = ~torch.isnan(y)
-                logits, y = logits[keep], y[keep]
-            loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, y)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(head + ([] if cfg.freeze_backbone else body), 1.0)
-            opt.step()
-            losses.append(loss.item())
-            bar.update(1)
+    opt = adamw(groups, device, weight_decay=0.0)
+    cached = _step_rows(model, tokenizer, encoded, device) if cfg.freeze_backbone else None
+    acc = None if cfg.freeze_backbone else distributed()
+    rank, world = 0, 1
+    if acc is not None:
+        trained, opt = acc.prepare(trained, opt)
+        rank, world = acc.process_index, acc.num_processes
+        if cfg.batch_size % world:
+            raise ValueError(f"batch_size {cfg.batch_size} must be a multiple of the {world} processes")
+    trained.train()
+    batches = _batch_order(encoded, cfg, rng)
+
+    def loss_at(step: int):
+        idx = next(batches)[rank::world]
+        if cached is not None:
+            feats = None if cached[idx[0]][1] is None else torch.cat([cached[i][1] for i in idx])
+            logits = head_logits(model, torch.cat([cached[i][0] for i in idx]), feats)[:, 0]
+            y = torch.tensor([t for i in idx for t in targets[i]], dtype=torch.float, device=device)
+        else:
+            ids, mask, y = (t.to(device) for t in pad_batch(tokenizer, [encoded[i] for i in idx], [targets[i] for i in idx]))
+            with autocast(device, cfg.bf16):
+                logits = trained(input_ids=ids, attention_mask=mask).logits[..., 0].float()
+            keep = ~torch.isnan(y)
+            logits, y = logits[keep], y[keep]
+        return torch.nn.functional.binary_cross_entropy_with_logits(logits, y)
+
+    clip = head + ([] if cfg.freeze_backbone else body)
+    losses = optimise(opt, cfg.steps, loss_at, lambda step, lr: lr * min(1.0, (step + 1) / cfg.warmup_steps), clip,
+                      "train PRM", accelerator=acc)
+    merged = merge_memory_savers(acc.unwrap_model(trained) if acc is not None else trained)
+    if merged is not model:  # peft returns the same base model object with adapters merged in
+        model.load_state_dict(merged.state_dict())
     model.eval()
-    for p in body:
+    for p in model.parameters():
         p.requires_grad_(True)
     return losses
 
 
 def score_steps(model, tokenizer, prompts: list[str], steps: list[list[str]], separator: str,
                 batch_size: int = 64, max_length: int = 512) -> list[list[float]]:
-    """σ(logit) at each step's separator, with exactly the training-time encoding (identical inputs scored once)."""
+    """σ(logit) at each step's separator, with exactly the training-time encoding (identical inputs scored once).
+
+    Batched, length-sorted, without grad; bf16 on CUDA, fp32 on the CPU."""
     import torch
 
+    device = default_device()
+    model.to(device)
     sep = separator_id(tokenizer, separator)
-    encoded = [encode(tokenizer, p, s, sep, max_length) for p, s in zip(prompts, steps)]
+    encoded = encode_many(tokenizer, prompts, steps, sep, max_length)
     first: dict[tuple[int, ...], int] = {}
     for i, e in enumerate(encoded):  # best-of-N candidates repeat: a confident policy samples its greedy answer often
         first.setdefault(tuple(e.input_ids), i)
     out: list[list[float]] = [[] for _ in encoded]
-    with torch.inference_mode():
+    bf16 = inference_dtype(device) == torch.bfloat16
+    with torch.inference_mode(), autocast(device, bf16):
         for idx, ids, mask in length_batches(tokenizer, encoded, set(first.values()), batch_size):
-            probs = torch.sigmoid(model(input_ids=ids, attention_mask=mask).logits[..., 0].float())
+            logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits[..., 0]
+            probs = torch.sigmoid(logits.float()).cpu()
             for row, i in enumerate(idx):
                 out[i] = probs[row, encoded[i].step_positions].tolist()
     return [out[first[tuple(e.input_ids)]] for e in encoded]

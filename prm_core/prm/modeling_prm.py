@@ -1,4 +1,4 @@
-"""The PRM architecture: a token-classification head that also reads the backbone LM's own result log-probs.
+"""The PRM with LM features: any causal LM plus a step head that also reads the LM's own result log-probs.
 
 testbed-probe.md §5/§9: a head on hidden states alone learns step position and difficulty, not whether
 `5 + 24 = 39` is right — within one forward pass no later position can see what the top layer predicted for
@@ -13,49 +13,76 @@ never the separator, which the LM does not predict after a final answer line:
     min_logprob = min_i log π(x_i | x_<i)                      (the probe's training-free verifier)
     min_margin  = min_i [log π(x_i | x_<i) − max_v log π(v | x_<i)]   (0 iff every token is the LM's argmax)
 
-π is this model's own causal-LM head (initialised from the policy). The class is a `transformers` model with
-`num_labels=1`; its score is σ(logit). This file imports only torch and transformers: `save_pretrained`
-copies it next to the weights, so `AutoModelForTokenClassification.from_pretrained(dir, trust_remote_code=True)`
-loads an exported PRM without this package.
+π is the wrapped causal LM (`AutoModelForCausalLM`: Llama, Qwen2/3, Mistral, Gemma, …), initialised from the
+policy or a backbone. A PRM without these features is the stock `<Arch>ForTokenClassification` (discriminative.py).
+This file imports only torch and transformers: `save_pretrained` copies it next to the weights, so
+`AutoModelForTokenClassification.from_pretrained(dir, trust_remote_code=True)` loads an export without this package.
 """
 
 import torch
 from torch import nn
-from transformers import LlamaConfig, LlamaModel, LlamaPreTrainedModel
+from transformers import AutoConfig, AutoModelForCausalLM, PreTrainedModel
 from transformers.modeling_outputs import TokenClassifierOutput
+
+try:
+    from transformers import PreTrainedConfig
+except ImportError:  # transformers 4
+    from transformers import PretrainedConfig as PreTrainedConfig
 
 FEATURES = ("result_min_logprob", "result_min_margin", "step_min_logprob", "step_min_margin")
 LOGPROB_FLOOR = -20.0  # keeps one impossible token from dominating the logit
 
 
-class StepVerifierConfig(LlamaConfig):
+class StepVerifierConfig(PreTrainedConfig):
     model_type = "prm_step_verifier"
+    sub_configs = {"backbone_config": AutoConfig}
 
-    def __init__(self, separator_id=None, marker_ids=(), **kwargs):
-        kwargs.setdefault("num_labels", 1)
-        super().__init__(**kwargs)
+    def __init__(self, backbone_config=None, separator_id=None, marker_ids=(), **kwargs):
+        if isinstance(backbone_config, dict):
+            backbone_config = AutoConfig.for_model(**backbone_config)
+        self.backbone_config = backbone_config
         self.separator_id = separator_id
         self.marker_ids = list(marker_ids)
+        kwargs.setdefault("num_labels", 1)
+        if backbone_config is not None:
+            kwargs.setdefault("tie_word_embeddings", getattr(backbone_config, "tie_word_embeddings", False))
+        super().__init__(**kwargs)
+
+    @property
+    def hidden_size(self) -> int:
+        return self.backbone_config.hidden_size
 
 
-class StepVerifierForTokenClassification(LlamaPreTrainedModel):
+class StepVerifierForTokenClassification(PreTrainedModel):
     config_class = StepVerifierConfig
-    _tied_weights_keys = {"lm_head.weight": "model.embed_tokens.weight"}
+    base_model_prefix = "lm"
+    supports_gradient_checkpointing = True
+    _supports_sdpa = True
 
-    def __init__(self, config):
+    def __init__(self, config, lm=None):
         super().__init__(config)
         self.num_labels = config.num_labels
-        self.model = LlamaModel(config)
-        self.lm_head = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
+        # a loaded LM keeps its weights: `post_init` only initialises modules not yet initialised (the head)
+        self.lm = lm if lm is not None else AutoModelForCausalLM.from_config(config.backbone_config)
         self.dropout = nn.Dropout(0.1)
-        self.score = nn.Linear(config.hidden_size, config.num_labels)
+        self.score = nn.Linear(config.backbone_config.hidden_size, config.num_labels)
         self.feature_score = nn.Linear(len(FEATURES), config.num_labels, bias=False)
         self.post_init()
 
+    def _init_weights(self, module):
+        if module is self.score:
+            nn.init.normal_(module.weight, std=getattr(self.config.backbone_config, "initializer_range", 0.02))
+            nn.init.zeros_(module.bias)
+        elif module is self.feature_score:
+            nn.init.constant_(module.weight, 1.0 / len(FEATURES))
+
+    def get_input_embeddings(self):
+        return self.lm.get_input_embeddings()
+
     def head_inputs(self, input_ids, attention_mask=None):
         """(hidden states, result-span features), each [batch, seq, ·]: everything the head reads."""
-        hidden = self.model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-        logp = self.lm_head(hidden.float()).float().log_softmax(-1)[:, :-1]
+        hidden = self.lm.base_model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        logp = self.lm.get_output_embeddings()(hidden.float()).float().log_softmax(-1)[:, :-1]
         token_lp = logp.gather(-1, input_ids[:, 1:, None])[..., 0].clamp(min=LOGPROB_FLOOR)
         margin = (token_lp - logp.max(-1).values).clamp(min=LOGPROB_FLOOR)
         zero = token_lp.new_zeros(token_lp.shape[0], 1)  # the first token has no prediction
@@ -78,29 +105,38 @@ class StepVerifierForTokenClassification(LlamaPreTrainedModel):
         return TokenClassifierOutput(loss=loss, logits=logits)
 
 
-def span_minima(input_ids, token_lp, margin, separator_id, marker_ids):
-    """Per position, the running min of each feature over the current step's result span ([batch, seq, 2]).
+def segment_cummin(values, segment):
+    """Running min of `values` [batch, seq, k] within runs of equal `segment` ids [batch, seq].
 
-    A step ends at a separator token; its result span starts after its last marker token (or at the step's
-    start when it has none) and ends before that separator.
+    Hillis-Steele doubling: after round j each position holds the min over the last 2^j positions of its run,
+    so log2(seq) vectorised rounds replace a Python loop over positions (exact: only `min` is applied).
     """
-    batch, seq = input_ids.shape
+    out, seq, k = values, values.shape[1], 1
+    while k < seq:
+        same = torch.zeros_like(segment, dtype=torch.bool)
+        same[:, k:] = segment[:, k:] == segment[:, :-k]
+        shifted = torch.cat([out[:, :k], out[:, :-k]], 1)
+        out = torch.where(same[..., None], torch.minimum(out, shifted), out)
+        k *= 2
+    return out
+
+
+def span_minima(input_ids, token_lp, margin, separator_id, marker_ids):
+    """Per position, the running min of (log-prob, margin) over the current step's result span ([batch, seq, 2]).
+
+    A step ends at a separator token (whose own value is not scored); its result span starts after its last
+    marker token (or at the step's start when it has none) and ends before that separator. Minima start at 0.
+    """
     markers = torch.tensor(sorted(marker_ids), dtype=input_ids.dtype, device=input_ids.device)
     is_marker = torch.isin(input_ids, markers) if len(markers) else torch.zeros_like(input_ids, dtype=torch.bool)
     is_sep = input_ids == separator_id
-    vals = torch.stack([token_lp, margin], -1)
-    step_min = vals.new_zeros(batch, 2)  # over the whole step
-    span_min = vals.new_zeros(batch, 2)  # since the step's last marker
-    seen_marker = torch.zeros(batch, 1, dtype=torch.bool, device=input_ids.device)
-    out = []
-    for t in range(seq):
-        m, s = is_marker[:, t, None], is_sep[:, t, None]
-        v = torch.where(s, torch.zeros_like(vals[:, t]), vals[:, t])  # the separator itself is not scored
-        step_min = torch.minimum(step_min, v)
-        span_min = torch.where(m, torch.zeros_like(span_min), torch.minimum(span_min, v))
-        seen_marker = seen_marker | m
-        out.append(torch.where(seen_marker, span_min, step_min))
-        step_min = torch.where(s, torch.zeros_like(step_min), step_min)
-        span_min = torch.where(s, torch.zeros_like(span_min), span_min)
-        seen_marker = seen_marker & ~s
-    return torch.stack(out, 1)
+    vals = torch.stack([token_lp, margin], -1).clamp(max=0.0)
+    vals = torch.where(is_sep[..., None], torch.zeros_like(vals), vals)
+    step = torch.cumsum(is_sep.long(), 1) - is_sep.long()  # a step runs up to and including its separator
+    after_sep = torch.zeros_like(is_sep)
+    after_sep[:, 1:] = is_sep[:, :-1]
+    span = torch.cumsum((is_marker | after_sep).long(), 1)  # a span restarts at each marker (valued 0)
+    step_min = segment_cummin(vals, step)
+    span_min = segment_cummin(torch.where(is_marker[..., None], torch.zeros_like(vals), vals), span)
+    seen_marker = segment_cummin(-is_marker.float()[..., None], step)[..., 0] < 0
+    return torch.where(seen_marker[..., None], span_min, step_min)
