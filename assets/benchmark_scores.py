@@ -18,6 +18,7 @@ class BenchmarkConfig(dg.Config):
     real_processbench_label_sets: list[str] = Field(default=["scan"], description="PRMs scored on the real ProcessBench")
     real_processbench_rows: int = Field(default=100, description="rows per split scored (its first ones; 0 = all 3400, ~45 s per PRM on 2 cores)")
     separator: str = "\n"
+    batch_size: int = Field(default=64, description="sequences per scoring forward pass (lower it for 7B backbones with features)")
 
 
 def _real_dir(config: BenchmarkConfig):
@@ -84,11 +85,14 @@ def benchmark_scores(context: dg.AssetExecutionContext, config: BenchmarkConfig,
             model, tok = load_prm(path), AutoTokenizer.from_pretrained(path)
             row = {"label_set": label_set}
             if have_sets:
-                pb_scores = score_steps(model, tok, pb["prompt"].to_list(), pb["steps"].to_list(), config.separator)
-                bon_steps = score_steps(model, tok, bon["prompt"].to_list(), bon["steps"].to_list(), config.separator)
+                pb_scores = score_steps(model, tok, pb["prompt"].to_list(), pb["steps"].to_list(), config.separator,
+                                 config.batch_size)
+                bon_steps = score_steps(model, tok, bon["prompt"].to_list(), bon["steps"].to_list(), config.separator,
+                                 config.batch_size)
                 row.update(processbench_scores(pb, pb_scores), **bon_scores(bon, bon_steps))
             if real is not None and label_set in config.real_processbench_label_sets:
-                real_scores = score_steps(model, tok, real["prompt"].to_list(), real["steps"].to_list(), config.separator)
+                real_scores = score_steps(model, tok, real["prompt"].to_list(), real["steps"].to_list(), config.separator,
+                                 config.batch_size)
                 gsm = [i for i, s in enumerate(real["split"]) if s == "gsm8k"] or list(range(real.height))
                 tau = choose_threshold([real_scores[i] for i in gsm], [real["label"][i] for i in gsm])  # official: τ on GSM8K
                 for name, at in (("gsm8k_tau", tau), ("tau05", 0.5)):

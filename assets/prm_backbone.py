@@ -16,6 +16,8 @@ class BackboneModelConfig(dg.Config):
     train_steps: int = Field(default=400, description="extra optimizer steps on fresh reference solutions")
     lr: float = 1e-3
     seed: int = 0
+    pretrained: str = Field(default="", description="a local causal-LM directory (any architecture: Llama, Qwen2, "
+                                                    "Mistral, Gemma, ...) to use as the PRM backbone instead")
     reuse: bool = Field(default=True, description="keep a backbone made from the same policy, config and code")
 
 
@@ -35,6 +37,10 @@ def prm_backbone(context: dg.AssetExecutionContext, config: BackboneModelConfig,
 
     dom = domain.get()
     policy = storage.model("policy")
+    if config.pretrained:  # the user's own backbone: the PRM reads its judgements, the policy only generates
+        storage.set_model("prm_backbone", config.pretrained)
+        return dg.MaterializeResult(metadata={"path": dg.MetadataValue.path(config.pretrained), "trained": False,
+                                              **cost(0.0)})
     if not has_exact_labeller(dom):  # a real policy: no reference solutions to continue on; it is its own backbone
         storage.set_model("prm_backbone", policy)
         return dg.MaterializeResult(metadata={"path": dg.MetadataValue.path(str(policy)), "trained": False, **cost(0.0)})

@@ -2,15 +2,18 @@
 
 import json
 from dataclasses import asdict
+from pathlib import Path
+from typing import Literal
 
 import dagster as dg
 from pydantic import Field
 
 from assets.common.metadata import Timer, cost, is_current, mark_current
 from assets.common.partitions import label_set_backfill, label_sets
+from assets.common.paths import project_root
 from assets.common.resources import StorageResource, TrackingResource
 
-CODE_VERSION = "1"
+CODE_VERSION = "2"  # 2: the PRM wraps any causal LM (features optional)
 EXPERIMENT = "prm-foundry-prm"
 REGISTERED = "prm-foundry-prm-{label_set}"
 MLFLOW_UI = "http://127.0.0.1:5000"  # `mlflow ui --backend-store-uri sqlite:///mlflow.db` (README)
@@ -22,6 +25,13 @@ class PRMModelConfig(dg.Config):
     lr_head: float = 1e-2
     lr_body: float = 3e-4
     freeze_backbone: bool = Field(default=True, description="train the head only (testbed-probe.md §9: fine-tuning re-adds the difficulty prior)")
+    features: bool = Field(default=True, description="add the LM's own log-prob features to the head (ships modeling code; "
+                                                      "off: the stock <Arch>ForTokenClassification)")
+    gradient_checkpointing: bool = Field(default=False, description="fine-tuning: recompute activations (7B+ backbones)")
+    lora_rank: int = Field(default=0, description="fine-tuning: train LoRA adapters of this rank (peft) instead of every weight")
+    launcher: Literal["in_process", "accelerate"] = Field(default="in_process", description="in_process, or accelerate: train in `accelerate launch` "
+                                                          "processes (multi-GPU by accelerate's config) through Dagster Pipes")
+    num_processes: int = Field(default=1, description="accelerate launcher: processes (one per GPU)")
     seed: int = 0
     separator: str = Field(default="\n", description="step separator appended as one token id after each step")
     reuse: bool = Field(default=True, description="keep a model trained on the same corpus, backbone, config and code")
@@ -29,6 +39,31 @@ class PRMModelConfig(dg.Config):
 
 def prm_dir(storage: StorageResource, label_set: str):
     return storage.model_dir("prm") / label_set
+
+
+def launch_training(context: dg.AssetExecutionContext, backbone, corpus_path, cfg, config: PRMModelConfig, out):
+    """Train in `accelerate launch` processes (assets/common/prm_train_job.py) through Dagster Pipes: their logs
+    stream into this run, their metrics come back as a Pipes message. Returns (model, losses, metrics)."""
+    import shutil
+    import sys
+
+    from prm_core.prm.discriminative import load_prm
+    from prm_core.runtime.device import on_gpu
+
+    params = {"backbone": str(backbone), "corpus": str(corpus_path), "train": asdict(cfg), "separator": config.separator,
+              "features": config.features, "out": str(out)}
+    (out / "params.json").write_text(json.dumps(params))
+    accelerate = shutil.which("accelerate", path=str(Path(sys.executable).parent)) or "accelerate"
+    command = [accelerate, "launch", "--num_processes", str(config.num_processes), "--num_machines", "1",
+               "--mixed_precision", "no", "--dynamo_backend", "no"]
+    if config.num_processes > 1:
+        command += ["--multi_gpu"]  # torchrun: one process per GPU (gloo processes on a CPU-only machine)
+    elif not on_gpu():
+        command += ["--cpu"]
+    command += ["-m", "assets.common.prm_train_job", str(out / "params.json")]
+    invocation = dg.PipesSubprocessClient().run(command=command, context=context, cwd=str(project_root()))
+    metrics = {k: v for m in invocation.get_custom_messages() if isinstance(m, dict) for k, v in m.items()}
+    return load_prm(out), json.loads((out / "losses.json").read_text()), metrics
 
 
 def training_info(path) -> dict:
@@ -47,6 +82,9 @@ def training_info(path) -> dict:
 )
 def prm_model(context: dg.AssetExecutionContext, config: PRMModelConfig, storage: StorageResource,
               tracking: TrackingResource) -> dg.MaterializeResult:
+    import shutil
+    import tempfile
+
     from transformers import AutoTokenizer
 
     from assets.common.tracking import register
@@ -55,7 +93,8 @@ def prm_model(context: dg.AssetExecutionContext, config: PRMModelConfig, storage
     from prm_core.prm.discriminative import PRMTrainConfig, init_prm, train_prm
 
     cfg = PRMTrainConfig(steps=config.steps, batch_size=config.batch_size, lr_head=config.lr_head, lr_body=config.lr_body,
-                         freeze_backbone=config.freeze_backbone, seed=config.seed)
+                         freeze_backbone=config.freeze_backbone, seed=config.seed,
+                         gradient_checkpointing=config.gradient_checkpointing, lora_rank=config.lora_rank)
     backbone = local_copy(storage.model("prm_backbone"))
     tokenizer = AutoTokenizer.from_pretrained(backbone)
     backbone_md5 = md5_dir(backbone)
@@ -68,18 +107,27 @@ def prm_model(context: dg.AssetExecutionContext, config: PRMModelConfig, storage
             per_set[label_set] = {"trained": False, "reason": "empty corpus"}
             continue
         fingerprint = {"code_version": CODE_VERSION, "train": asdict(cfg), "separator": config.separator,
+                       "features": config.features, "processes": config.num_processes if config.launcher == "accelerate" else 1,
                        "corpus": frame_md5(corpus), "backbone": backbone_md5}
         if config.reuse and is_current(path / "model.safetensors", fingerprint):
             context.log.info(f"PRM {label_set} unchanged: reusing {path}")
             per_set[label_set] = {"reused": True, **training_info(path)}
             continue
+        launched = {}
         with Timer() as t:
-            model = init_prm(backbone, tokenizer, config.separator, seed=config.seed)
-            losses = train_prm(model, tokenizer, examples(corpus), config.separator, cfg)
+            if config.launcher == "accelerate":
+                out = Path(tempfile.mkdtemp(prefix=f"prm-{label_set}-"))
+                model, losses, launched = launch_training(context, backbone, storage.table("filtered_corpus", label_set),
+                                                          cfg, config, out)
+            else:
+                model = init_prm(backbone, tokenizer, config.separator, seed=config.seed, features=config.features)
+                losses = train_prm(model, tokenizer, examples(corpus), config.separator, cfg)
         info = {"label_set": label_set, "sequences": corpus.height, "steps_labelled": int(corpus["steps"].list.len().sum()),
                 "hard_negatives": int((corpus["source"] == "hard_negative").sum()), "train_seconds": round(t.seconds, 2),
                 "loss_first": sum(losses[:20]) / max(1, len(losses[:20])), "loss_last": sum(losses[-50:]) / max(1, len(losses[-50:])),
-                "feature_weights": [round(w, 4) for w in model.feature_score.weight[0].tolist()]}
+                "features": config.features, "launcher": config.launcher, **launched}
+        if config.features:
+            info["feature_weights"] = [round(w, 4) for w in model.feature_score.weight[0].tolist()]
         mlflow = tracking.experiment(EXPERIMENT)
         with mlflow.start_run(run_name=f"prm-{label_set}") as run:
             mlflow.set_tags({"label_set": label_set, "dagster_run_id": context.run_id})
@@ -100,6 +148,8 @@ def prm_model(context: dg.AssetExecutionContext, config: PRMModelConfig, storage
                             mlflow_ui=f"{MLFLOW_UI}/#/experiments/{run.info.experiment_id}/runs/{run.info.run_id}")
                 (tmp / "training.json").write_text(json.dumps(info, indent=2))
         mark_current(path / "model.safetensors", fingerprint)
+        if config.launcher == "accelerate":
+            shutil.rmtree(out, ignore_errors=True)
         per_set[label_set] = {"reused": False, **info}
         seconds += t.seconds
     return dg.MaterializeResult(metadata={

@@ -69,7 +69,8 @@ def run_config(args: argparse.Namespace) -> dict:
             "rollouts": {"config": {"n_samples": args.samples, "seed": args.seed}},
             "benchmark_sets": {"config": {"processbench_per_class": args.bench_per_class, "bon_problems": args.bon_problems,
                                           "seed": args.seed}},
-            "prm_backbone": {"config": {"train_steps": args.backbone_steps, "seed": args.seed}},
+            "prm_backbone": {"config": {"train_steps": args.backbone_steps, "seed": args.seed,
+                                        "pretrained": args.prm_backbone or ""}},
             "prm_model": {"config": {"steps": args.prm_steps, "seed": args.seed}},
         },
         "loggers": {"console": {"config": {"log_level": args.log_level}}},
@@ -238,6 +239,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--domain", choices=["arith", "gsm8k", "math"], default=None,
                      help="problem domain (gsm8k/math: graded by math-verify, needs --policy)")
     run.add_argument("--policy", default=None, help="a pretrained policy directory instead of training the tiny one")
+    run.add_argument("--prm-backbone", default=None,
+                     help="a local causal-LM directory (Llama, Qwen2, Mistral, Gemma, ...) as the PRM's backbone")
     run.add_argument("--engine", choices=["auto", "vllm", "transformers"], default=None)
     run.add_argument("--data-dir", default=None)
     run.add_argument("--bench-per-class", type=int, default=300, help="ProcessBench-style set: erroneous and all-correct responses each")
