@@ -29,7 +29,8 @@ def resources_for(env: str) -> dict:
     if env == "ci":
         base["generator"] = GeneratorResource(engine=os.environ.get("PRM_ENGINE", "transformers"))
     if env == "prod":
-        base["generator"] = GeneratorResource(engine="vllm", gpu_memory_utilization=0.9, max_num_seqs=1024)
+        base["generator"] = GeneratorResource(engine="vllm", gpu_memory_utilization=0.9, max_num_seqs=1024,
+                                              tensor_parallel_size=int(os.environ.get("PRM_TENSOR_PARALLEL", "1")))
     return base
 
 

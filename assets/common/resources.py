@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 import dagster as dg
-from pydantic import PrivateAttr
+from pydantic import Field, PrivateAttr
 from upath import UPath
 
 
@@ -72,14 +72,19 @@ class DomainResource(dg.ConfigurableResource):
 
 
 class GeneratorResource(dg.ConfigurableResource):
-    """The generation engine: `auto` (vLLM when importable, else transformers), `vllm` or `transformers`."""
+    """The generation engine: `auto` (vLLM when importable, else transformers), `vllm` or `transformers`, with
+    vLLM's settings (used on GPU; the CPU build takes its KV cache size from `kv_cache_gib`)."""
 
-    engine: str = "auto"
-    batch_size: int = 256
-    max_model_len: int = 512
-    max_num_seqs: int = 512
-    kv_cache_gib: int = 2
-    gpu_memory_utilization: float = 0.3
+    engine: str = Field(default="auto", description="auto (vLLM when importable), vllm or transformers")
+    batch_size: int = Field(default=256, description="transformers engine: sequences per generate call")
+    max_model_len: int = Field(default=512, description="vLLM: prompt + generation tokens per sequence")
+    max_num_seqs: int = Field(default=512, description="vLLM: sequences scheduled at once")
+    kv_cache_gib: int = Field(default=2, description="vLLM CPU build: KV cache size (VLLM_CPU_KVCACHE_SPACE)")
+    gpu_memory_utilization: float = Field(default=0.3, description="vLLM on GPU: share of GPU memory it may take")
+    tensor_parallel_size: int = Field(default=1, description="vLLM on GPU: GPUs one engine spans (one model too big for one)")
+    dtype: str = Field(default="", description="vLLM: weights dtype; empty = the checkpoint's (bf16) on GPU, float32 on CPU")
+    enable_prefix_caching: bool = Field(default=True, description="vLLM: reuse KV of shared prefixes (MC rollouts share "
+                                                                  "every step prefix of a response)")
 
     _engines: dict = PrivateAttr(default_factory=dict)
 
@@ -103,6 +108,9 @@ class GeneratorResource(dg.ConfigurableResource):
                 max_num_seqs=self.max_num_seqs,
                 kv_cache_gib=self.kv_cache_gib,
                 gpu_memory_utilization=self.gpu_memory_utilization,
+                tensor_parallel_size=self.tensor_parallel_size,
+                dtype=self.dtype,
+                enable_prefix_caching=self.enable_prefix_caching,
             )
         return self._engines[key]
 

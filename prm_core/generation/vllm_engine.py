@@ -22,7 +22,8 @@ class VllmEngine:
     def __init__(
         self,
         model_dir: str | os.PathLike,
-        dtype: str = "float32",
+        dtype: str = "",
+        tensor_parallel_size: int = 1,
         max_model_len: int = 512,
         max_num_seqs: int = 512,
         max_num_batched_tokens: int | None = None,
@@ -43,6 +44,7 @@ class VllmEngine:
         self.model_dir = str(model_dir)
         self.tokenizer = AutoTokenizer.from_pretrained(self.model_dir)
         gpu = on_gpu()
+        dtype = dtype or ("auto" if gpu else "float32")  # the checkpoint's own dtype (bf16) on GPU; fp32 on the CPU build
         if not gpu and max_num_batched_tokens is None:
             # a token budget that fits every scheduled sequence whole: no request is ever prefilled in part, which
             # is what breaks per-request seeds on CPU ("CPU Generator does not use offset")
@@ -54,6 +56,7 @@ class VllmEngine:
             tokenizer=self.model_dir,
             skip_tokenizer_init=True,
             dtype=dtype,
+            tensor_parallel_size=tensor_parallel_size,
             max_model_len=max_model_len,
             max_num_seqs=max_num_seqs,
             max_num_batched_tokens=max_num_batched_tokens,
