@@ -5,7 +5,7 @@ import polars as pl
 from prm_core.domains.arith import ArithDomain
 from prm_core.domains.problems import problems_frame
 from prm_core.generation.sampling import GenerationStats, Sample, SamplingSpec
-from prm_core.labels.self_confidence import self_confidence, sc_bucket
+from prm_core.labels.self_confidence import sc_bucket, self_confidence
 
 D = ArithDomain()
 
