@@ -110,3 +110,19 @@ def test_dvc_code_deps_cover_each_stage_imports():
 def test_prm_core_modules_stay_short():
     long = {n: len(p.read_text().splitlines()) for n, p in MODULES.items() if n.startswith("prm_core")}
     assert all(v <= 320 for v in long.values()), {n: v for n, v in long.items() if v > 320}
+
+
+def test_gpu_bench_and_the_prm_code_it_runs_need_no_polars_dagster_or_vllm():
+    """The bare CUDA image has torch, transformers, accelerate and peft only."""
+    import subprocess
+    import sys
+
+    code = ("import sys\n"
+            "for m in ('polars', 'pyarrow', 'dagster', 'vllm', 'upath', 'mlflow'): sys.modules[m] = None\n"
+            "import prm_core.prm.discriminative, prm_core.prm.modeling_prm, prm_core.prm.encoding\n"
+            "import prm_core.runtime.training, prm_core.generation.tokenizer\n"
+            "sys.argv = ['prm_throughput', '--help']\n"
+            "import runpy\n"
+            "try:\n    runpy.run_path('bench/prm_throughput.py', run_name='__main__')\n"
+            "except SystemExit as e:\n    assert e.code == 0\n")
+    subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True, capture_output=True, text=True)
