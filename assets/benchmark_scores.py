@@ -15,17 +15,21 @@ ALL_LABEL_SETS = dg.AllPartitionMapping()
 
 class BenchmarkConfig(dg.Config):
     real_processbench: str = Field(default="", description="folder of the real ProcessBench split files; empty: ../shared/data/processbench")
-    real_processbench_label_sets: list[str] = Field(default=["scan"], description="PRMs scored on the real ProcessBench")
+    real_processbench_label_sets: list[str] = Field(default=["scan"], description="PRMs scored on the real ProcessBench and PRMBench")
+    real_prmbench: str = Field(default="", description="folder of PRMBench's subset400.jsonl; empty: ../shared/data/prmbench")
+    real_prmbench_per_class: int = Field(default=12, description="PRMBench rows per error classification (its first "
+                                                                 "ones; 0 = all 394)")
     real_processbench_rows: int = Field(default=100, description="rows per split scored (its first ones; 0 = all 3400, ~45 s per PRM on 2 cores)")
     separator: str = "\n"
     batch_size: int = Field(default=64, description="sequences per scoring forward pass (lower it for 7B backbones with features)")
 
 
-def _real_dir(config: BenchmarkConfig):
+def _real_dir(configured: str, name: str):
+    """A real benchmark's folder: as configured, else `../shared/data/<name>` beside the project."""
     from assets.common.paths import project_root
     from prm_core.lineage.storage import as_path
 
-    return as_path(config.real_processbench) if config.real_processbench else project_root().parent / "shared" / "data" / "processbench"
+    return as_path(configured) if configured else project_root().parent / "shared" / "data" / name
 
 
 def _plot(scores: pl.DataFrame):
@@ -50,18 +54,19 @@ def _plot(scores: pl.DataFrame):
 
 @dg.asset(
     deps=[dg.AssetDep("prm_model", partition_mapping=ALL_LABEL_SETS), "benchmark_sets"],
-    code_version="1",
+    code_version="2",
     group_name="evaluation",
     kinds={"polars", "mlflow"},
-    description="Per PRM: ProcessBench-style F1 (test; τ from dev, and τ=0.5), best-of-N (min, last, weighted vote vs majority, pass@N, greedy), real ProcessBench F1.",
+    description="Per PRM: ProcessBench-style F1 (test; τ from dev, and τ=0.5), best-of-N (min, last, weighted vote vs majority, pass@N, greedy), real ProcessBench F1, PRMBench PRMScore; per-sample step scores under reports/per_sample/.",
 )
 def benchmark_scores(context: dg.AssetExecutionContext, config: BenchmarkConfig, storage: StorageResource,
                      tracking: TrackingResource) -> dg.MaterializeResult:
     from transformers import AutoTokenizer
 
     from assets.prm_model import EXPERIMENT, prm_dir, training_info
-    from prm_core.evaluation.benchmark_scores import bon_scores, processbench_scores, split_f1
+    from prm_core.evaluation.benchmark_scores import bon_scores, per_sample, processbench_scores, split_f1
     from prm_core.evaluation.benchmark_sets import load_processbench
+    from prm_core.evaluation.prmbench import load_prmbench, prmscore
     from prm_core.evaluation.processbench import choose_threshold
     from prm_core.lineage.storage import read_parquet, write_parquet
     from prm_core.prm.discriminative import load_prm, score_steps
@@ -69,13 +74,22 @@ def benchmark_scores(context: dg.AssetExecutionContext, config: BenchmarkConfig,
     have_sets = storage.table("benchmark_sets", "bon").exists()  # not for real data: no fresh problems with exact labels
     pb = read_parquet(storage.table("benchmark_sets", "processbench")) if have_sets else None
     bon = read_parquet(storage.table("benchmark_sets", "bon")) if have_sets else None
-    real_dir = _real_dir(config)
+    real_dir = _real_dir(config.real_processbench, "processbench")
     real = pl.concat([load_processbench(f) for f in sorted(real_dir.glob("*.json"))]) if real_dir.exists() else None
     if real is None:
-        context.log.warning(f"no real ProcessBench at {real_dir} (config `real_processbench`): not scored")
+        context.log.warning(f"no real ProcessBench at {real_dir}: not scored (set `prm run --processbench DIR` or "
+                            "benchmark_scores' config `real_processbench`)")
+    prmbench_file = _real_dir(config.real_prmbench, "prmbench") / "subset400.jsonl"
+    prmbench = load_prmbench(prmbench_file) if prmbench_file.exists() else None
+    if prmbench is not None and config.real_prmbench_per_class:
+        prmbench = prmbench.group_by("classification", maintain_order=True).head(config.real_prmbench_per_class)
+    if prmbench is None:
+        context.log.warning(f"no PRMBench at {prmbench_file}: not scored (set `prm run --prmbench DIR` or "
+                            "benchmark_scores' config `real_prmbench`)")
+    samples = storage.root / "reports" / "per_sample"
     if real is not None and config.real_processbench_rows:
         real = real.group_by("split", maintain_order=True).head(config.real_processbench_rows)
-    rows, real_rows, summary = [], [], {}
+    rows, real_rows, prm_rows, summary = [], [], [], {}
     with Timer() as t:
         for label_set in label_sets.get_partition_keys():
             path = prm_dir(storage, label_set)
@@ -90,6 +104,8 @@ def benchmark_scores(context: dg.AssetExecutionContext, config: BenchmarkConfig,
                 bon_steps = score_steps(model, tok, bon["prompt"].to_list(), bon["steps"].to_list(), config.separator,
                                  config.batch_size)
                 row.update(processbench_scores(pb, pb_scores), **bon_scores(bon, bon_steps))
+                write_parquet(per_sample(pb, pb_scores, row["tau"]), samples / "processbench" / f"{label_set}.parquet")
+                write_parquet(per_sample(bon, bon_steps), samples / "bon" / f"{label_set}.parquet")
             if real is not None and label_set in config.real_processbench_label_sets:
                 real_scores = score_steps(model, tok, real["prompt"].to_list(), real["steps"].to_list(), config.separator,
                                  config.batch_size)
@@ -98,10 +114,20 @@ def benchmark_scores(context: dg.AssetExecutionContext, config: BenchmarkConfig,
                 for name, at in (("gsm8k_tau", tau), ("tau05", 0.5)):
                     per = split_f1(real, real_scores, at).with_columns(label_set=pl.lit(label_set), threshold=pl.lit(name), tau=pl.lit(at))
                     real_rows.append(per)
+                write_parquet(per_sample(real, real_scores, tau), samples / "processbench_real" / f"{label_set}.parquet")
                 row["real_avg_f1"] = float(real_rows[-2]["f1"].mean())
                 row["real_avg_f1_tau05"] = float(real_rows[-1]["f1"].mean())
                 summary[f"processbench.real.avg_f1.{label_set}"] = row["real_avg_f1"]
                 summary["processbench.real.rows"] = real.height
+            if prmbench is not None and label_set in config.real_processbench_label_sets:
+                pm_scores = score_steps(model, tok, prmbench["prompt"].to_list(), prmbench["steps"].to_list(),
+                                        config.separator, config.batch_size)
+                write_parquet(per_sample(prmbench, pm_scores, 0.5), samples / "prmbench" / f"{label_set}.parquet")
+                prm_rows.append(prmscore(prmbench, pm_scores).with_columns(label_set=pl.lit(label_set)))
+                row["prmbench_prmscore"] = float(prm_rows[-1].filter(pl.col("level") == "overall")["prmscore"][0])
+                summary[f"prmbench.prmscore.{label_set}"] = row["prmbench_prmscore"]
+                summary["prmbench.rows"] = prmbench.height
+                summary["prmbench.out_of_range_rows"] = int((prmbench["out_of_range_errors"].list.len() > 0).sum())
             rows.append(row)
             if have_sets:
                 summary.update({f"prm.{label_set}.f1": row["f1"], f"prm.{label_set}.f1_tau05": row["f1_tau05"],
@@ -117,8 +143,12 @@ def benchmark_scores(context: dg.AssetExecutionContext, config: BenchmarkConfig,
         raise ValueError("no PRM to benchmark: materialize `prm_model` first")
     scores = pl.DataFrame(rows)
     real_table = pl.concat(real_rows) if real_rows else None
+    prm_table = pl.concat(prm_rows) if prm_rows else None
     metadata = {"processbench_real": (table(real_table.with_columns(pl.col(pl.Float64).round(3))) if real_table is not None
                                       else dg.MetadataValue.text(f"not scored: no split files in {real_dir}")),
+                "prmbench": (table(prm_table.with_columns(pl.col(pl.Float64).round(3))) if prm_table is not None
+                             else dg.MetadataValue.text(f"not scored: no {prmbench_file}")),
+                "per_sample": dg.MetadataValue.path(str(samples)),
                 **cost(t.seconds)}
     if have_sets:
         first = rows[0]
@@ -138,5 +168,7 @@ def benchmark_scores(context: dg.AssetExecutionContext, config: BenchmarkConfig,
     write_parquet(scores, storage.root / "reports" / "benchmark_scores.parquet")
     if real_table is not None:
         write_parquet(real_table, storage.root / "reports" / "processbench_real.parquet")
+    if prm_table is not None:
+        write_parquet(prm_table, storage.root / "reports" / "prmbench.parquet")
     update_summary(storage.base_dir, summary)
     return dg.MaterializeResult(metadata=metadata)

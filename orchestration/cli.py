@@ -72,6 +72,8 @@ def run_config(args: argparse.Namespace) -> dict:
             "prm_backbone": {"config": {"train_steps": args.backbone_steps, "seed": args.seed,
                                         "pretrained": args.prm_backbone or ""}},
             "prm_model": {"config": {"steps": args.prm_steps, "seed": args.seed}},
+            "benchmark_scores": {"config": {"real_processbench": args.processbench or "",
+                                            "real_prmbench": args.prmbench or ""}},
         },
         "loggers": {"console": {"config": {"log_level": args.log_level}}},
     }
@@ -247,6 +249,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--bon-problems", type=int, default=500, help="held-out problems for best-of-N")
     run.add_argument("--backbone-steps", type=int, default=400, help="extra LM steps that make the PRM backbone")
     run.add_argument("--prm-steps", type=int, default=600, help="PRM training steps")
+    run.add_argument("--processbench", default=None,
+                     help="folder of the real ProcessBench split files (default ../shared/data/processbench)")
+    run.add_argument("--prmbench", default=None,
+                     help="folder of PRMBench's subset400.jsonl (default ../shared/data/prmbench)")
     run.add_argument("--assets", default=None, help="comma-separated subset of the job's assets (as dvc.yaml's stages do)")
     run.add_argument("--log-level", default="WARNING", help="Dagster console log level")
     run.add_argument("--json", action="store_true", help="print the summary as JSON")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import polars as pl
 
 from prm_core.evaluation.best_of_n import Candidate, best_of_n, response_score
-from prm_core.evaluation.processbench import choose_threshold, f1_at
+from prm_core.evaluation.processbench import choose_threshold, f1_at, predict_first_error
 
 BON_METHODS = ("prm_min", "prm_last", "prm_min_vote", "majority", "pass_at_n", "first")
 
@@ -74,4 +74,14 @@ def bon_scores(bon: pl.DataFrame, step_scores: list[list[float]]) -> dict:
     out["greedy"] = float(bon.group_by("problem_id").agg(pl.col("greedy_correct").first())["greedy_correct"].mean())
     out["n_problems"] = len(problems)
     out["n"] = int(bon.group_by("problem_id").len()["len"].max())
+    return out
+
+
+def per_sample(frame: pl.DataFrame, step_scores: list[list[float]], tau: float | None = None) -> pl.DataFrame:
+    """Every sample with its step scores (and, given τ, the first error they predict: ProcessBench's rule), so a
+    benchmark can be recomputed outside the project; the frame keeps its own field names."""
+    out = frame.with_columns(step_scores=pl.Series(step_scores, dtype=pl.List(pl.Float64)))
+    if tau is not None:
+        out = out.with_columns(prediction=pl.Series([predict_first_error(s, tau) for s in step_scores], dtype=pl.Int32),
+                               tau=pl.lit(tau))
     return out

@@ -113,7 +113,7 @@ def test_mc_stages_materialize_with_checks_and_audit(uninterrupted):
                 "labels.vanilla.noise_ratio", "labels.scan.noise_ratio"):
         assert key in summary
     assert summary["mc.vanilla.tokens"] == mc.filter(pl.col("method") == "vanilla")["rollout_tokens"].sum()
-    for method in labels["method"].unique():  # (SCAN balances its nothing-correct tiny set to no rows)
+    for method in [*labels["method"].unique(), "oracle"]:  # (SCAN balances its nothing-correct tiny set to no rows)
         assert (data / "exports" / method / "trl.jsonl").exists() and (data / "exports" / method / "hf" / "README.md").exists()
 
 
@@ -155,6 +155,11 @@ def test_prm_stage_trains_three_prms_scores_them_and_exports(tmp_path):
         assert 0.0 <= summary[key] <= (1.0 if key != "run.seconds" else 1e6), key
     scores = pl.read_parquet(data / "reports" / "benchmark_scores.parquet")
     assert sorted(scores["label_set"]) == ["oracle", "vanilla"]
+    for label_set in ("oracle", "vanilla"):  # per-sample tables: ProcessBench's fields + step scores + prediction
+        per = pl.read_parquet(data / "reports" / "per_sample" / "processbench" / f"{label_set}.parquet")
+        assert {"id", "problem", "steps", "label", "step_scores", "prediction", "tau"} <= set(per.columns)
+        assert (per["steps"].list.len() == per["step_scores"].list.len()).all()
+        assert (data / "reports" / "per_sample" / "bon" / f"{label_set}.parquet").exists()
     export = data / "prm_exports" / "vanilla"
     assert "## Metrics" in (export / "README.md").read_text()
     model = AutoModelForTokenClassification.from_pretrained(export, trust_remote_code=True)
