@@ -33,7 +33,7 @@ class CorpusAssetConfig(dg.Config):
 def filtered_corpus(context: dg.AssetExecutionContext, config: CorpusAssetConfig, storage: StorageResource,
                     domain: DomainResource) -> dg.MaterializeResult:
     from prm_core.domains.problems import prompts_frame
-    from prm_core.labels.denoised_labels import oracle_labels
+    from prm_core.labels.denoised_labels import oracle_set
     from prm_core.prm.corpus import CorpusConfig, build_corpus
 
     dom = domain.get()
@@ -49,9 +49,7 @@ def filtered_corpus(context: dg.AssetExecutionContext, config: CorpusAssetConfig
                 truth = read_shards(storage.shard_tables("step_truth"))
                 if truth.is_empty():
                     raise ValueError("the oracle label set needs `step_truth` (exact labels): the arith testbed only")
-                roll = read_shards(storage.shard_tables("rollouts"))
-                ids = labels.filter(pl.col("method") == "vanilla")["response_id"].to_list()
-                chosen = oracle_labels(truth, dict(zip(roll["response_id"], roll["steps"].to_list())), ids)
+                chosen = oracle_set(labels, truth, read_shards(storage.shard_tables("rollouts")))
             else:
                 chosen = labels.filter(pl.col("method") == label_set)
             if chosen.is_empty():  # e.g. SCAN keeps no question when the policy is never confident

@@ -8,20 +8,25 @@ from assets.common.resources import DomainResource, StorageResource
 
 
 @dg.asset(
-    deps=["denoised_labels", "problem_pool", "rollouts", "policy_model"],
-    code_version="1",
+    deps=["denoised_labels", "step_truth", "problem_pool", "rollouts", "policy_model"],
+    code_version="2",
     group_name="labels",
     kinds={"json", "parquet"},
-    description="data/exports/<method>/: trl.jsonl, processbench.json, scan.jsonl, math_shepherd.jsonl, hf/ (Parquet + card).",
+    description="data/exports/<label set>/ (vanilla, scan, scan_binary, and oracle on the arith testbed): trl.jsonl, "
+                "processbench.json, scan.jsonl, math_shepherd.jsonl, hf/ (Parquet + card).",
 )
 def label_exports(context: dg.AssetExecutionContext, storage: StorageResource, domain: DomainResource) -> dg.MaterializeResult:
     from prm_core.domains.problems import prompts_frame
+    from prm_core.labels.denoised_labels import oracle_set
     from prm_core.labels.exports import export, export_rows
     from prm_core.lineage.storage import md5_dir
 
     dom = domain.get()
     with Timer() as t:
         labels = read_shards(storage.shard_tables("denoised_labels"))
+        truth = read_shards(storage.shard_tables("step_truth"))
+        if not truth.is_empty():  # the exact labels of vanilla's responses: the ceiling, exported like the others
+            labels = pl.concat([labels, oracle_set(labels, truth, read_shards(storage.shard_tables("rollouts")))])
         pool = read_shards(storage.shard_tables("problem_pool"))
         problems = pool.select("problem_id", "question").with_columns(prompt=prompts_frame(dom, pool)["prompt"])
         rollouts = read_shards(storage.shard_tables("rollouts")).select("response_id", "correct")

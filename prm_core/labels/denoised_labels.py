@@ -91,3 +91,9 @@ def oracle_labels(truth: pl.DataFrame, steps_by_response: dict[str, list[str]], 
         rows.append(("oracle", rid, r["problem_id"], r["shard"], steps[: len(labels)], labels,
                      [int(v) for v in labels], t_e, t_e < 0, None, 0))
     return pl.DataFrame(rows, schema=LABEL_SCHEMA, orient="row")
+
+
+def oracle_set(labels: pl.DataFrame, truth: pl.DataFrame, rollouts: pl.DataFrame) -> pl.DataFrame:
+    """The `oracle` label set: exact labels of the very responses vanilla MC labelled (the ceiling of both methods)."""
+    ids = labels.filter(pl.col("method") == "vanilla")["response_id"].to_list()
+    return oracle_labels(truth, dict(zip(rollouts["response_id"], rollouts["steps"].to_list())), ids)

@@ -92,7 +92,8 @@ Step-level process labels made by PRM Foundry (method: {methods}).
   `hard_labels` (1 = step judged correct), `predicted_error` (first detected error, -1 if none), and the
   provenance of every label: `problem_id`, `response_id`, `method`, `rollouts`, `model_version`, `self_confidence`.
 - labelling: Monte Carlo rollouts by the policy itself (vanilla: every step; SCAN: confident questions,
-  incorrect responses only, confidence-scaled soft labels on the d steps before the detected error).
+  incorrect responses only, confidence-scaled soft labels on the d steps before the detected error); `oracle`:
+  the arith checker's exact step labels of vanilla's responses (no rollouts).
 """
 
 
