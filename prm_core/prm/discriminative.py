@@ -93,7 +93,11 @@ def load_prm(path):
     from prm_core.lineage.storage import local_copy
 
     register_auto_classes()
-    return AutoModelForTokenClassification.from_pretrained(str(local_copy(path))).eval()
+    model = AutoModelForTokenClassification.from_pretrained(str(local_copy(path))).eval()
+    if has_features(model):  # saved again, it ships its modeling code again
+        model.register_for_auto_class("AutoModelForTokenClassification")
+        model.config.register_for_auto_class()
+    return model
 
 
 def head_inputs(model, ids, mask):

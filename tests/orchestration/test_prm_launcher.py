@@ -61,4 +61,5 @@ def test_prm_model_asset_trains_through_pipes(tiny_policy, tmp_path):
     md = result.get_asset_materialization_events()[0].materialization.metadata
     info = md["per_label_set"].value["vanilla"]
     assert info["launcher"] == "accelerate" and info["world_size"] == 2 and info["train_seconds"] > 0
-    assert (data / "models" / "prm" / "vanilla" / "model.safetensors").exists()
+    saved = data / "models" / "prm" / "vanilla"
+    assert (saved / "model.safetensors").exists() and (saved / "modeling_prm.py").exists()  # exports load anywhere
