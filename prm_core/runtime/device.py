@@ -16,12 +16,16 @@ def on_gpu() -> bool:
         return False
 
 
+def device_type(device) -> str:
+    """`cuda` or `cpu` of a torch.device or its type string."""
+    return device if isinstance(device, str) else device.type
+
+
 def autocast(device, enabled: bool = True):
     """bf16 autocast on `device` (a torch.device or its type string); a no-op context when not `enabled`."""
     import torch
 
-    device_type = device if isinstance(device, str) else device.type
-    return torch.autocast(device_type, dtype=torch.bfloat16, enabled=enabled)
+    return torch.autocast(device_type(device), dtype=torch.bfloat16, enabled=enabled)
 
 
 def default_device():
@@ -41,4 +45,4 @@ def inference_dtype(device):
     """bf16 forward passes on CUDA (tensor cores); fp32 on the CPU, where bf16 matmuls are slow on most parts."""
     import torch
 
-    return torch.bfloat16 if (device if isinstance(device, str) else device.type) == "cuda" else torch.float32
+    return torch.bfloat16 if device_type(device) == "cuda" else torch.float32

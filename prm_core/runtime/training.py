@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from prm_core.runtime.device import device_type
 from prm_core.runtime.progress import progress_bar
 
 
@@ -17,7 +18,7 @@ def adamw(groups: list[dict], device, **kwargs):
     """AdamW over parameter groups; the fused kernel on CUDA, PyTorch's default elsewhere."""
     import torch
 
-    fused = (device if isinstance(device, str) else device.type) == "cuda"
+    fused = device_type(device) == "cuda"
     return torch.optim.AdamW(groups, **({"fused": True} if fused else {}), **kwargs)
 
 
