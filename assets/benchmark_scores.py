@@ -99,16 +99,16 @@ def benchmark_scores(context: dg.AssetExecutionContext, config: BenchmarkConfig,
             model, tok = load_prm(path), AutoTokenizer.from_pretrained(path)
             row = {"label_set": label_set}
             if have_sets:
-                pb_scores = score_steps(model, tok, pb["prompt"].to_list(), pb["steps"].to_list(), config.separator,
-                                 config.batch_size)
-                bon_steps = score_steps(model, tok, bon["prompt"].to_list(), bon["steps"].to_list(), config.separator,
-                                 config.batch_size)
+                pb_scores = score_steps(model, tok, pb["prompt"].to_list(), pb["steps"].to_list(),
+                                        config.separator, config.batch_size)
+                bon_steps = score_steps(model, tok, bon["prompt"].to_list(), bon["steps"].to_list(),
+                                        config.separator, config.batch_size)
                 row.update(processbench_scores(pb, pb_scores), **bon_scores(bon, bon_steps))
                 write_parquet(per_sample(pb, pb_scores, row["tau"]), samples / "processbench" / f"{label_set}.parquet")
                 write_parquet(per_sample(bon, bon_steps), samples / "bon" / f"{label_set}.parquet")
             if real is not None and label_set in config.real_processbench_label_sets:
-                real_scores = score_steps(model, tok, real["prompt"].to_list(), real["steps"].to_list(), config.separator,
-                                 config.batch_size)
+                real_scores = score_steps(model, tok, real["prompt"].to_list(), real["steps"].to_list(),
+                                          config.separator, config.batch_size)
                 gsm = [i for i, s in enumerate(real["split"]) if s == "gsm8k"] or list(range(real.height))
                 tau = choose_threshold([real_scores[i] for i in gsm], [real["label"][i] for i in gsm])  # official: τ on GSM8K
                 for name, at in (("gsm8k_tau", tau), ("tau05", 0.5)):
