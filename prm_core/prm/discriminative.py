@@ -17,6 +17,7 @@ from prm_core.runtime.device import autocast, default_device, inference_dtype
 from prm_core.runtime.training import adamw, distributed, enable_memory_savers, merge_memory_savers, optimise
 
 DEFAULT_MARKERS = ("=", ":")  # a step's result span starts after its last marker (modeling_prm.py)
+HEAD_MODULES = ("score", "feature_score")  # trained in full, also when the backbone is frozen or LoRA-adapted
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,13 @@ def register_auto_classes() -> None:
     AutoModelForTokenClassification.register(StepVerifierConfig, StepVerifierForTokenClassification, exist_ok=True)
 
 
+def _ship_code(model):
+    """Mark a feature PRM so that `save_pretrained` copies `modeling_prm.py` beside its weights."""
+    model.register_for_auto_class("AutoModelForTokenClassification")
+    model.config.register_for_auto_class()
+    return model
+
+
 def init_prm(backbone_dir, tokenizer, separator: str, markers: tuple[str, ...] = DEFAULT_MARKERS, seed: int = 0,
              features: bool = True, attn_implementation: str = "sdpa"):
     """A PRM on the causal LM in `backbone_dir` (any architecture) with a new step head.
@@ -77,9 +85,7 @@ def init_prm(backbone_dir, tokenizer, separator: str, markers: tuple[str, ...] =
     config = StepVerifierConfig(backbone_config=lm.config, separator_id=sep, marker_ids=marker_ids(tokenizer, markers))
     model = StepVerifierForTokenClassification(config, lm=lm)
     model.lm.set_attn_implementation(attn_implementation)  # wrapping clears the shared backbone config's choice
-    model.register_for_auto_class("AutoModelForTokenClassification")
-    model.config.register_for_auto_class()
-    return model.eval()  # as `from_pretrained` returns it: no dropout until training starts
+    return _ship_code(model).eval()  # as `from_pretrained` returns it: no dropout until training starts
 
 
 def has_features(model) -> bool:
@@ -94,10 +100,7 @@ def load_prm(path):
 
     register_auto_classes()
     model = AutoModelForTokenClassification.from_pretrained(str(local_copy(path))).eval()
-    if has_features(model):  # saved again, it ships its modeling code again
-        model.register_for_auto_class("AutoModelForTokenClassification")
-        model.config.register_for_auto_class()
-    return model
+    return _ship_code(model) if has_features(model) else model  # saved again, it ships its code again
 
 
 def head_inputs(model, ids, mask):
@@ -115,7 +118,7 @@ def head_logits(model, hidden, feats):
 
 
 def _head_params(model):
-    return [p for n, p in model.named_parameters() if n.startswith(("score", "feature_score"))]
+    return [p for n, p in model.named_parameters() if n.startswith(HEAD_MODULES)]
 
 
 def _step_rows(model, tokenizer, encoded: list[Encoded], device, batch_size: int = 64):
@@ -179,7 +182,7 @@ def train_prm(model, tokenizer, examples: list[PRMExample], separator: str, cfg:
         p.requires_grad_(not cfg.freeze_backbone)
     trained = model
     if not cfg.freeze_backbone:
-        keep = tuple(n for n in ("score", "feature_score") if hasattr(model, n))
+        keep = tuple(n for n in HEAD_MODULES if hasattr(model, n))
         trained = enable_memory_savers(model, cfg.gradient_checkpointing, cfg.lora_rank, keep)
         if cfg.lora_rank > 0:  # the adapters (and the head copies peft trains) are what the optimizer sees
             head = [p for n, p in trained.named_parameters() if p.requires_grad and ("score" in n)]
@@ -214,9 +217,7 @@ def train_prm(model, tokenizer, examples: list[PRMExample], separator: str, cfg:
     clip = head + ([] if cfg.freeze_backbone else body)
     losses = optimise(opt, cfg.steps, loss_at, lambda step, lr: lr * min(1.0, (step + 1) / cfg.warmup_steps), clip,
                       "train PRM", accelerator=acc)
-    merged = merge_memory_savers(acc.unwrap_model(trained) if acc is not None else trained)
-    if merged is not model:  # peft returns the same base model object with adapters merged in
-        model.load_state_dict(merged.state_dict())
+    merge_memory_savers(acc.unwrap_model(trained) if acc is not None else trained)  # LoRA merged into `model`
     model.eval()
     for p in model.parameters():
         p.requires_grad_(True)

@@ -44,7 +44,7 @@ def optimise(opt, steps: int, loss_at: Callable[[int], object], lr_at: Callable[
     clip_norm = accelerator.clip_grad_norm_ if accelerator is not None else torch.nn.utils.clip_grad_norm_
 
     base = [g["lr"] for g in opt.param_groups]
-    losses, ema = [], None
+    losses = []
     with progress_bar(total=steps, desc=desc, unit="step") as bar:
         for step in range(steps):
             for group, lr in zip(opt.param_groups, base):
@@ -55,10 +55,9 @@ def optimise(opt, steps: int, loss_at: Callable[[int], object], lr_at: Callable[
             clip_norm(clip, 1.0)
             opt.step()
             losses.append(loss.item())
-            ema = losses[-1] if ema is None else 0.95 * ema + 0.05 * losses[-1]
             bar.update(1)
             if step % 50 == 0:
-                bar.set_postfix(loss=f"{ema:.3f}")
+                bar.set_postfix(loss=f"{loss_ema(losses):.3f}")
     return losses
 
 
@@ -88,7 +87,8 @@ def enable_memory_savers(model, gradient_checkpointing: bool = False, lora_rank:
 
 
 def merge_memory_savers(model):
-    """The plain model back: LoRA adapters merged into the weights, gradient checkpointing off."""
+    """The plain model back: LoRA adapters merged into the wrapped model's weights in place (peft's
+    `merge_and_unload` returns that very model), gradient checkpointing off."""
     if hasattr(model, "merge_and_unload"):
         model = model.merge_and_unload()
     if getattr(model, "is_gradient_checkpointing", False):
