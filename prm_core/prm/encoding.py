@@ -32,9 +32,9 @@ def encode(tokenizer, prompt: str, steps: list[str], sep_id: int, max_length: in
 
 def encode_many(tokenizer, prompts: list[str], steps: list[list[str]], sep_id: int, max_length: int = 512) -> list[Encoded]:
     """`encode` of many examples, tokenised in two batched calls (prompts, then every step) instead of one per text."""
-    prompt_ids = tokenizer(list(prompts))["input_ids"] if prompts else []
+    prompt_ids = _ids(tokenizer, list(prompts), specials=True) if prompts else []
     flat = [step for example in steps for step in example]
-    step_ids = iter(_plain_ids(tokenizer, flat) if flat else [])
+    step_ids = iter(_ids(tokenizer, flat, specials=False) if flat else [])
     out = []
     for ids, example in zip(prompt_ids, steps):
         ids, positions = list(ids), []
@@ -48,12 +48,14 @@ def encode_many(tokenizer, prompts: list[str], steps: list[list[str]], sep_id: i
     return out
 
 
-def _plain_ids(tokenizer, texts: list[str]) -> list[list[int]]:
-    """Ids of `texts` without special tokens; a fast tokenizer's Rust backend directly (3x less overhead)."""
+def _ids(tokenizer, texts: list[str], specials: bool) -> list[list[int]]:
+    """Ids of `texts` (with the tokenizer's specials or without): a fast tokenizer's Rust backend called directly,
+    the very call `tokenizer(texts)` makes, without its Python overhead (3x less)."""
     backend = getattr(tokenizer, "backend_tokenizer", None)
-    if backend is not None:
-        return [e.ids for e in backend.encode_batch(texts, add_special_tokens=False)]
-    return tokenizer(texts, add_special_tokens=False)["input_ids"]
+    if backend is None:
+        return tokenizer(texts, add_special_tokens=specials)["input_ids"]
+    encode = getattr(backend, "encode_batch_fast", backend.encode_batch)  # no character offsets: we need ids only
+    return [e.ids for e in encode(texts, add_special_tokens=specials)]
 
 
 @dataclass(frozen=True)
