@@ -69,16 +69,35 @@ def build(shape: str, tokenizer, features: bool, path: Path):
     return init_prm(path, tokenizer, "\n", features=features)
 
 
-def plain_train(model, batches, steps: int, device, lr: float) -> float:
-    """Seconds for `steps` hand-written training steps over pre-built device tensors."""
+def timed(fn, device) -> float:
+    """Seconds `fn()` takes, the device's queue drained before and after."""
+    import torch
+
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    sync()
+    start = time.perf_counter()
+    fn()
+    sync()
+    return time.perf_counter() - start
+
+
+def tensor_batches(tokenizer, exs, sep: int, length: int, size: int, device, targets: bool):
+    """The examples encoded exactly as the pipeline does, padded into device tensors of `size` rows."""
+    from prm_core.prm.encoding import encode_many, pad_batch
+
+    enc = encode_many(tokenizer, [e.prompt for e in exs], [e.steps for e in exs], sep, length)
+    return [tuple(t.to(device) for t in pad_batch(tokenizer, enc[b: b + size],
+                                                   [e.targets if targets else [] for e in exs[b: b + size]]))
+            for b in range(0, len(enc), size)]
+
+
+def plain_train(model, batches, steps: int, device, lr: float) -> None:
+    """`steps` hand-written training steps over pre-built device tensors."""
     import torch
 
     model.train()
-    cuda = device.type == "cuda"
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0, **({"fused": True} if cuda else {}))
-    sync = torch.cuda.synchronize if cuda else (lambda: None)
-    sync()
-    start = time.perf_counter()
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0,
+                            **({"fused": True} if device.type == "cuda" else {}))
     for step in range(steps):
         ids, mask, y = batches[step % len(batches)]
         with torch.autocast(device.type, dtype=torch.bfloat16):
@@ -90,24 +109,16 @@ def plain_train(model, batches, steps: int, device, lr: float) -> float:
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
     loss.item()
-    sync()
-    return time.perf_counter() - start
 
 
-def plain_score(model, batches, device) -> float:
-    """Seconds for a hand-written no-grad forward over pre-built device tensors (bf16 on CUDA)."""
+def plain_score(model, batches, device) -> None:
+    """A hand-written no-grad forward over pre-built device tensors (bf16 on CUDA)."""
     import torch
 
     model.eval()
-    cuda = device.type == "cuda"
-    sync = torch.cuda.synchronize if cuda else (lambda: None)
-    sync()
-    start = time.perf_counter()
-    with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=cuda):
+    with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
         for ids, mask, _ in batches:
             torch.sigmoid(model(input_ids=ids, attention_mask=mask).logits[..., 0].float()).cpu()
-    sync()
-    return time.perf_counter() - start
 
 
 def main() -> int:
@@ -130,7 +141,7 @@ def main() -> int:
     warnings.filterwarnings("ignore")
     from prm_core.generation.tokenizer import build_tokenizer
     from prm_core.prm.discriminative import PRMTrainConfig, score_steps, train_prm
-    from prm_core.prm.encoding import encode, pad_batch, separator_id
+    from prm_core.prm.encoding import encode, separator_id
     from prm_core.runtime.device import default_device
 
     device = default_device()
@@ -152,21 +163,9 @@ def main() -> int:
         model = build(args.shape, tok, args.features, Path(tmp) / "lm")
         model.to(device)
         params = sum(p.numel() for p in model.parameters())
-        enc = [encode(tok, e.prompt, e.steps, sep, length) for e in train_ex]
-        batches = [tuple(t.to(device) for t in pad_batch(tok, enc[b: b + batch], [e.targets for e in train_ex[b: b + batch]]))
-                   for b in range(0, len(enc), batch)]
+        batches = tensor_batches(tok, train_ex, sep, length, batch, device, targets=True)
+        sbatches = tensor_batches(tok, score_ex, sep, length, 64, device, targets=False)
         prompts, bodies = [e.prompt for e in score_ex], [e.steps for e in score_ex]
-        enc = [encode(tok, e.prompt, e.steps, sep, length) for e in score_ex]
-        sbatches = [tuple(t.to(device) for t in pad_batch(tok, enc[b: b + 64], [[] for _ in enc[b: b + 64]]))
-                    for b in range(0, len(enc), 64)]
-        sync = torch.cuda.synchronize if cuda else (lambda: None)
-
-        def timed(fn) -> float:
-            sync()
-            start = time.perf_counter()
-            fn()
-            sync()
-            return time.perf_counter() - start
 
         # warm-up (kernels, allocator) on both sides, then alternating timed runs; the best of each side counts
         train_prm(model, tok, train_ex, "\n", PRMTrainConfig(**{**cfg.__dict__, "steps": 2}))
@@ -175,10 +174,10 @@ def main() -> int:
         plain_score(model, sbatches[:1], device)
         train_s = plain_train_s = score_s = plain_score_s = float("inf")
         for _ in range(args.repeats):
-            train_s = min(train_s, timed(lambda: train_prm(model, tok, train_ex, "\n", cfg)))
-            plain_train_s = min(plain_train_s, plain_train(model, batches, steps, device, 1e-5))
-            score_s = min(score_s, timed(lambda: score_steps(model, tok, prompts, bodies, "\n", max_length=length)))
-            plain_score_s = min(plain_score_s, plain_score(model, sbatches, device))
+            train_s = min(train_s, timed(lambda: train_prm(model, tok, train_ex, "\n", cfg), device))
+            plain_train_s = min(plain_train_s, timed(lambda: plain_train(model, batches, steps, device, 1e-5), device))
+            score_s = min(score_s, timed(lambda: score_steps(model, tok, prompts, bodies, "\n", max_length=length), device))
+            plain_score_s = min(plain_score_s, timed(lambda: plain_score(model, sbatches, device), device))
 
     train_tokens, score_tokens = steps * batch * length, n_score * length
     out = {
