@@ -8,10 +8,10 @@ from assets.common.metadata import Timer, cost, preview, table
 from assets.common.partitions import shard_backfill, shards
 from assets.common.resources import StorageResource
 from prm_core.lineage.storage import frame_md5, read_parquet, write_parquet
+from prm_core.lineage.summary import update_summary
 
 
 class DenoisedLabelsConfig(dg.Config):
-    d: int = Field(default=2, description="soft labels on the d steps before the detected error")
     balance: bool = Field(default=True, description="1:1 positives:negatives by seeded down-sampling (SCAN methods)")
     seed: int = 0
 
@@ -20,7 +20,7 @@ class DenoisedLabelsConfig(dg.Config):
     partitions_def=shards,
     backfill_policy=shard_backfill,
     deps=["mc_estimates", "rollouts"],
-    code_version="1",
+    code_version="2",
     group_name="labels",
     kinds={"polars", "parquet"},
     check_specs=[
@@ -35,7 +35,7 @@ class DenoisedLabelsConfig(dg.Config):
 def denoised_labels(context: dg.AssetExecutionContext, config: DenoisedLabelsConfig, storage: StorageResource) -> dg.MaterializeResult:
     from prm_core.labels.denoised_labels import LabelConfig, build_labels
 
-    cfg = LabelConfig(d=config.d, balance=config.balance, seed=config.seed)
+    cfg = LabelConfig(balance=config.balance, seed=config.seed)
     frames, counts = [], []
     with Timer() as t:
         for shard in context.partition_keys:
@@ -61,6 +61,11 @@ def denoised_labels(context: dg.AssetExecutionContext, config: DenoisedLabelsCon
         pl.col("labels").list.min() < 1).height
     after = scan_neg.filter(pl.col("steps").list.len() != pl.col("predicted_error") + 1).height
     by_method = pl.DataFrame(counts).group_by("method").agg(pl.exclude("shard").sum()).sort("method")
+    update_summary(storage.base_dir, {  # what each method labelled, and what it trains on after balancing
+        f"labels.{r['method']}.{key}": r[col] for r in by_method.to_dicts()
+        for key, col in (("labelled", "responses"), ("dropped_no_zero", "dropped_no_zero"),
+                         ("train_positives", "positives"), ("train_negatives", "negatives"))
+    })
     return dg.MaterializeResult(
         metadata={
             "dagster/row_count": batch.height,

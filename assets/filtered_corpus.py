@@ -8,6 +8,7 @@ from assets.common.metadata import Timer, cost, preview, read_shards, table
 from assets.common.partitions import label_set_backfill, label_sets
 from assets.common.resources import DomainResource, StorageResource
 from prm_core.lineage.storage import frame_md5, write_parquet
+from prm_core.lineage.summary import update_summary
 
 ALL_SHARDS = dg.AllPartitionMapping()
 
@@ -59,6 +60,8 @@ def filtered_corpus(context: dg.AssetExecutionContext, config: CorpusAssetConfig
             frames.append(corpus)
             counts.append({"label_set": label_set, **c, "mean_target": float(corpus["targets"].explode().mean() or 0.0)})
     batch = pl.concat(frames)
+    update_summary(storage.base_dir, {f"corpus.{c['label_set']}.{k}": c[k] for c in counts
+                                      for k in ("labelled", "hard_negatives", "steps")})
     bad = batch.filter((pl.col("steps").list.len() != pl.col("targets").list.len())
                        | (pl.col("targets").list.min() < 0) | (pl.col("targets").list.max() > 1)).height
     return dg.MaterializeResult(

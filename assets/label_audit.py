@@ -12,7 +12,7 @@ SUMMARY_METHODS = ("vanilla", "scan", "scan_binary")
 
 @dg.asset(
     deps=["mc_estimates", "step_truth", "self_confidence"],
-    code_version="1",
+    code_version="2",
     group_name="labels",
     kinds={"polars", "matplotlib"},
     description="First-error accuracy, under/over-estimation and noise ratio per method and SC bucket; rollout costs.",
@@ -27,7 +27,8 @@ def label_audit(context: dg.AssetExecutionContext, storage: StorageResource) -> 
         fe = first_error_accuracy(mc, truth)
         steps = step_confusion(mc, truth)
         per_method = costs.group_by("method").agg(pl.col("rollouts", "tokens", "seconds").sum())
-        ct = cost_table({r["method"]: r for r in per_method.to_dicts()})
+        sc_tokens = int(read_shards(storage.shard_tables("self_confidence"))["tokens"].sum())
+        ct = cost_table({r["method"]: r for r in per_method.to_dicts()}, sc_tokens)
         on_scan = same_responses_accuracy(mc, truth, "vanilla", on="scan")
     overall = {r["method"]: r for r in fe.filter(pl.col("bucket") == "all").to_dicts()}
     summary = {}
@@ -101,8 +102,11 @@ def _cost_plot(ct: pl.DataFrame):
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(5, 2.6))
-    ax.bar(ct["method"].to_list(), ct["tokens"].to_list(), color=["#4f81bd", "#9bbb59", "#f79646"][: ct.height])
+    ax.bar(ct["method"].to_list(), ct["all_in_tokens"].to_list(), color=["#4f81bd", "#9bbb59", "#f79646"][: ct.height])
+    for x, ratio in enumerate(ct["all_in_ratio_vs_vanilla"].to_list()):
+        if ratio is not None:
+            ax.annotate(f"{ratio:.3f}×", (x, ct["all_in_tokens"][x]), ha="center", va="bottom", fontsize=8)
     ax.set_yscale("log")
-    ax.set_ylabel("rollout tokens (log)")
-    ax.set_title("MC rollout cost by method")
+    ax.set_ylabel("generated tokens (log)")
+    ax.set_title("MC labelling cost, all-in (rollouts + SC samples)", fontsize=9)
     return plot_md(fig)

@@ -16,7 +16,7 @@ from assets.common.resources import DomainResource, GeneratorResource, StorageRe
 from prm_core.lineage.storage import frame_md5, md5_file, read_parquet, write_parquet
 from prm_core.lineage.summary import update_summary
 
-CODE_VERSION = "1"
+CODE_VERSION = "2"
 
 
 class MCConfig(dg.Config):
@@ -26,7 +26,8 @@ class MCConfig(dg.Config):
     top_p: float = Field(default=0.8, description="rollout top-p (SCAN's paper table)")
     max_new_tokens: int = 192
     sc_threshold: float = Field(default=0.75, description="SCAN keeps questions with self-confidence >= this")
-    responses_per_problem: int = Field(default=1, description="label the first m responses of each problem (every method the same; 1 keeps `make run` within 10 min, and a PRM head needs no more)")
+    d: int = Field(default=2, description="SCAN's soft-label window: the d steps before the detected error get min(c_t/SC, 1); "
+                                       "scan_binary rolls them out too, and denoised_labels uses this d")
     chunk_size: int = Field(default=128, description="responses per resumable chunk")
     seed: int = 0
     reuse: bool = True
@@ -50,17 +51,18 @@ def _chunk_path(storage: StorageResource, shard: str, method: str, index: int):
 def mc_estimates(context: dg.AssetExecutionContext, config: MCConfig, storage: StorageResource,
                  domain: DomainResource, generator: GeneratorResource) -> dg.MaterializeResult:
     from prm_core.generation.sampling import SamplingSpec, derive_seed
+    from prm_core.labels.audit import cost_table
     from prm_core.labels.mc_estimates import AnnotationConfig, annotate, responses_of
     from prm_core.lineage.storage import md5_dir
 
     dom, policy = domain.get(), storage.model("policy")
     policy_md5 = md5_dir(policy)
-    ann = AnnotationConfig(k=config.k, sc_threshold=config.sc_threshold)
+    ann = AnnotationConfig(k=config.k, sc_threshold=config.sc_threshold, d=config.d)
     frames, cost_rows, mismatches = [], [], []
     start = time.perf_counter()
     for shard in context.partition_keys:
         pool = read_parquet(storage.table("problem_pool", shard))
-        roll = read_parquet(storage.table("rollouts", shard)).filter(pl.col("sample_index") < config.responses_per_problem)
+        roll = read_parquet(storage.table("rollouts", shard))  # every method labels all N responses of every problem
         sc_table = read_parquet(storage.table("self_confidence", shard))
         sc = dict(zip(sc_table["problem_id"], sc_table["self_confidence"]))
         inputs = {"rollouts": md5_file(storage.table("rollouts", shard)), "sc": md5_file(storage.table("self_confidence", shard)),
@@ -101,10 +103,14 @@ def mc_estimates(context: dg.AssetExecutionContext, config: MCConfig, storage: S
     all_costs = read_shards(storage.shard_tables("mc_costs"))
     per_method = all_costs.group_by("method").agg(pl.col("rollouts", "tokens", "seconds").sum())
     summary = {f"mc.{r['method']}.{k}": r[k] for r in per_method.to_dicts() for k in ("rollouts", "tokens", "seconds")}
-    tokens = dict(zip(per_method["method"], per_method["tokens"]))
-    if tokens.get("vanilla"):
-        summary["mc.token_ratio"] = tokens.get("scan", 0) / tokens["vanilla"]
-        summary["mc.binary_token_ratio"] = tokens.get("scan_binary", 0) / tokens["vanilla"]
+    sc_tokens = int(read_shards(storage.shard_tables("self_confidence"))["tokens"].sum())
+    all_in = cost_table({r["method"]: r for r in per_method.to_dicts()}, sc_tokens)
+    ratios = {r["method"]: r for r in all_in.to_dicts()}
+    if ratios.get("vanilla", {}).get("tokens"):  # the contract keys: rollouts alone, and all-in (+ SC's own samples)
+        for method, prefix in (("scan", "mc.token_ratio"), ("scan_binary", "mc.binary_token_ratio")):
+            if method in ratios:
+                summary[prefix] = ratios[method]["token_ratio_vs_vanilla"]
+                summary[f"{prefix}_all_in"] = ratios[method]["all_in_ratio_vs_vanilla"]
     update_summary(storage.base_dir, summary)
     new = costs.filter(~pl.col("reused"))
     return dg.MaterializeResult(
@@ -114,6 +120,7 @@ def mc_estimates(context: dg.AssetExecutionContext, config: MCConfig, storage: S
                                                                       steps=pl.len(), valued=pl.col("mc_value").is_not_null().sum()).sort("method")),
             "cost_by_method": table(costs.group_by("method").agg(pl.col("rollouts", "tokens", "seconds").sum(),
                                                                chunks=pl.len(), reused=pl.col("reused").sum()).sort("method")),
+            "cost_vs_vanilla_all_in": table(all_in),
             "chunks_computed": new.height,
             "chunks_reused": costs.height - new.height,
             "preview": preview(batch),

@@ -13,7 +13,7 @@ from assets.common.partitions import label_set_backfill, label_sets
 from assets.common.paths import project_root
 from assets.common.resources import StorageResource, TrackingResource
 
-CODE_VERSION = "2"  # 2: the PRM wraps any causal LM (features optional)
+CODE_VERSION = "3"  # 2: the PRM wraps any causal LM (features optional); 3: the hidden-state term optional, off
 EXPERIMENT = "prm-foundry-prm"
 REGISTERED = "prm-foundry-prm-{label_set}"
 MLFLOW_UI = "http://127.0.0.1:5000"  # `mlflow ui --backend-store-uri sqlite:///mlflow.db` (README)
@@ -27,6 +27,8 @@ class PRMModelConfig(dg.Config):
     freeze_backbone: bool = Field(default=True, description="train the head only (testbed-probe.md §9: fine-tuning re-adds the difficulty prior)")
     features: bool = Field(default=True, description="add the LM's own log-prob features to the head (ships modeling code; "
                                                       "off: the stock <Arch>ForTokenClassification)")
+    hidden_term: bool = Field(default=False, description="features PRM: add w·h (hidden states) to the step logit; off, the "
+                                                         "head cannot learn the label set's problem-difficulty prior (modeling_prm.py)")
     gradient_checkpointing: bool = Field(default=False, description="fine-tuning: recompute activations (7B+ backbones)")
     lora_rank: int = Field(default=0, description="fine-tuning: train LoRA adapters of this rank (peft) instead of every weight")
     launcher: Literal["in_process", "accelerate"] = Field(default="in_process", description="in_process, or accelerate: train in `accelerate launch` "
@@ -51,7 +53,7 @@ def launch_training(context: dg.AssetExecutionContext, backbone, corpus_path, cf
     from prm_core.runtime.device import on_gpu
 
     params = {"backbone": str(backbone), "corpus": str(corpus_path), "train": asdict(cfg), "separator": config.separator,
-              "features": config.features, "out": str(out)}
+              "features": config.features, "hidden_term": config.hidden_term, "out": str(out)}
     (out / "params.json").write_text(json.dumps(params))
     accelerate = shutil.which("accelerate", path=str(Path(sys.executable).parent)) or "accelerate"
     command = [accelerate, "launch", "--num_processes", str(config.num_processes), "--num_machines", "1",
@@ -107,7 +109,7 @@ def prm_model(context: dg.AssetExecutionContext, config: PRMModelConfig, storage
             per_set[label_set] = {"trained": False, "reason": "empty corpus"}
             continue
         fingerprint = {"code_version": CODE_VERSION, "train": asdict(cfg), "separator": config.separator,
-                       "features": config.features, "processes": config.num_processes if config.launcher == "accelerate" else 1,
+                       "features": config.features, "hidden_term": config.hidden_term, "processes": config.num_processes if config.launcher == "accelerate" else 1,
                        "corpus": frame_md5(corpus), "backbone": backbone_md5}
         if config.reuse and is_current(path / "model.safetensors", fingerprint):
             context.log.info(f"PRM {label_set} unchanged: reusing {path}")
@@ -120,12 +122,13 @@ def prm_model(context: dg.AssetExecutionContext, config: PRMModelConfig, storage
                 model, losses, launched = launch_training(context, backbone, storage.table("filtered_corpus", label_set),
                                                           cfg, config, out)
             else:
-                model = init_prm(backbone, tokenizer, config.separator, seed=config.seed, features=config.features)
+                model = init_prm(backbone, tokenizer, config.separator, seed=config.seed, features=config.features,
+                                 hidden_term=config.hidden_term)
                 losses = train_prm(model, tokenizer, examples(corpus), config.separator, cfg)
         info = {"label_set": label_set, "sequences": corpus.height, "steps_labelled": int(corpus["steps"].list.len().sum()),
                 "hard_negatives": int((corpus["source"] == "hard_negative").sum()), "train_seconds": round(t.seconds, 2),
                 "loss_first": sum(losses[:20]) / max(1, len(losses[:20])), "loss_last": sum(losses[-50:]) / max(1, len(losses[-50:])),
-                "features": config.features, "launcher": config.launcher, **launched}
+                "features": config.features, "hidden_term": config.hidden_term, "launcher": config.launcher, **launched}
         if config.features:
             info["feature_weights"] = [round(w, 4) for w in model.feature_score.weight[0].tolist()]
         mlflow = tracking.experiment(EXPERIMENT)

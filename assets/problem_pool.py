@@ -19,7 +19,7 @@ class PoolConfig(dg.Config):
         description="`arith` (generated; shard k from its own seed) or a folder of JSONL/JSON/Parquet files, "
         "one shard per file, the shard key being the file stem",
     )
-    shard_size: int = Field(default=250, description="problems per generated shard")
+    shard_size: int = Field(default=80, description="problems per generated shard (every method labels all N responses of each)")
     seed: int = 0
     strict: bool = Field(default=False, description="raise on the first malformed row instead of quarantining it")
     question_field: str = Field(default="", description="question column of a file source (default: auto)")

@@ -1,4 +1,6 @@
-"""`self_confidence`: the policy's pass rate on each problem over N fresh samples (SCAN's SC)."""
+"""`self_confidence`: SCAN's SC(q), the policy's pass rate on each problem over the N responses `rollouts` sampled."""
+
+from typing import Literal
 
 import dagster as dg
 import polars as pl
@@ -12,40 +14,57 @@ from prm_core.labels.self_confidence import sc_bucket
 from prm_core.lineage.storage import frame_md5, md5_file, read_parquet
 from prm_core.lineage.summary import update_summary
 
-CODE_VERSION = "1"
+CODE_VERSION = "2"
 
 
 class SelfConfidenceConfig(ShardSamplingConfig):
-    n_samples: int = Field(default=8, description="fresh samples per problem (SCAN: 64-128; answer-less ones count as wrong)")
+    source: Literal["rollouts", "fresh"] = Field(
+        default="rollouts",
+        description="`rollouts`: SC from the very N responses that are labelled (SCAN; no generation, 0 tokens); "
+                    "`fresh`: n_samples new samples per problem, whose tokens count as SCAN's cost")
+    n_samples: int = Field(default=8, description="fresh samples per problem (source=fresh only; SCAN: 64-128)")
     seed: int = 1
 
 
 @dg.asset(
     partitions_def=shards,
     backfill_policy=shard_backfill,
-    deps=["problem_pool", "policy_model"],
+    deps=["rollouts", "problem_pool", "policy_model"],
     code_version=CODE_VERSION,
     group_name="labels",
-    kinds={"vllm", "parquet"},
-    description="SC(q) = (1/N)·Σ J(r_j, a) over N fresh policy samples per problem.",
+    kinds={"polars", "parquet"},
+    description="SC(q) = (1/N)·Σ J(r_j, a) over the N responses of `rollouts` (or N fresh samples, source=fresh).",
 )
 def self_confidence(context: dg.AssetExecutionContext, config: SelfConfidenceConfig, storage: StorageResource,
                     domain: DomainResource, generator: GeneratorResource) -> dg.MaterializeResult:
+    from prm_core.labels.self_confidence import fresh_self_confidence
     from prm_core.labels.self_confidence import self_confidence as compute_sc
     from prm_core.lineage.storage import md5_dir
 
-    dom, policy = domain.get(), storage.model("policy")
-    policy_md5 = md5_dir(policy)
+    fresh = config.source == "fresh"
+    policy = storage.model("policy")
     frames, tokens, sampled = [], 0, 0
     with Timer() as t:
         for shard in context.partition_keys:
-            pool_path, out = storage.table("problem_pool", shard), storage.table("self_confidence", shard)
-            fingerprint = {"code": CODE_VERSION, "config": config.model_dump(exclude={"reuse"}), "policy": policy_md5,
-                           "pool": md5_file(pool_path)}
-            spec = config.spec(shard)
-            df, reused = compute_or_reuse(out, fingerprint, config.reuse,
-                                          lambda: compute_sc(dom, generator.get(policy), read_parquet(pool_path), spec))
-            if not reused:
+            out = storage.table("self_confidence", shard)
+            if fresh:
+                pool_path = storage.table("problem_pool", shard)
+                inputs = {"policy": md5_dir(policy), "pool": md5_file(pool_path)}
+                spec = config.spec(shard)
+
+                def compute(pool_path=pool_path, spec=spec):
+                    return fresh_self_confidence(domain.get(), generator.get(policy), read_parquet(pool_path), spec)
+            else:
+                roll_path = storage.table("rollouts", shard)
+                inputs = {"rollouts": md5_file(roll_path)}
+
+                def compute(roll_path=roll_path):
+                    roll = read_parquet(roll_path)
+                    return compute_sc(roll, int(roll["sample_index"].max()) + 1 if roll.height else 1)
+            fingerprint = {"code": CODE_VERSION, "source": config.source, "inputs": inputs,
+                           "config": config.model_dump(exclude={"reuse", "source"}) if fresh else {}}
+            df, reused = compute_or_reuse(out, fingerprint, config.reuse, compute)
+            if not reused and fresh:
                 tokens += int(df["tokens"].sum())
                 sampled += int(df["n_samples"].sum())
             frames.append(df)
@@ -55,11 +74,15 @@ def self_confidence(context: dg.AssetExecutionContext, config: SelfConfidenceCon
         "sc.mean": float(everything["self_confidence"].mean()),
         "sc.kept_share": float((everything["self_confidence"] >= 0.75).mean()),
         "sc.tokens": int(everything["tokens"].sum()),
+        "sc.source": config.source,
+        "sc.n": int(everything["n_samples"].max()),
     })
-    buckets = batch.group_by(bucket=sc_bucket(pl.col("self_confidence"))).agg(problems=pl.len(), mean_sc=pl.col("self_confidence").mean()).sort("bucket")
+    buckets = batch.group_by(bucket=sc_bucket(pl.col("self_confidence"))).agg(
+        problems=pl.len(), mean_sc=pl.col("self_confidence").mean()).sort("bucket")
     return dg.MaterializeResult(
         metadata={
             "dagster/row_count": batch.height,
+            "source": config.source,
             "mean_self_confidence": float(batch["self_confidence"].mean()),
             "buckets": table(buckets),
             "histogram": table(batch.group_by("n_correct").len("problems").sort("n_correct")),

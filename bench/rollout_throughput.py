@@ -5,7 +5,7 @@ policy of a finished `make run`, then the bare engine `generate` on the same pro
 (one call per shard, as the stage does), and prints both tokens/s and their ratio. Engine start-up is excluded
 from both. Then the MC stage's rollouts (vanilla: K continuations of every step prefix, submitted per call so the
 prefixes share KV) with vLLM prefix caching on and off, and their speed-up.
-Usage: .venv/bin/python bench/rollout_throughput.py [--data-dir data] [--engine auto] [--samples 4]
+Usage: .venv/bin/python bench/rollout_throughput.py [--data-dir data] [--engine auto] [--samples 8]
        [--prefix-caching on|off] [--mc-responses 100]
 """
 
@@ -22,7 +22,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data-dir", default="data")
     parser.add_argument("--engine", default="auto", choices=["auto", "vllm", "transformers"])
-    parser.add_argument("--samples", type=int, default=4)
+    parser.add_argument("--samples", type=int, default=8)
     parser.add_argument("--max-new-tokens", type=int, default=192)
     parser.add_argument("--prefix-caching", default="on", choices=["on", "off"], help="for the rollout comparison")
     parser.add_argument("--mc-responses", type=int, default=100, help="responses valued by vanilla MC, caching on vs off "

@@ -1,6 +1,6 @@
 """`prm`: run the default pipeline (with progress bars and a summary), print the last summary, open the UI.
 
-    prm run [--shards 2] [--shard-size 250] [--samples 4] [--policy-steps 1600] [--engine auto]
+    prm run [--shards 2] [--shard-size 80] [--samples 8] [--policy-steps 1600] [--engine auto]
     prm summary [--json]
     prm release NAME | prm release verify NAME
     prm ui
@@ -233,8 +233,8 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="materialize the default pipeline and print the summary")
     run.add_argument("--source", default="arith", help="`arith` or a folder of problem files (one shard per file)")
     run.add_argument("--shards", type=int, default=2, help="generated shards (arith)")
-    run.add_argument("--shard-size", type=int, default=250)
-    run.add_argument("--samples", type=int, default=4, help="responses per problem")
+    run.add_argument("--shard-size", type=int, default=80, help="problems per generated shard (arith)")
+    run.add_argument("--samples", type=int, default=8, help="responses per problem (N: SCAN's self-confidence is their pass rate)")
     run.add_argument("--policy-steps", type=int, default=1600, help="policy optimizer steps")
     run.add_argument("--eval-problems", type=int, default=500)
     run.add_argument("--seed", type=int, default=0)

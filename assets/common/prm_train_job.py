@@ -28,7 +28,8 @@ def train(params: dict, log) -> dict:
 
     cfg = PRMTrainConfig(**params["train"])
     tokenizer = AutoTokenizer.from_pretrained(params["backbone"])
-    model = init_prm(params["backbone"], tokenizer, params["separator"], seed=cfg.seed, features=params["features"])
+    model = init_prm(params["backbone"], tokenizer, params["separator"], seed=cfg.seed, features=params["features"],
+                     hidden_term=params.get("hidden_term", False))
     corpus = read_parquet(params["corpus"])
     world = int(os.environ.get("WORLD_SIZE", "1"))
     log.info(f"training a PRM on {corpus.height} sequences in {world} process(es), {cfg.steps} steps")

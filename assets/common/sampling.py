@@ -5,7 +5,7 @@ from pydantic import Field
 
 
 class ShardSamplingConfig(dg.Config):
-    n_samples: int = Field(default=4, description="responses per problem")
+    n_samples: int = Field(default=8, description="responses per problem (N; SCAN's self-confidence is their pass rate)")
     temperature: float = 1.0
     top_p: float = 1.0
     max_new_tokens: int = Field(default=192, description="must cover the longest solution (6-step arith ≈ 125 tokens)")

@@ -97,18 +97,27 @@ def step_confusion(mc: pl.DataFrame, truth: pl.DataFrame) -> pl.DataFrame:
     return pl.concat([overall.select(by_bucket.columns), by_bucket]).with_columns(rates).sort("method", "bucket")
 
 
-def cost_table(costs: dict[str, dict]) -> pl.DataFrame:
-    """Rollouts, tokens and seconds per method, with each method's ratio to vanilla."""
-    base = costs.get("vanilla", {})
+def cost_table(costs: dict[str, dict], sc_tokens: int = 0) -> pl.DataFrame:
+    """Rollouts, tokens and seconds per method, with each method's ratio to vanilla.
+
+    All-in (algorithms.md §2.4): every token a method generates beyond the shared N responses — its rollouts, and
+    for SCAN also the tokens sampled for self-confidence alone (`sc_tokens`, 0 when SC comes from the responses).
+    """
+    base = costs.get("vanilla", {}).get("tokens", 0)
     rows = []
     for method, c in costs.items():
+        tokens = int(c.get("tokens", 0))
+        all_in = tokens + (sc_tokens if method != "vanilla" else 0)
         rows.append({
             "method": method,
             "rollouts": int(c.get("rollouts", 0)),
-            "tokens": int(c.get("tokens", 0)),
+            "tokens": tokens,
+            "all_in_tokens": all_in,
             "seconds": round(float(c.get("seconds", 0.0)), 2),
-            "token_ratio_vs_vanilla": c.get("tokens", 0) / base["tokens"] if base.get("tokens") else None,
-            "rollout_ratio_vs_vanilla": c.get("rollouts", 0) / base["rollouts"] if base.get("rollouts") else None,
+            "token_ratio_vs_vanilla": tokens / base if base else None,
+            "all_in_ratio_vs_vanilla": all_in / base if base else None,
+            "rollout_ratio_vs_vanilla": c.get("rollouts", 0) / costs["vanilla"]["rollouts"]
+            if costs.get("vanilla", {}).get("rollouts") else None,
         })
     return pl.DataFrame(rows)
 

@@ -1,6 +1,7 @@
 """Training labels from MC estimates, one schema for every method (algorithms.md §1.3, §2.2, §2.3 step 7).
 
-SCAN: steps after the detected error t_e are removed, the d steps before it get `soft_label.scan_soft_labels`;
+SCAN: steps after the detected error t_e are removed, the d steps before it (d = the MC rows' `soft_window`, the
+window the labeller valued) get `soft_label.scan_soft_labels`;
 correct responses of kept questions are all-1 positives; responses with no zero are dropped. Vanilla
 (Math-Shepherd) keeps every step with the soft label c_t (hard label c_t > 0). Positives and negatives are
 balanced 1:1 by seeded down-sampling when asked (SCAN does). The oracle: exact labels of the same responses.
@@ -32,7 +33,6 @@ LABEL_SCHEMA = {
 
 @dataclass(frozen=True)
 class LabelConfig:
-    d: int = 2
     balance: bool = True
     seed: int = 0
 
@@ -69,7 +69,7 @@ def build_labels(mc: pl.DataFrame, steps_by_response: dict[str, list[str]], cfg:
             dropped += 1  # no step reached zero: SCAN drops the response
             continue
         else:
-            labels, positive, steps = scan_soft_labels(values, t_e, sc, cfg.d), False, steps[: t_e + 1]
+            labels, positive, steps = scan_soft_labels(values, t_e, sc, first["soft_window"]), False, steps[: t_e + 1]
         hard = [int(v > 0) for v in labels]
         rows.append((method, rid, first["problem_id"], first["shard"], steps, labels, hard, t_e, positive, sc, rollouts))
     before = len(rows)

@@ -8,6 +8,9 @@ Three ways, each batched across responses (one engine call per round):
   is wrong the policy cannot recover (K·⌈log2 T⌉ rollouts); recovery breaks the assumption, which is what the
   label audit measures.
 
+`value_soft_window` then values the d steps before each found zero that a search skipped, so every SCAN variant
+has the c_t its soft labels need (algorithms.md §2.2: min(c_t/SC, 1) for t_e - d ≤ t < t_e).
+
 A response with no zero among its visited steps keeps `first_zero = -1` (SCAN drops it).
 """
 
@@ -91,3 +94,25 @@ def search_binary(domain: Domain, engine: Engine, responses: list[Response], k: 
     for i in lo:
         out[i].first_zero = hi[i]
     return list(out.values()), cost
+
+
+def value_soft_window(domain: Domain, engine: Engine, searched: list[StepValues], k: int, spec: SamplingSpec, d: int):
+    """c_t of the unvisited steps t_e-d..t_e-1 of every response with a zero (none after a sequential search).
+
+    A window step that turns out to be zero is the earlier first zero (t_e = min{t : c_t = 0}); its own window is
+    then valued in the next round, until no response moves.
+    """
+    total, round_index = RolloutCost(), 0
+    while True:
+        queries = [(sv.response, t) for sv in searched if sv.first_zero > 0
+                   for t in range(max(0, sv.first_zero - d), sv.first_zero) if sv.values[t] is None]
+        if not queries:
+            return searched, total
+        values, cost = mc_values(domain, engine, queries, k, _round_spec(spec, 10_000 + round_index))
+        total.add(cost)
+        by_id = {sv.response.response_id: sv for sv in searched}
+        for (r, t), v in zip(queries, values):
+            by_id[r.response_id].values[t] = v
+        for sv in searched:
+            sv.first_zero = next((t for t, v in enumerate(sv.values) if v == 0), sv.first_zero)
+        round_index += 1

@@ -4,6 +4,9 @@
 * `scan`: questions with SC ≥ threshold only; correct responses are positives with no rollouts; incorrect ones
   are valued sequentially with early stop at the first zero (algorithms.md §2.2-2.3).
 * `scan_binary`: as `scan`, but the first zero is found by binary search over prefixes.
+
+Both SCAN variants then value the d steps before their zero that they have not visited (`value_soft_window`), so
+their soft labels follow one rule; d travels with the rows (`soft_window`) so the labels use the same d.
 """
 
 from __future__ import annotations
@@ -15,7 +18,13 @@ import polars as pl
 from prm_core.domains.base import Domain
 from prm_core.domains.problems import to_problems
 from prm_core.generation.sampling import Engine, SamplingSpec
-from prm_core.labels.first_error import StepValues, search_binary, search_sequential, value_all_steps
+from prm_core.labels.first_error import (
+    StepValues,
+    search_binary,
+    search_sequential,
+    value_all_steps,
+    value_soft_window,
+)
 from prm_core.labels.mc_value import Response, RolloutCost
 
 METHODS = ("vanilla", "scan", "scan_binary")
@@ -34,6 +43,7 @@ MC_SCHEMA = {
     "response_correct": pl.Boolean,
     "self_confidence": pl.Float64,
     "predicted_error": pl.Int32,  # t_e = first step with c_t == 0; -1 if none
+    "soft_window": pl.Int32,  # d: SCAN's soft labels cover t_e-d..t_e, and those steps are valued
 }
 
 
@@ -41,6 +51,7 @@ MC_SCHEMA = {
 class AnnotationConfig:
     k: int = 8
     sc_threshold: float = 0.75
+    d: int = 2  # SCAN's soft-label window (d = 2 in its code)
 
 
 def responses_of(pool: pl.DataFrame, rollouts: pl.DataFrame) -> list[Response]:
@@ -69,6 +80,9 @@ def annotate(
         covered = [r for r in responses if sc[r.problem.problem_id] >= cfg.sc_threshold]
         to_search = [r for r in covered if not r.correct]
     searched, cost = SEARCH[method](domain, engine, to_search, cfg.k, spec) if to_search else ([], RolloutCost())
+    if method != "vanilla":
+        searched, window_cost = value_soft_window(domain, engine, searched, cfg.k, spec, cfg.d)
+        cost.add(window_cost)
     values = {sv.response.response_id: sv for sv in searched}
     rows = []
     for r in covered:
@@ -76,5 +90,5 @@ def annotate(
         for t, v in enumerate(sv.values):
             n, tokens = cost.per_step.get((r.response_id, t), (0, 0))
             rows.append((method, r.response_id, r.problem.problem_id, "", t, len(r.steps), v, n, tokens, r.correct,
-                         sc[r.problem.problem_id], sv.first_zero))
+                         sc[r.problem.problem_id], sv.first_zero, cfg.d))
     return pl.DataFrame(rows, schema=MC_SCHEMA, orient="row"), cost

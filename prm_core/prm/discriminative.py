@@ -61,11 +61,12 @@ def _ship_code(model):
 
 
 def init_prm(backbone_dir, tokenizer, separator: str, markers: tuple[str, ...] = DEFAULT_MARKERS, seed: int = 0,
-             features: bool = True, attn_implementation: str = "sdpa"):
+             features: bool = True, hidden_term: bool = False, attn_implementation: str = "sdpa"):
     """A PRM on the causal LM in `backbone_dir` (any architecture) with a new step head.
 
-    `features=True`: the LM-feature PRM (`modeling_prm.py`, feature weights start at 1/4); `features=False`: the
-    stock `<Arch>ForTokenClassification`. Either way `config.separator_id` records the step separator."""
+    `features=True`: the LM-feature PRM (`modeling_prm.py`, feature weights start at 1/4; `hidden_term` adds
+    w·h_t to its logit); `features=False`: the stock `<Arch>ForTokenClassification` (hidden states only).
+    Either way `config.separator_id` records the step separator."""
     import torch
     from transformers import AutoModelForCausalLM, AutoModelForTokenClassification
 
@@ -82,7 +83,8 @@ def init_prm(backbone_dir, tokenizer, separator: str, markers: tuple[str, ...] =
         return model
     register_auto_classes()
     lm = AutoModelForCausalLM.from_pretrained(str(backbone_dir), dtype=torch.float32, attn_implementation=attn_implementation)
-    config = StepVerifierConfig(backbone_config=lm.config, separator_id=sep, marker_ids=marker_ids(tokenizer, markers))
+    config = StepVerifierConfig(backbone_config=lm.config, separator_id=sep, marker_ids=marker_ids(tokenizer, markers),
+                                hidden_term=hidden_term)
     model = StepVerifierForTokenClassification(config, lm=lm)
     model.lm.set_attn_implementation(attn_implementation)  # wrapping clears the shared backbone config's choice
     return _ship_code(model).eval()  # as `from_pretrained` returns it: no dropout until training starts

@@ -4,7 +4,7 @@ testbed-probe.md §5/§9: a head on hidden states alone learns step position and
 `5 + 24 = 39` is right — within one forward pass no later position can see what the top layer predicted for
 an earlier token. The LM head already holds that check. So the step logit at each separator is
 
-    logit_t = w·h_t + b + Σ_k α_k · f_k(step)
+    logit_t = b + Σ_k α_k · f_k(step)  [+ w·h_t with `hidden_term`]
 
 with four features f: two statistics, each over the step's *result span* (the tokens after its last marker
 such as `=`, or the whole step without one) and over the *whole step* (operands copied wrong show up there);
@@ -12,6 +12,10 @@ never the separator, which the LM does not predict after a final answer line:
 
     min_logprob = min_i log π(x_i | x_<i)                      (the probe's training-free verifier)
     min_margin  = min_i [log π(x_i | x_<i) − max_v log π(v | x_<i)]   (0 iff every token is the LM's argmax)
+
+The hidden-state term w·h_t is off by default: trained on a label set it learns that set's problem-difficulty
+prior (SCAN keeps only the questions the policy is confident on), which does not transfer: on the testbed it cost
+the MC label sets' PRMs up to 0.2 F1 and the exact labels' PRM nothing (README, *PRMs*).
 
 π is the wrapped causal LM (`AutoModelForCausalLM`: Llama, Qwen2/3, Mistral, Gemma, …), initialised from the
 policy or a backbone. A PRM without these features is the stock `<Arch>ForTokenClassification` (discriminative.py).
@@ -37,12 +41,13 @@ class StepVerifierConfig(PreTrainedConfig):
     model_type = "prm_step_verifier"
     sub_configs = {"backbone_config": AutoConfig}
 
-    def __init__(self, backbone_config=None, separator_id=None, marker_ids=(), **kwargs):
+    def __init__(self, backbone_config=None, separator_id=None, marker_ids=(), hidden_term=True, **kwargs):
         if isinstance(backbone_config, dict):
             backbone_config = AutoConfig.for_model(**backbone_config)
         self.backbone_config = backbone_config
         self.separator_id = separator_id
         self.marker_ids = list(marker_ids)
+        self.hidden_term = hidden_term  # True for exports made before the term became optional
         kwargs.setdefault("num_labels", 1)
         if backbone_config is not None:
             kwargs.setdefault("tie_word_embeddings", getattr(backbone_config, "tie_word_embeddings", False))
@@ -71,7 +76,10 @@ class StepVerifierForTokenClassification(PreTrainedModel):
 
     def _init_weights(self, module):
         if module is self.score:
-            nn.init.normal_(module.weight, std=getattr(self.config.backbone_config, "initializer_range", 0.02))
+            if self.config.hidden_term:
+                nn.init.normal_(module.weight, std=getattr(self.config.backbone_config, "initializer_range", 0.02))
+            else:
+                nn.init.zeros_(module.weight)  # unused: the logit reads the features and the bias only
             nn.init.zeros_(module.bias)
         elif module is self.feature_score:
             nn.init.constant_(module.weight, 1.0 / len(FEATURES))
@@ -94,7 +102,10 @@ class StepVerifierForTokenClassification(PreTrainedModel):
 
     def head(self, hidden, feats):
         """The step logit from what `head_inputs` returns (one function for training and scoring)."""
-        return self.score(self.dropout(hidden.float())) + self.feature_score(feats.float())
+        feature_logit = self.feature_score(feats.float())
+        if not self.config.hidden_term:
+            return feature_logit + self.score.bias  # b + Σ α_k f_k
+        return self.score(self.dropout(hidden.float())) + feature_logit
 
     def forward(self, input_ids=None, attention_mask=None, labels=None, **kwargs):
         logits = self.head(*self.head_inputs(input_ids, attention_mask))

@@ -28,9 +28,12 @@ def test_scan_soft_labels_match_the_paper_examples():
     assert scan_soft_labels([1.0, 0.5, 0.0], 2, 0.75, 2) == pytest.approx([1.0, 0.5 / 0.75, 0.0])
     # steps further than d before t_e get the hard label 1[c_t > 0]
     assert scan_soft_labels([0.25, 0.5, 0.25, 0.0], 3, 0.75, 2) == pytest.approx([1.0, 0.5 / 0.75, 0.25 / 0.75, 0.0])
-    # unvisited steps (binary search) count as c_t > 0; SC = 0 never divides by zero
-    assert scan_soft_labels([None, 0.0], 1, 0.8, 2) == [1.0, 0.0]
+    # unvisited steps before the window (binary search) count as c_t > 0; SC = 0 never divides by zero
+    assert scan_soft_labels([None, 0.5, 0.5, 0.0], 3, 0.8, 2) == pytest.approx([1.0, 0.625, 0.625, 0.0])
     assert scan_soft_labels([0.5, 0.0], 1, 0.0, 2) == [0.0, 0.0]
+    # inside the window a missing c_t is an error, never a silent 1.0
+    with pytest.raises(ValueError, match="soft-label window"):
+        scan_soft_labels([1.0, None, 0.0], 2, 0.8, 2)
 
 
 def test_sequential_stops_at_the_first_zero_and_binary_finds_it_cheaper():
@@ -44,6 +47,36 @@ def test_sequential_stops_at_the_first_zero_and_binary_finds_it_cheaper():
     assert binary[0].first_zero == 2 and c_bin.rollouts < c_seq.rollouts + 8
     van, c_van = value_all_steps(D, engine, [r], 8, SPEC)
     assert van[0].first_zero == 2 and c_van.rollouts == 6 * 8  # the answer step is the grade: no rollouts
+
+
+def test_binary_search_values_the_soft_window_so_its_labels_match_sequential_scan():
+    q = "Tom has 5 pens. How many now?"
+    # c = [1, 1, 0.75, 0.5, 0, 0, 0]: the first zero is step 4; d = 2 needs c_2 and c_3
+    engine = ScriptedEngine({q: ("5", [1.0, 1.0, 0.75, 0.5, 0.0, 0.0, 0.0])})
+    r = _response("p/r0", q, 7, correct=False)
+    steps = {r.response_id: r.steps}
+    labels = {}
+    for method in ("scan", "scan_binary"):
+        mc, cost = annotate(method, D, engine, [r], {"p": 0.875}, AnnotationConfig(k=8, d=2), SPEC)
+        assert mc["rollouts"].sum() == cost.rollouts and mc["soft_window"].unique().to_list() == [2]
+        labels[method] = build_labels(mc.with_columns(shard=pl.lit("s")), steps, LabelConfig(balance=False))[0]
+    seq, binary = (labels[m].row(0, named=True) for m in ("scan", "scan_binary"))
+    assert seq["predicted_error"] == binary["predicted_error"] == 4
+    assert seq["labels"] == pytest.approx([1.0, 1.0, 0.75 / 0.875, 0.5 / 0.875, 0.0])
+    assert binary["labels"] == pytest.approx(seq["labels"])
+
+
+def test_a_zero_inside_the_window_moves_the_binary_error_earlier():
+    q = "Sam has 5 pens. How many now?"
+    # recovery: c = [0.5, 0, 0.5, 0.5, 0, 0]. Binary search visits 2 (0.5), 4 (0), 3 (0.5) and stops at 4; with
+    # d = 3 the window round values c_1 = 0, so t_e moves to 1 and the next round values its window (c_0)
+    engine = ScriptedEngine({q: ("5", [0.5, 0.0, 0.5, 0.5, 0.0, 0.0])})
+    r = _response("p/r0", q, 6, correct=False)
+    binary, cost = annotate("scan_binary", D, engine, [r], {"p": 1.0}, AnnotationConfig(k=8, d=3), SPEC)
+    seq, _ = annotate("scan", D, engine, [r], {"p": 1.0}, AnnotationConfig(k=8, d=3), SPEC)
+    assert binary["predicted_error"][0] == seq["predicted_error"][0] == 1
+    assert binary["mc_value"].to_list() == [0.5, 0.0, 0.5, 0.5, 0.0, 0.0]
+    assert cost.rollouts == 5 * 8  # steps 2, 4, 3, then 1, then 0 (the last step is the grade)
 
 
 def test_one_step_response_needs_no_rollouts():
@@ -94,7 +127,7 @@ def test_labels_of_both_methods_share_one_schema():
     engine, responses, sc = _scripted_set()
     steps = {r.response_id: r.steps for r in responses}
     mc, _ = annotate("scan", D, engine, responses, sc, AnnotationConfig(), SPEC)
-    labels, counts = build_labels(mc.with_columns(shard=pl.lit("s")), steps, LabelConfig(d=2, balance=True))
+    labels, counts = build_labels(mc.with_columns(shard=pl.lit("s")), steps, LabelConfig(balance=True))
     assert counts == {"responses": 2, "dropped_no_zero": 0, "balanced_away": 0, "positives": 1, "negatives": 1}
     neg = labels.filter(~pl.col("is_positive")).row(0, named=True)
     assert neg["labels"] == pytest.approx([1.0, 0.5, 0.0]) and len(neg["steps"]) == 3  # steps after t_e removed

@@ -1,11 +1,13 @@
 """SCAN's self-confidence: the share of the N requested samples that reach the gold answer (answer-less = wrong)."""
 
 import polars as pl
+import pytest
 
 from prm_core.domains.arith import ArithDomain
 from prm_core.domains.problems import problems_frame
 from prm_core.generation.sampling import GenerationStats, Sample, SamplingSpec
-from prm_core.labels.self_confidence import sc_bucket, self_confidence
+from prm_core.generation.rollouts import sample_rollouts
+from prm_core.labels.self_confidence import fresh_self_confidence, sc_bucket, self_confidence
 
 D = ArithDomain()
 
@@ -27,17 +29,34 @@ class FixedEngine:
         return out
 
 
-def test_self_confidence_counts_correct_over_requested_n():
+def _setup():
     pool = problems_frame(D.problems(3, seed=7), "s0")
     problems = list(D.problems(3, seed=7))
     prompts = [D.prompt(p) for p in problems]
-    engine = FixedEngine({q: p.answer for q, p in zip(prompts, problems)}, dict(zip(prompts, [0, 3, 7])))
-    sc = self_confidence(D, engine, pool, SamplingSpec(n=8))
+    return pool, FixedEngine({q: p.answer for q, p in zip(prompts, problems)}, dict(zip(prompts, [0, 3, 7])))
+
+
+def test_self_confidence_of_the_rollouts_costs_no_tokens():
+    pool, engine = _setup()
+    rollouts = sample_rollouts(D, engine, pool, SamplingSpec(n=8))
+    sc = self_confidence(rollouts, 8)
     assert sc["n_samples"].to_list() == [8, 8, 8]
-    assert sc["n_correct"].to_list() == [0, 3, 7]
+    assert sc["n_correct"].to_list() == [0, 3, 7]  # the answer-less sample counts as wrong
+    assert sc["self_confidence"].to_list() == [0.0, 3 / 8, 7 / 8]
+    assert sc["tokens"].to_list() == [0, 0, 0]
+    assert sc["shard"].to_list() == ["s0"] * 3
+    # the denominator is the requested N even when rows are missing (a response removed upstream counts as wrong)
+    short = self_confidence(rollouts.filter(~((pl.col("problem_id") == sc["problem_id"][1]) & pl.col("correct"))), 8)
+    assert short["self_confidence"].to_list() == [0.0, 0.0, 7 / 8]
+    with pytest.raises(ValueError, match="has 8 responses"):
+        self_confidence(rollouts, 4)
+
+
+def test_fresh_self_confidence_counts_its_tokens():
+    pool, engine = _setup()
+    sc = fresh_self_confidence(D, engine, pool, SamplingSpec(n=8))
     assert sc["self_confidence"].to_list() == [0.0, 3 / 8, 7 / 8]
     assert sc["tokens"].to_list() == [36, 36, 36]  # 1 + 2 + ... + 8 token ids per problem
-    assert sc["shard"].to_list() == ["s0"] * 3
 
 
 def test_sc_buckets_follow_the_preliminary_study():

@@ -17,9 +17,7 @@ CONFIG = {"ops": {
     "policy_model": {"config": {"hidden_size": 64, "num_layers": 1, "num_heads": 2, "intermediate_size": 128,
                                 "train_steps": 30, "eval_problems": 4, "max_new_tokens": 32}},
     "rollouts": {"config": {"n_samples": 2, "max_new_tokens": 40}},
-    "self_confidence": {"config": {"n_samples": 4, "max_new_tokens": 40}},
-    "mc_estimates": {"config": {"k": 2, "max_new_tokens": 16, "chunk_size": 3, "responses_per_problem": 2,
-                                "sc_threshold": 0.0}},
+    "mc_estimates": {"config": {"k": 2, "max_new_tokens": 16, "chunk_size": 3, "sc_threshold": 0.0}},
 }}
 PRM_CONFIG = {
     "benchmark_sets": {"config": {"processbench_per_class": 3, "bon_problems": 4, "bon_n": 2}},
@@ -110,9 +108,14 @@ def test_mc_stages_materialize_with_checks_and_audit(uninterrupted):
     summary = json.loads((data / "reports" / "summary.json").read_text())
     for key in ("mc.vanilla.tokens", "mc.scan.tokens", "mc.scan_binary.tokens", "mc.token_ratio",
                 "labels.vanilla.first_error_acc", "labels.scan.first_error_acc",
-                "labels.vanilla.noise_ratio", "labels.scan.noise_ratio"):
+                "labels.vanilla.noise_ratio", "labels.scan.noise_ratio", "labels.scan.train_negatives"):
         assert key in summary
     assert summary["mc.vanilla.tokens"] == mc.filter(pl.col("method") == "vanilla")["rollout_tokens"].sum()
+    # SC comes from the rollouts themselves: no tokens of its own, so the all-in ratio is the rollout ratio
+    assert summary["sc.tokens"] == 0 and summary["sc.source"] == "rollouts"
+    assert summary["mc.token_ratio_all_in"] == summary["mc.token_ratio"]
+    # every method labels the same responses: all N of every problem
+    assert mc.filter(pl.col("method") == "vanilla")["response_id"].n_unique() == 12
     for method in [*labels["method"].unique(), "oracle"]:  # (SCAN balances its nothing-correct tiny set to no rows)
         assert (data / "exports" / method / "trl.jsonl").exists() and (data / "exports" / method / "hf" / "README.md").exists()
 

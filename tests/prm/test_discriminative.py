@@ -99,3 +99,20 @@ print(json.dumps(torch.sigmoid(logits).tolist()))
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path, check=True,
                          env={"PATH": "/usr/bin:/bin", "HF_HUB_OFFLINE": "1", "HOME": str(tmp_path)})
     assert json.loads(out.stdout.strip().splitlines()[-1]) == pytest.approx(expected, abs=1e-5)
+
+
+def test_hidden_state_term_is_off_by_default_and_round_trips(tiny_policy, tmp_path):
+    """Off, the step logit is b + Σ α·f: it cannot read (and learn a prior from) the hidden states."""
+    import torch
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tiny_policy)
+    off, on = init_prm(tiny_policy, tok, "\n"), init_prm(tiny_policy, tok, "\n", hidden_term=True)
+    hidden, feats = torch.randn(3, 5, off.config.hidden_size), torch.randn(3, 5, 4)
+    assert torch.equal(off.head(hidden, feats), off.head(hidden * 7 + 1, feats))
+    assert not torch.allclose(on.head(hidden, feats), on.head(hidden * 7 + 1, feats))
+    train_prm(off, tok, [GOOD, BAD] * 4, "\n", PRMTrainConfig(steps=10, batch_size=4))
+    assert torch.count_nonzero(off.score.weight) == 0  # never read, never trained
+    off.save_pretrained(tmp_path)
+    tok.save_pretrained(tmp_path)
+    assert load_prm(tmp_path).config.hidden_term is False
