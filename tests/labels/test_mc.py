@@ -179,3 +179,15 @@ def test_unknown_method_is_rejected():
     engine, responses, sc = _scripted_set()
     with pytest.raises(ValueError, match="unknown MC method"):
         annotate("omega", D, engine, responses, sc, AnnotationConfig(), SPEC)
+
+
+def test_all_in_cost_adds_fresh_self_confidence_samples_to_scan_only():
+    from prm_core.labels.audit import cost_table
+
+    costs = {"vanilla": {"rollouts": 80, "tokens": 1000}, "scan": {"rollouts": 8, "tokens": 30},
+             "scan_binary": {"rollouts": 8, "tokens": 20}}
+    free = {r["method"]: r for r in cost_table(costs).to_dicts()}  # SC from the rollouts: all-in = rollouts
+    assert free["scan"]["all_in_ratio_vs_vanilla"] == free["scan"]["token_ratio_vs_vanilla"] == 0.03
+    fresh = {r["method"]: r for r in cost_table(costs, sc_tokens=50).to_dicts()}
+    assert fresh["scan"]["all_in_tokens"] == 80 and fresh["scan"]["all_in_ratio_vs_vanilla"] == 0.08
+    assert fresh["scan_binary"]["all_in_ratio_vs_vanilla"] == 0.07 and fresh["vanilla"]["all_in_ratio_vs_vanilla"] == 1.0
