@@ -5,7 +5,7 @@ import dagster as dg
 import polars as pl
 from pydantic import Field
 
-from assets.common.metadata import Timer, cost, plot_md, table
+from assets.common.metadata import Timer, cost, plot_md, read_shards, table
 from assets.common.partitions import label_sets
 from assets.common.resources import StorageResource, TrackingResource
 from prm_core.lineage.summary import update_summary
@@ -52,9 +52,122 @@ def _plot(scores: pl.DataFrame):
     return fig
 
 
+def _params(path) -> int:
+    from transformers import AutoModelForCausalLM
+
+    return sum(p.numel() for p in AutoModelForCausalLM.from_pretrained(path).parameters())
+
+
+def prm_flops(storage: StorageResource, rows: list[dict]) -> dict[str, float]:
+    """FLOPs of each MC-label PRM (prm_core.evaluation.flops): the responses and its MC rollouts, the backbone's
+    training and the frozen feature forward over its corpus. The oracle's exact labels cost no generation."""
+    import json
+
+    from assets.prm_model import prm_dir, training_info
+    from prm_core.evaluation.flops import mc_prm_cost
+    from prm_core.lineage.storage import local_copy
+
+    policy, backbone = local_copy(storage.model("policy")), local_copy(storage.model("prm_backbone"))
+    report = backbone / "train_report.json"
+    backbone_tokens = json.loads(report.read_text())["tokens"] if report.exists() else 0  # a pretrained backbone: 0
+    responses = int(read_shards(storage.shard_tables("rollouts"))["num_tokens"].sum())
+    costs = read_shards(storage.shard_tables("mc_costs"))
+    mc_tokens = {m: int(t) for m, t in costs.group_by("method").agg(pl.col("tokens").sum()).iter_rows()}
+    p_policy, p_backbone = _params(policy), _params(backbone)
+    out = {}
+    for r in rows:
+        name = r["label_set"]
+        if name.startswith("implicit_") or not (prm_dir(storage, name) / "training.json").exists():
+            continue
+        corpus_tokens = training_info(prm_dir(storage, name)).get("corpus_tokens", 0)
+        out[name] = mc_prm_cost(responses, mc_tokens.get(name, 0), p_policy, backbone_tokens, corpus_tokens, p_backbone).total
+    return out
+
+
+def flop_summary(rows: list[dict]) -> dict:
+    """cost_flops.<set>, implicit.cost_flops (CE's, the paper's headline) and F1 / best-of-N per TFLOP."""
+    out = {}
+    by = {r["label_set"]: r for r in rows if r.get("flops")}
+    for name, r in by.items():
+        key = name.replace("implicit_", "implicit.") if name.startswith("implicit_") else name
+        if not name.startswith("implicit_"):
+            out[f"cost_flops.{key}"] = r["flops"]
+        best = r["bon_ref_r"] if name.startswith("implicit_") else r["prm_min"]
+        out[f"efficiency.{key}.f1_per_tflop"] = r["f1"] / (r["flops"] / 1e12)
+        out[f"efficiency.{key}.bon_per_tflop"] = best / (r["flops"] / 1e12)
+    main = by.get("implicit_ce") or next((r for n, r in by.items() if n.startswith("implicit_")), None)
+    if main is not None:
+        out["implicit.cost_flops"] = main["flops"]
+        if by.get("vanilla"):
+            out["implicit.flops_over_vanilla"] = main["flops"] / by["vanilla"]["flops"]
+    return out
+
+
+def score_implicit(storage: StorageResource, config: "BenchmarkConfig", pb: pl.DataFrame, bon: pl.DataFrame, samples,
+                   tracking: TrackingResource, log) -> list[dict]:
+    """Every implicit PRM (and CE's responses-per-problem sweep) on both benchmarks; the reference's cumulative
+    log-probs are computed once for all of them."""
+    import json
+
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from assets.implicit_prm import EXPERIMENT, implicit_dir
+    from prm_core.evaluation.benchmark_scores import implicit_scores, per_sample
+    from prm_core.lineage.storage import local_copy, md5_dir, write_parquet
+    from prm_core.prm.implicit import step_values
+
+    policy = local_copy(storage.model("policy"))
+    found = sorted((p for p in storage.model_dir("implicit").glob("*") if (p / "model.safetensors").exists()), key=lambda p: p.name)
+    rows, ref_values, policy_md5 = [], None, md5_dir(policy)
+    for path in found:
+        info = json.loads((path / "implicit.json").read_text())
+        if info["ref_md5"] != policy_md5:
+            log.warning(f"implicit PRM {path.name} was trained against another reference checkpoint: skipped")
+            continue
+        tok = AutoTokenizer.from_pretrained(path)
+
+        def values(model):
+            return tuple(step_values(model, tok, f["prompt"].to_list(), f["steps"].to_list(), info["separator"], config.batch_size)
+                         for f in (pb, bon))
+
+        if ref_values is None:
+            ref_values = values(AutoModelForCausalLM.from_pretrained(policy))
+        theta = values(AutoModelForCausalLM.from_pretrained(path))
+        row, pb_scores, bon_steps = implicit_scores(pb, (theta[0], ref_values[0]), bon, (theta[1], ref_values[1]), info["coef"])
+        name = f"implicit_{path.name}"
+        row.update(label_set=name, flops=info["flops"], responses_per_problem=info["responses_per_problem"])
+        write_parquet(per_sample(pb, pb_scores, row["tau"]), samples / "processbench" / f"{name}.parquet")
+        write_parquet(per_sample(bon, bon_steps), samples / "bon" / f"{name}.parquet")
+        rows.append(row)
+        if info.get("mlflow_run_id"):
+            mlflow = tracking.experiment(EXPERIMENT)
+            with mlflow.start_run(run_id=info["mlflow_run_id"]):
+                mlflow.log_metrics({k: float(v) for k, v in row.items() if isinstance(v, (int, float)) and not isinstance(v, bool)})
+    return rows
+
+
+def _sweep_plot(sweep: pl.DataFrame):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5, 3.2))
+    m = sweep["responses_per_problem"].to_list()
+    ax.plot(m, sweep["bon_ref_r"].to_list(), "o-", label="best-of-N (w/ ref, r_k, min)")
+    ax.plot(m, sweep["f1"].to_list(), "s-", label="ProcessBench-style F1")
+    ax.axhline(sweep["majority"][0], color="gray", ls="--", label="majority vote")
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("responses per question (CE)")
+    ax.set_title("implicit PRM (CE): responses per question", fontsize=9)
+    ax.legend(fontsize=7)
+    return fig
+
+
 @dg.asset(
-    deps=[dg.AssetDep("prm_model", partition_mapping=ALL_LABEL_SETS), "benchmark_sets"],
-    code_version="2",
+    deps=[dg.AssetDep("prm_model", partition_mapping=ALL_LABEL_SETS), dg.AssetDep("implicit_prm", partition_mapping=ALL_LABEL_SETS),
+          "benchmark_sets"],
+    code_version="3",
     group_name="evaluation",
     kinds={"polars", "mlflow"},
     description="Per PRM: ProcessBench-style F1 (test; τ from dev, and τ=0.5), best-of-N (min, last, weighted vote vs majority, pass@N, greedy), real ProcessBench F1, PRMBench PRMScore; per-sample step scores under reports/per_sample/.",
@@ -139,9 +252,23 @@ def benchmark_scores(context: dg.AssetExecutionContext, config: BenchmarkConfig,
                 mlflow = tracking.experiment(EXPERIMENT)
                 with mlflow.start_run(run_id=training["mlflow_run_id"]):
                     mlflow.log_metrics({k: float(v) for k, v in row.items() if isinstance(v, (int, float)) and not isinstance(v, bool)})
+        if have_sets:
+            implicit_rows = score_implicit(storage, config, pb, bon, samples, tracking, context.log)
+            rows += implicit_rows
+            for r in implicit_rows:
+                key = r["label_set"].replace("implicit_", "implicit.")
+                summary.update({f"{key}.f1": r["f1"], f"{key}.f1_tau05": r["f1_tau05"], f"{key}.tau": r["tau"],
+                                f"{key}.bon": r["bon_ref_r"], f"{key}.bon_vote": r["prm_min_vote"],
+                                f"{key}.cost_flops": r["flops"],
+                                **{f"{key}.bon_{v}": r[f"bon_{v}"] for v in ("ref_q", "noref_r", "noref_q")}})
     if not rows:
-        raise ValueError("no PRM to benchmark: materialize `prm_model` first")
-    scores = pl.DataFrame(rows)
+        raise ValueError("no PRM to benchmark: materialize `prm_model` or `implicit_prm` first")
+    if have_sets:
+        flops = prm_flops(storage, rows)
+        for r in rows:
+            r["flops"] = flops.get(r["label_set"], r.get("flops"))
+        summary.update(flop_summary(rows))
+    scores = pl.from_dicts(rows, infer_schema_length=None)
     real_table = pl.concat(real_rows) if real_rows else None
     prm_table = pl.concat(prm_rows) if prm_rows else None
     metadata = {"processbench_real": (table(real_table.with_columns(pl.col(pl.Float64).round(3))) if real_table is not None
@@ -161,8 +288,12 @@ def benchmark_scores(context: dg.AssetExecutionContext, config: BenchmarkConfig,
         if "scan" in by and "vanilla" in by:
             summary["prm.scan_minus_vanilla_f1"] = by["scan"]["f1"] - by["vanilla"]["f1"]
         show = scores.select("label_set", "f1", "f1_tau05", "tau", "acc_err", "acc_cor", "prm_min", "prm_min_stderr",
-                             "prm_min_vote", "prm_last", "pair_order", "majority", "pass_at_n", "greedy")
-        metadata.update(comparison=table(show.with_columns(pl.col(pl.Float64).round(3))), comparison_plot=plot_md(_plot(scores)))
+                             "prm_min_vote", "prm_last", "pair_order", "majority", "pass_at_n", "greedy", "flops")
+        metadata.update(comparison=table(show.with_columns(pl.col(pl.Float64).exclude("flops").round(3))),
+                        comparison_plot=plot_md(_plot(scores)))
+        sweep = scores.filter(pl.col("label_set").str.starts_with("implicit_ce")).sort("responses_per_problem")
+        if sweep.height > 1:
+            metadata["implicit_ce_responses_per_problem"] = plot_md(_sweep_plot(sweep))
     else:  # real data: the real ProcessBench only
         metadata["comparison"] = table(scores)
     write_parquet(scores, storage.root / "reports" / "benchmark_scores.parquet")

@@ -9,7 +9,7 @@ from pydantic import Field
 from assets.common.metadata import Timer, cost, is_current, mark_current
 from assets.common.resources import DomainResource, StorageResource
 
-CODE_VERSION = "1"
+CODE_VERSION = "2"  # 2: records its training tokens (train_report.json) for the FLOPs
 
 
 class BackboneModelConfig(dg.Config):
@@ -32,7 +32,7 @@ def prm_backbone(context: dg.AssetExecutionContext, config: BackboneModelConfig,
                  domain: DomainResource) -> dg.MaterializeResult:
     from prm_core.domains import has_exact_labeller
     from prm_core.generation.policy import save_policy
-    from prm_core.lineage.storage import local_copy, md5_dir
+    from prm_core.lineage.storage import local_copy, md5_dir, write_json
     from prm_core.prm.backbone import BackboneConfig, train_backbone
 
     dom = domain.get()
@@ -55,6 +55,7 @@ def prm_backbone(context: dg.AssetExecutionContext, config: BackboneModelConfig,
         else:
             model, tokenizer, pcfg, report = train_backbone(local_copy(policy), dom, cfg)
             save_policy(model, tokenizer, pcfg, path)
+            write_json(asdict(report), path / "train_report.json")  # its tokens are part of every MC PRM's FLOPs
             mark_current(path / "model.safetensors", fingerprint)
     storage.set_model("prm_backbone", path)
     return dg.MaterializeResult(metadata={

@@ -93,6 +93,7 @@ def prm_model(context: dg.AssetExecutionContext, config: PRMModelConfig, storage
     from prm_core.lineage.storage import atomic_dir, frame_md5, local_copy, md5_dir, read_parquet
     from prm_core.prm.corpus import examples
     from prm_core.prm.discriminative import PRMTrainConfig, init_prm, train_prm
+    from prm_core.prm.encoding import encode_many, separator_id
 
     cfg = PRMTrainConfig(steps=config.steps, batch_size=config.batch_size, lr_head=config.lr_head, lr_body=config.lr_body,
                          freeze_backbone=config.freeze_backbone, seed=config.seed,
@@ -125,7 +126,10 @@ def prm_model(context: dg.AssetExecutionContext, config: PRMModelConfig, storage
                 model = init_prm(backbone, tokenizer, config.separator, seed=config.seed, features=config.features,
                                  hidden_term=config.hidden_term)
                 losses = train_prm(model, tokenizer, examples(corpus), config.separator, cfg)
+        encoded = encode_many(tokenizer, corpus["prompt"].to_list(), corpus["steps"].to_list(),
+                              separator_id(tokenizer, config.separator), cfg.max_length)
         info = {"label_set": label_set, "sequences": corpus.height, "steps_labelled": int(corpus["steps"].list.len().sum()),
+                "corpus_tokens": sum(len(e.input_ids) for e in encoded),  # the frozen feature forward's tokens (FLOPs)
                 "hard_negatives": int((corpus["source"] == "hard_negative").sum()), "train_seconds": round(t.seconds, 2),
                 "loss_first": sum(losses[:20]) / max(1, len(losses[:20])), "loss_last": sum(losses[-50:]) / max(1, len(losses[-50:])),
                 "features": config.features, "hidden_term": config.hidden_term, "launcher": config.launcher, **launched}

@@ -72,11 +72,32 @@ def run_config(args: argparse.Namespace) -> dict:
             "prm_backbone": {"config": {"train_steps": args.backbone_steps, "seed": args.seed,
                                         "pretrained": args.prm_backbone or ""}},
             "prm_model": {"config": {"steps": args.prm_steps, "seed": args.seed}},
+            "implicit_prm": {"config": {"seed": args.seed}},
             "benchmark_scores": {"config": {"real_processbench": args.processbench or "",
                                             "real_prmbench": args.prmbench or ""}},
         },
         "loggers": {"console": {"config": {"log_level": args.log_level}}},
     }
+
+
+def implicit_ranges(spec: str) -> list[list[str]]:
+    """The implicit losses to train (`ce,dpo`, `all`, `none`) as runs of contiguous partition keys (one Dagster run
+    covers one range)."""
+    from assets.common.partitions import implicit_losses
+
+    order = implicit_losses.get_partition_keys()
+    wanted = [] if spec == "none" else order if spec == "all" else [s.strip() for s in spec.split(",") if s.strip()]
+    bad = [w for w in wanted if w not in order]
+    if bad:
+        raise SystemExit(f"prm: unknown implicit losses {bad}; choose from {', '.join(order)}, `all` or `none`")
+    ranges: list[list[str]] = []
+    for key in order:
+        if key in wanted:
+            if ranges and order.index(ranges[-1][-1]) == order.index(key) - 1:
+                ranges[-1].append(key)
+            else:
+                ranges.append([key])
+    return ranges
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -102,16 +123,18 @@ def cmd_run(args: argparse.Namespace) -> int:
           f"DAGSTER_HOME={os.environ['DAGSTER_HOME']}", file=sys.stderr)
     arith = os.environ.get("PRM_DOMAIN", "arith") == "arith"
     from assets.common.partitions import label_sets
-    from orchestration.jobs import PRM_STAGE, SHARD_STAGE, TEXT_SHARD_STAGE
+    from orchestration.jobs import IMPLICIT_STAGE, PRM_STAGE, SHARD_STAGE, TEXT_SHARD_STAGE
 
     sets = label_sets.get_partition_keys() if arith else [k for k in label_sets.get_partition_keys() if k != "oracle"]
     first = SHARD_STAGE if arith else TEXT_SHARD_STAGE
-    stages = [("default_pipeline" if arith else "text_pipeline", keys, first), ("prm_pipeline", sets, PRM_STAGE)]
+    stages = [("default_pipeline" if arith else "text_pipeline", keys, first)]
+    stages += [("implicit_pipeline", r, IMPLICIT_STAGE) for r in implicit_ranges(args.implicit_losses)]
+    stages += [("prm_pipeline", sets, PRM_STAGE)]
     selection = [dg.AssetKey(a.strip()) for a in args.assets.split(",")] if args.assets else None
     config = run_config(args)
-    unknown = {k.to_user_string() for k in selection or []} - set(first) - set(PRM_STAGE)
+    unknown = {k.to_user_string() for k in selection or []} - set(first) - set(IMPLICIT_STAGE) - set(PRM_STAGE)
     if unknown:
-        raise SystemExit(f"prm: unknown assets {sorted(unknown)}; the pipeline's are {first + PRM_STAGE}")
+        raise SystemExit(f"prm: unknown assets {sorted(unknown)}; the pipeline's are {first + IMPLICIT_STAGE + PRM_STAGE}")
     for job_name, partition_keys, names in stages:  # a Dagster run covers one partition range: shards, then label sets
         job = defs().resolve_job_def(job_name)
         job_keys = {dg.AssetKey(n) for n in names}
@@ -249,6 +272,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--bon-problems", type=int, default=500, help="held-out problems for best-of-N")
     run.add_argument("--backbone-steps", type=int, default=400, help="extra LM steps that make the PRM backbone")
     run.add_argument("--prm-steps", type=int, default=600, help="PRM training steps")
+    run.add_argument("--implicit-losses", default="ce,dpo",
+                     help="implicit PRMs to train from outcome labels: a list of ce,dpo,kto,nca, `all` or `none`")
     run.add_argument("--processbench", default=None,
                      help="folder of the real ProcessBench split files (default ../shared/data/processbench)")
     run.add_argument("--prmbench", default=None,

@@ -13,7 +13,7 @@ from assets.common.resources import (
     TrackingResource,
     default_data_dir,
 )
-from orchestration.jobs import default_pipeline, prm_pipeline, text_pipeline
+from orchestration.jobs import default_pipeline, implicit_pipeline, prm_pipeline, text_pipeline
 from orchestration.release_job import release_job
 from orchestration.sensors import new_problem_files
 
@@ -39,7 +39,7 @@ def defs() -> dg.Definitions:
     return dg.Definitions(
         assets=dg.load_assets_from_package_module(assets),
         asset_checks=dg.load_asset_checks_from_package_module(assets),
-        jobs=[default_pipeline, text_pipeline, prm_pipeline, release_job],
+        jobs=[default_pipeline, text_pipeline, implicit_pipeline, prm_pipeline, release_job],
         sensors=[new_problem_files],
         resources=resources_for(os.environ.get("PRM_ENV", "local")),
     )

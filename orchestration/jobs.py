@@ -1,8 +1,9 @@
 """Jobs: each runs its assets in one process (one engine start per run; 2 cores well used).
 
-A Dagster run covers one partition range, so the pipeline is two runs that `prm run` chains: the shard stage
-(per problem-pool shard, plus the benchmark sets and the PRM backbone, made while the engine is up) and the PRM
-stage (per label set: vanilla, scan, oracle).
+A Dagster run covers one partition range, so the pipeline is three runs that `prm run` chains: the shard stage
+(per problem-pool shard, plus the benchmark sets and the PRM backbone, made while the engine is up), the implicit
+stage (per outcome loss: ce, dpo, kto, nca) and the PRM stage (per label set: vanilla, scan, oracle; its
+benchmark scores every PRM of both).
 """
 
 import dagster as dg
@@ -14,8 +15,9 @@ SHARD_STAGE = [
     "self_confidence", "mc_estimates", "denoised_labels", "label_audit", "label_exports",
     "benchmark_sets", "prm_backbone",
 ]
+IMPLICIT_STAGE = ["implicit_prm"]
 PRM_STAGE = ["filtered_corpus", "prm_model", "benchmark_scores", "prm_exports", "run_summary"]
-PIPELINE_ASSETS = SHARD_STAGE + PRM_STAGE
+PIPELINE_ASSETS = SHARD_STAGE + IMPLICIT_STAGE + PRM_STAGE
 EXACT_ONLY = ("step_truth", "label_audit", "benchmark_sets")  # need the exact step labeller of the arith testbed
 TEXT_SHARD_STAGE = [a for a in SHARD_STAGE if a not in EXACT_ONLY]  # real data sets
 
@@ -32,6 +34,13 @@ text_pipeline = dg.define_asset_job(
     selection=dg.AssetSelection.assets(*TEXT_SHARD_STAGE),
     executor_def=dg.in_process_executor,
     description="Real data (GSM8K, MATH, files): the same without the exact truth and the audit (math-verify grades).",
+)
+
+implicit_pipeline = dg.define_asset_job(
+    "implicit_pipeline",
+    selection=dg.AssetSelection.assets(*IMPLICIT_STAGE),
+    executor_def=dg.in_process_executor,
+    description="Per outcome loss (ce, dpo, kto, nca): an implicit PRM from the rollouts' outcome labels (MLflow).",
 )
 
 prm_pipeline = dg.define_asset_job(

@@ -10,3 +10,7 @@ shard_backfill = dg.BackfillPolicy.single_run()
 # the label sets a PRM is trained on: the two MC methods and the exact-label ceiling
 label_sets = dg.StaticPartitionsDefinition(["vanilla", "scan", "oracle"])
 label_set_backfill = dg.BackfillPolicy.single_run()
+
+# the implicit PRM's outcome losses (algorithms.md §4.2): one model each
+implicit_losses = dg.StaticPartitionsDefinition(["ce", "dpo", "kto", "nca"])
+implicit_loss_backfill = dg.BackfillPolicy.single_run()

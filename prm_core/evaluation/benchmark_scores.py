@@ -85,3 +85,34 @@ def per_sample(frame: pl.DataFrame, step_scores: list[list[float]], tau: float |
         out = out.with_columns(prediction=pl.Series([predict_first_error(s, tau) for s in step_scores], dtype=pl.Int32),
                                tau=pl.lit(tau))
     return out
+
+
+def sigmoid_rows(rows: list[list[float]]) -> list[list[float]]:
+    """σ of every value (numerically stable both ways)."""
+    import math
+
+    return [[1 / (1 + math.exp(-v)) if v >= 0 else math.exp(v) / (1 + math.exp(v)) for v in row] for row in rows]
+
+
+IMPLICIT_VARIANTS = (("ref", "r"), ("ref", "q"), ("noref", "r"), ("noref", "q"))  # algorithms.md §4.4
+
+
+def implicit_scores(pb: pl.DataFrame, pb_values: tuple, bon: pl.DataFrame, bon_values: tuple, coef: float):
+    """An implicit PRM on both benchmarks, from cumulative log-probs (θ's, ref's) per step of every sample.
+
+    ProcessBench-style: step scores σ(Q_k) through `processbench_scores` (the other PRMs' rule). Best-of-N: the
+    paper's default (w/ ref, step reward r_k, min) fills the usual columns, incl. the weighted vote on σ(min r_k);
+    all four {w/, w/o ref} × {r_k, Q_k} min variants are added as `bon_<ref>_<r|q>`. Returns the row and the
+    step scores behind it (ProcessBench σ(Q_k), best-of-N σ(r_k)) for the per-sample tables."""
+    from prm_core.prm.implicit import implicit_rewards
+
+    pb_scores = sigmoid_rows(implicit_rewards(pb_values[0], pb_values[1], coef)["q"])
+    row = processbench_scores(pb, pb_scores)
+    variants = {}
+    for ref_name, kind in IMPLICIT_VARIANTS:
+        values = implicit_rewards(bon_values[0], bon_values[1] if ref_name == "ref" else None, coef)[kind]
+        variants[f"{ref_name}_{kind}"] = sigmoid_rows(values)
+    row.update(bon_scores(bon, variants["ref_r"]))
+    for name, scores in variants.items():
+        row[f"bon_{name}"] = best_of_n(candidates(bon, scores), "prm_min").accuracy
+    return row, pb_scores, variants["ref_r"]

@@ -8,7 +8,6 @@ seconds: learning goes through a sharp phase transition below ~900 steps.
 
 from __future__ import annotations
 
-import math
 import random
 import time
 from dataclasses import asdict, dataclass
@@ -16,7 +15,7 @@ from pathlib import Path
 
 from prm_core.domains.base import ExactDomain
 from prm_core.runtime.device import autocast, default_device
-from prm_core.runtime.training import adamw, loss_ema, optimise
+from prm_core.runtime.training import adamw, loss_ema, optimise, warmup_cosine
 
 
 @dataclass(frozen=True)
@@ -109,10 +108,7 @@ def _batches(domain: ExactDomain, tokenizer, cfg: PolicyConfig):
 
 def lr_at(step: int, cfg: PolicyConfig) -> float:
     """Linear warm-up, then cosine decay to `min_lr_ratio` of the peak over the step budget."""
-    if step < cfg.warmup_steps:
-        return cfg.lr * (step + 1) / cfg.warmup_steps
-    t = (step - cfg.warmup_steps) / max(1, cfg.train_steps - cfg.warmup_steps)
-    return cfg.lr * (cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * min(1.0, t))))
+    return warmup_cosine(step, cfg.lr, cfg.warmup_steps, cfg.train_steps, cfg.min_lr_ratio)
 
 
 def train_policy(domain: ExactDomain, tokenizer, cfg: PolicyConfig, model=None) -> tuple[object, TrainReport]:

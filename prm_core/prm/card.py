@@ -61,3 +61,43 @@ def prm_card(label_set: str, training: dict, metrics: dict, separator: str, name
                            label_note=LABEL_NOTES.get(label_set, "user labels"),
                            sequences=training.get("sequences"), hard_negatives=training.get("hard_negatives"),
                            steps_labelled=training.get("steps_labelled"), train=train, separator=separator, metrics=rows)
+
+
+IMPLICIT_CARD = """---
+library_name: transformers
+pipeline_tag: text-generation
+tags: [process-reward-model, implicit-prm, prm-foundry]
+---
+# prm-foundry-implicit-{loss}
+
+An implicit PRM from PRM Foundry: a causal LM θ trained with the **{loss}** loss on outcome labels only
+(β = {beta}), against the frozen reference π_ref = the checkpoint it started from (`{ref}`, md5 `{ref_md5}`).
+No step labels and no MC rollouts were used.
+
+## Use: step rewards from two causal LMs
+
+```python
+from transformers import AutoModelForCausalLM, AutoTokenizer
+tok = AutoTokenizer.from_pretrained(path)
+theta = AutoModelForCausalLM.from_pretrained(path)
+ref = AutoModelForCausalLM.from_pretrained(REFERENCE)  # the exact reference checkpoint above
+# ids = tok(prompt).input_ids; for each step: ids += tok(step, add_special_tokens=False).input_ids + [sep_id]
+# sep_id = tok({separator!r}, add_special_tokens=False).input_ids[-1]
+# δ_i = log θ(y_i | y_<i) − log ref(y_i | y_<i) over response tokens (after the prompt)
+# Q_k = coef · Σ δ_i up to step k's separator;  r_k = Q_k − Q_(k−1);  coef = {coef}
+```
+
+Best-of-N: the response score is min_k r_k (the paper's default; min_k Q_k, and both without the reference, are
+reported too). ProcessBench-style: the first step with σ(Q_k) < τ, τ chosen on a dev split.
+
+## Data
+
+- responses: {responses} ({per_problem} per question), outcome labels from the domain's answer checker
+- {pairs_note}
+- optimizer steps: {steps}; trained tokens: {tokens_trained}
+- cost: {flops:.3g} FLOPs (data {data_flops:.3g} + training {train_flops:.3g})
+"""
+
+
+def implicit_card(**fields) -> str:
+    return IMPLICIT_CARD.format(**fields)

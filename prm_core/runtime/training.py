@@ -61,6 +61,16 @@ def optimise(opt, steps: int, loss_at: Callable[[int], object], lr_at: Callable[
     return losses
 
 
+def warmup_cosine(step: int, peak: float, warmup_steps: int, total_steps: int, min_lr_ratio: float) -> float:
+    """Linear warm-up to `peak`, then cosine decay to `min_lr_ratio`·peak at `total_steps`."""
+    import math
+
+    if step < warmup_steps:
+        return peak * (step + 1) / warmup_steps
+    t = (step - warmup_steps) / max(1, total_steps - warmup_steps)
+    return peak * (min_lr_ratio + (1 - min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * min(1.0, t))))
+
+
 def loss_ema(losses: list[float]) -> float:
     """The exponential moving average (0.95) of a loss curve: the smoothed final loss."""
     ema = None

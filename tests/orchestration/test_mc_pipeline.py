@@ -23,21 +23,22 @@ PRM_CONFIG = {
     "benchmark_sets": {"config": {"processbench_per_class": 3, "bon_problems": 4, "bon_n": 2}},
     "prm_backbone": {"config": {"train_steps": 5}},
     "prm_model": {"config": {"steps": 10, "batch_size": 4}},
+    "implicit_prm": {"config": {"batch_size": 4, "ce_sweep": [1]}},
     "benchmark_scores": {"config": {"real_processbench_label_sets": []}},
 }
 
 
 def materialize_pipeline(instance, data_dir, keys, generator=None):
     """Both stages of `prm run` on the tiny config: the shard run, then the label-set run. Returns both results."""
-    from assets.common.partitions import label_sets
-    from orchestration.jobs import PRM_STAGE, SHARD_STAGE
+    from assets.common.partitions import implicit_losses, label_sets
+    from orchestration.jobs import IMPLICIT_STAGE, PRM_STAGE, SHARD_STAGE
 
     resources = {"storage": StorageResource(base_dir=str(data_dir)), "domain": DomainResource(),
                  "generator": generator or GeneratorResource(engine="transformers"),
                  "tracking": TrackingResource(root=str(data_dir.parent))}
     ops = {**CONFIG["ops"], **PRM_CONFIG}
     results = []
-    for names, (first, last) in ((SHARD_STAGE, (keys[0], keys[-1])),
+    for names, (first, last) in ((SHARD_STAGE, (keys[0], keys[-1])), (IMPLICIT_STAGE, ("ce", "dpo")),
                                  (PRM_STAGE, (label_sets.get_partition_keys()[0], label_sets.get_partition_keys()[-1]))):
         results.append(dg.materialize(ALL_ASSETS, instance=instance, selection=names, resources=resources,
                                       run_config={"ops": {k: v for k, v in ops.items() if k in names}},
@@ -142,12 +143,12 @@ def test_prm_stage_trains_three_prms_scores_them_and_exports(tmp_path):
     """The label-set run after the shard run: corpora, three PRMs (MLflow-tracked), benchmark scores, exports."""
     import json
 
-    from transformers import AutoModelForTokenClassification, AutoTokenizer
+    from transformers import AutoModelForCausalLM, AutoModelForTokenClassification, AutoTokenizer
 
     data = tmp_path / "data"
     with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions(shards.name, KEYS)
-        _, prm = materialize_pipeline(instance, data, KEYS)
+        _, _, prm = materialize_pipeline(instance, data, KEYS)
     # the tiny policy's SCAN finds no error with K=2, so its corpus is empty and its PRM skipped (a warning says so)
     assert pl.read_parquet(data / "filtered_corpus" / "scan.parquet").is_empty()
     corpus = pl.read_parquet(data / "filtered_corpus" / "vanilla.parquet")
@@ -157,7 +158,7 @@ def test_prm_stage_trains_three_prms_scores_them_and_exports(tmp_path):
                 "bon.prm_min.vanilla", "bon.pass_at_n", "run.seconds"):
         assert 0.0 <= summary[key] <= (1.0 if key != "run.seconds" else 1e6), key
     scores = pl.read_parquet(data / "reports" / "benchmark_scores.parquet")
-    assert sorted(scores["label_set"]) == ["oracle", "vanilla"]
+    assert {"oracle", "vanilla"} <= set(scores["label_set"]) and "scan" not in set(scores["label_set"])
     for label_set in ("oracle", "vanilla"):  # per-sample tables: ProcessBench's fields + step scores + prediction
         per = pl.read_parquet(data / "reports" / "per_sample" / "processbench" / f"{label_set}.parquet")
         assert {"id", "problem", "steps", "label", "step_scores", "prediction", "tau"} <= set(per.columns)
@@ -177,3 +178,10 @@ def test_prm_stage_trains_three_prms_scores_them_and_exports(tmp_path):
     md = {k: v.value for k, v in [m for m in prm.get_asset_materialization_events()
                                   if m.asset_key == dg.AssetKey("benchmark_scores")][-1].materialization.metadata.items()}
     assert "comparison" in md and "comparison_plot" in md
+    # the implicit PRMs (CE always trains; DPO needs a question with both outcomes) join the same comparison
+    assert {"implicit_ce", "implicit_ce_m1"} <= set(scores["label_set"]) and "implicit_ce_responses_per_problem" in md
+    for key in ("implicit.ce.f1", "implicit.ce.bon", "implicit.cost_flops", "cost_flops.vanilla", "cost_flops.oracle"):
+        assert summary[key] >= 0, key
+    card = (data / "models" / "implicit" / "ce" / "README.md").read_text()
+    assert "Q_k = coef" in card and AutoModelForCausalLM.from_pretrained(data / "models" / "implicit" / "ce")
+    assert str(mlflow.MlflowClient().get_model_version_by_alias("prm-foundry-implicit-ce", "current").version)

@@ -1,0 +1,163 @@
+"""`implicit_prm`: one implicit PRM per outcome loss (CE, DPO, KTO, NCA), trained on the rollouts' outcome labels."""
+
+import json
+
+import dagster as dg
+import polars as pl
+from pydantic import Field
+
+from assets.common.metadata import Timer, cost, is_current, mark_current, read_shards, table
+from assets.common.partitions import implicit_loss_backfill, implicit_losses
+from assets.common.resources import DomainResource, StorageResource, TrackingResource
+
+CODE_VERSION = "1"
+EXPERIMENT = "prm-foundry-implicit"
+REGISTERED = "prm-foundry-implicit-{loss}"
+ALL_SHARDS = dg.AllPartitionMapping()
+
+
+class ImplicitPRMConfig(dg.Config):
+    beta: float = Field(default=0.05, description="β of ρ = β·log π_θ/π_ref (the paper's CE and DPO runs)")
+    lr: float = Field(default=2e-4, description="peak lr, cosine to 0.1× (tiny policy; the paper's 8B runs use 5e-7)")
+    epochs: int = 1
+    batch_size: int = Field(default=16, description="responses (CE, KTO) or pairs (DPO, NCA) per step")
+    responses_per_problem: int = Field(default=0, description="train on the first m responses of each question (1, 2, 4; "
+                                                              "0 = all N of `rollouts`)")
+    ce_sweep: list[int] = Field(default=[1, 2, 4], description="CE only: also train on the first m responses per question for "
+                                                               "each m (benchmark_scores plots them: more responses vs more questions)")
+    coef: float = Field(default=0.0, description="score scale: Q_k = coef·Σδ (0: coef = β, so σ(Q_T) is the ORM's probability)")
+    separator: str = Field(default="\n", description="step separator id appended after each step, as the other PRMs")
+    seed: int = 0
+    reuse: bool = Field(default=True, description="keep a model trained on the same rollouts, policy, config and code")
+
+
+def implicit_dir(storage: StorageResource, loss: str):
+    return storage.model_dir("implicit") / loss
+
+
+def outcomes(storage: StorageResource, dom, m: int):
+    """The rollouts' responses and outcome labels (the very responses the MC methods label), the first m per question
+    (all with m = 0), and their generated tokens."""
+    from prm_core.domains.problems import prompts_frame
+    from prm_core.prm.implicit import Outcome
+
+    roll = read_shards(storage.shard_tables("rollouts")).sort("shard", "problem_id", "sample_index")
+    if m > 0:
+        roll = roll.filter(pl.col("sample_index") < m)
+    prompts = dict(prompts_frame(dom, read_shards(storage.shard_tables("problem_pool"))).iter_rows())
+    data = [Outcome(p, prompts[p], list(s), bool(c)) for p, s, c in roll.select("problem_id", "steps", "correct").iter_rows()]
+    return data, int(roll["num_tokens"].sum())
+
+
+def train_one(storage: StorageResource, dom, config: ImplicitPRMConfig, loss: str, m: int, out, tracking=None,
+              run_id: str = "") -> dict | None:
+    """Train the implicit PRM of `loss` on the first m responses per question into `out`; its info (cost, MLflow),
+    or None when there is nothing to train on."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from prm_core.evaluation.flops import implicit_cost
+    from prm_core.lineage.storage import atomic_dir, local_copy, md5_dir
+    from prm_core.prm.card import implicit_card
+    from prm_core.prm.implicit import ImplicitConfig, preference_pairs, train_implicit
+    from prm_core.prm.losses import PAIRED
+
+    policy = local_copy(storage.model("policy"))
+    cfg = ImplicitConfig(loss=loss, beta=config.beta, lr=config.lr, epochs=config.epochs, batch_size=config.batch_size,
+                         seed=config.seed)
+    data, response_tokens = outcomes(storage, dom, m)
+    questions = len({o.problem_id for o in data})
+    if not data or (loss in PAIRED and not preference_pairs(data)):
+        return None  # e.g. a policy that is never both right and wrong on one question: no DPO/NCA signal
+    tokenizer = AutoTokenizer.from_pretrained(policy)
+    theta, ref = AutoModelForCausalLM.from_pretrained(policy), AutoModelForCausalLM.from_pretrained(policy)
+    with Timer() as t:
+        losses, stats = train_implicit(theta, ref, tokenizer, data, config.separator, cfg)
+    params = sum(p.numel() for p in theta.parameters())
+    flops = implicit_cost(response_tokens, stats["tokens_trained"], stats["tokens_ref"], params)
+    info = {"loss": loss, "beta": cfg.beta, "coef": config.coef or cfg.beta, "separator": config.separator,
+            "ref": str(storage.model("policy")), "ref_md5": md5_dir(policy), "responses_per_problem": m or len(data) // max(1, questions),
+            "response_tokens": response_tokens, "params": params, **stats, "train_seconds": round(t.seconds, 2),
+            "loss_first": sum(losses[:10]) / max(1, len(losses[:10])), "loss_last": sum(losses[-10:]) / max(1, len(losses[-10:])),
+            "flops": flops.total, "data_flops": flops.data, "train_flops": flops.training}
+    with atomic_dir(out) as tmp:
+        theta.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        (tmp / "README.md").write_text(implicit_card(
+            per_problem=m or "all", pairs_note=f"{stats['pairs']} (correct, incorrect) pairs" if stats["pairs"] else
+            "unpaired responses", **{k: info[k] for k in ("loss", "beta", "coef", "ref", "ref_md5", "separator", "responses",
+                                                          "steps", "tokens_trained", "flops")},
+            data_flops=flops.data, train_flops=flops.training))
+        if tracking is not None:
+            from assets.common.tracking import register
+
+            mlflow = tracking.experiment(EXPERIMENT)
+            with mlflow.start_run(run_name=f"implicit-{loss}") as run:
+                mlflow.set_tags({"loss": loss, "dagster_run_id": run_id, "kind": "implicit_prm"})
+                mlflow.log_params({**{k: v for k, v in config.model_dump().items() if k != "reuse"}, "loss": loss,
+                                   "ref": info["ref"]})
+                for i, v in enumerate(losses):
+                    mlflow.log_metric("train_loss", v, step=i)
+                mlflow.log_metrics({k: float(info[k]) for k in ("train_seconds", "loss_last", "flops", "tokens_trained")})
+                mlflow.log_artifacts(str(tmp), artifact_path="model")
+                name = REGISTERED.format(loss=loss)
+                version = register(name, f"{run.info.artifact_uri}/model", run.info.run_id,
+                                   ["current", f"dagster-{run_id[:8]}"], f"implicit PRM ({loss} on outcome labels)")
+                info.update(mlflow_run_id=run.info.run_id, mlflow_model=name, mlflow_version=version,
+                            mlflow_uri=mlflow.get_tracking_uri())
+        (tmp / "implicit.json").write_text(json.dumps({**info, "losses": losses}, indent=2))
+    return info
+
+
+@dg.asset(
+    partitions_def=implicit_losses,
+    backfill_policy=implicit_loss_backfill,
+    deps=[dg.AssetDep(a, partition_mapping=ALL_SHARDS) for a in ("rollouts", "problem_pool")] + ["policy_model"],
+    code_version=CODE_VERSION,
+    group_name="prm",
+    kinds={"pytorch", "transformers", "mlflow"},
+    description="Implicit PRM per loss: θ from the policy, π_ref = the same checkpoint frozen, ρ = β·log π_θ/π_ref "
+                "trained on outcome labels; step rewards r_k = Q_k − Q_{k−1} from its partial sums.",
+)
+def implicit_prm(context: dg.AssetExecutionContext, config: ImplicitPRMConfig, storage: StorageResource,
+                 domain: DomainResource, tracking: TrackingResource) -> dg.MaterializeResult:
+    from prm_core.lineage.storage import md5_dir, md5_file
+
+    inputs = {"rollouts": [md5_file(p) for p in storage.shard_tables("rollouts")], "policy": md5_dir(storage.model("policy"))}
+    per_loss, seconds = {}, 0.0
+    for loss in context.partition_keys:
+        out = implicit_dir(storage, loss)
+        fingerprint = {"code": CODE_VERSION, "loss": loss, "inputs": inputs,
+                       "config": config.model_dump(exclude={"reuse"})}
+        if config.reuse and is_current(out / "model.safetensors", fingerprint):
+            context.log.info(f"implicit PRM {loss} unchanged: reusing {out}")
+            per_loss[loss] = {"reused": True, **{k: v for k, v in json.loads((out / "implicit.json").read_text()).items()
+                                                 if k != "losses"}}
+            continue
+        with Timer() as t:
+            info = train_one(storage, domain.get(), config, loss, config.responses_per_problem, out, tracking, context.run_id)
+        if info is None:
+            context.log.warning(f"implicit PRM {loss}: no training data (no question with both outcomes): not trained")
+            per_loss[loss] = {"trained": False, "reason": "no training data"}
+            continue
+        mark_current(out / "model.safetensors", fingerprint)
+        per_loss[loss] = {"reused": False, **info}
+        seconds += t.seconds
+    if "ce" in context.partition_keys:  # the responses-per-question sweep (no registered model: a measurement)
+        for m in config.ce_sweep:
+            out = implicit_dir(storage, f"ce_m{m}")
+            fingerprint = {"code": CODE_VERSION, "loss": "ce", "m": m, "inputs": inputs, "config": config.model_dump(exclude={"reuse"})}
+            if not (config.reuse and is_current(out / "model.safetensors", fingerprint)):
+                with Timer() as t:
+                    trained = train_one(storage, domain.get(), config, "ce", m, out)
+                if trained is not None:
+                    mark_current(out / "model.safetensors", fingerprint)
+                seconds += t.seconds
+    rows = pl.from_dicts([{"loss": k, **{c: v.get(c) for c in ("responses", "pairs", "steps", "tokens_trained", "loss_first",
+                                                                "loss_last", "train_seconds", "flops")}} for k, v in per_loss.items()],
+                         infer_schema_length=None)
+    return dg.MaterializeResult(metadata={
+        "path": dg.MetadataValue.path(str(storage.model_dir("implicit"))),
+        "per_loss": dg.MetadataValue.json(per_loss),
+        "training": table(rows),
+        **cost(seconds),
+    })
