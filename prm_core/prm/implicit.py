@@ -23,8 +23,8 @@ from dataclasses import dataclass
 
 from prm_core.prm.encoding import Encoded, encode_many, separator_id
 from prm_core.prm.losses import LOSSES, PAIRED, ce_loss, dpo_loss, kto_loss, nca_loss
-from prm_core.runtime.device import default_device
-from prm_core.runtime.training import adamw, optimise, warmup_cosine
+from prm_core.runtime.device import autocast, default_device, device_type
+from prm_core.runtime.training import adamw, distributed, optimise, warmup_cosine
 
 
 @dataclass(frozen=True)
@@ -89,7 +89,8 @@ def _forward_logps(model, seqs: list[EncodedResponse], device):
         n = len(s.encoded.input_ids)
         ids[i, :n], mask[i, :n], response[i, s.start:n] = torch.tensor(s.encoded.input_ids), 1, True
     ids, mask, response = ids.to(device), mask.to(device), response.to(device)
-    logits = model(input_ids=ids, attention_mask=mask).logits[:, :-1].float()
+    with autocast(device, device_type(device) == "cuda"):  # bf16 on GPUs; log-softmax in fp32 either way
+        logits = model(input_ids=ids, attention_mask=mask).logits[:, :-1].float()
     lp = logits.gather(-1, ids[:, 1:, None])[..., 0] - logits.logsumexp(-1)  # log softmax at the next token
     lp = torch.cat([lp.new_zeros(len(seqs), 1), lp], 1)  # position i holds log π(ids_i | ids_<i)
     return torch.where(response, lp, torch.zeros_like(lp))
@@ -142,13 +143,20 @@ def train_implicit(model, ref, tokenizer, outcomes: list[Outcome], separator: st
     steps = len(batches)
     tokens = {"trained": 0, "ref": sum(len(s.encoded.input_ids) for s in seqs)}
 
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = adamw([{"params": params, "lr": cfg.lr}], device, betas=(0.9, 0.95), weight_decay=0.0)
+    acc, trained, rank, world = distributed(), model, 0, 1
+    if acc is not None:  # `accelerate launch`: data-parallel, each process its slice of every batch
+        trained, opt = acc.prepare(model, opt)
+        rank, world = acc.process_index, acc.num_processes
+
     def rho(idx: list[int]):
         batch = [seqs[i] for i in idx]
         tokens["trained"] += sum(len(s.encoded.input_ids) for s in batch)
-        return cfg.beta * (_forward_logps(model, batch, device).sum(-1) - ref_lp[idx])  # ρ = β·Σ δ_i
+        return cfg.beta * (_forward_logps(trained, batch, device).sum(-1) - ref_lp[idx])  # ρ = β·Σ δ_i
 
     def loss_at(step: int):
-        chunk = batches[step]
+        chunk = batches[step][rank::world] or batches[step][:1]  # a last batch smaller than the world: repeat one
         if cfg.loss in PAIRED:
             r = rho([w for w, _ in chunk] + [l for _, l in chunk])
             chosen, rejected = r[: len(chunk)], r[len(chunk):]
@@ -159,14 +167,14 @@ def train_implicit(model, ref, tokenizer, outcomes: list[Outcome], separator: st
         mism = _mismatched([seqs[i] for i in chunk])  # KTO: z = β·mean log π_θ/π_ref over (x', y), detached
         with torch.no_grad():
             kl = (_forward_logps(model, mism, device).sum(-1) - _forward_logps(ref, mism, device).sum(-1)).mean()
+            if acc is not None:
+                kl = acc.reduce(kl, reduction="mean")  # one baseline across processes
         tokens["ref"] += 2 * sum(len(s.encoded.input_ids) for s in mism)
         return kto_loss(r, labels[chunk], cfg.beta * kl)
 
-    params = [p for p in model.parameters() if p.requires_grad]
-    opt = adamw([{"params": params, "lr": cfg.lr}], device, betas=(0.9, 0.95), weight_decay=0.0)
     warmup = max(1, math.ceil(cfg.warmup_ratio * steps))
     losses = optimise(opt, steps, loss_at, lambda step, lr: warmup_cosine(step, lr, warmup, steps, cfg.min_lr_ratio),
-                      params, f"train implicit PRM ({cfg.loss})")
+                      params, f"train implicit PRM ({cfg.loss})", accelerator=acc)
     model.eval()
     stats = {"responses": len(outcomes), "pairs": len(units) if cfg.loss in PAIRED else 0, "steps": steps,
              "tokens_trained": tokens["trained"], "tokens_ref": tokens["ref"]}
