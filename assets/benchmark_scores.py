@@ -111,7 +111,7 @@ def score_implicit(storage: StorageResource, config: "BenchmarkConfig", pb: pl.D
 
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from assets.implicit_prm import EXPERIMENT, implicit_dir
+    from assets.implicit_prm import EXPERIMENT
     from prm_core.evaluation.benchmark_scores import implicit_scores, per_sample
     from prm_core.lineage.storage import local_copy, md5_dir, write_parquet
     from prm_core.prm.implicit import step_values

@@ -5,8 +5,8 @@ import pytest
 
 from prm_core.domains.arith import ArithDomain
 from prm_core.domains.problems import problems_frame
-from prm_core.generation.sampling import GenerationStats, Sample, SamplingSpec
 from prm_core.generation.rollouts import sample_rollouts
+from prm_core.generation.sampling import GenerationStats, Sample, SamplingSpec
 from prm_core.labels.self_confidence import fresh_self_confidence, sc_bucket, self_confidence
 
 D = ArithDomain()

@@ -29,8 +29,8 @@ PRM_CONFIG = {
 
 
 def materialize_pipeline(instance, data_dir, keys, generator=None):
-    """Both stages of `prm run` on the tiny config: the shard run, then the label-set run. Returns both results."""
-    from assets.common.partitions import implicit_losses, label_sets
+    """The three stages of `prm run` on the tiny config (shards, implicit losses ce..dpo, label sets); their results."""
+    from assets.common.partitions import label_sets
     from orchestration.jobs import IMPLICIT_STAGE, PRM_STAGE, SHARD_STAGE
 
     resources = {"storage": StorageResource(base_dir=str(data_dir)), "domain": DomainResource(),
