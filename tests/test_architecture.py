@@ -18,6 +18,7 @@ ALLOWED = {
     "labels": {"generation", "domains", "lineage", "runtime"},
     "prm": {"generation", "domains", "lineage", "runtime"},
     "evaluation": {"prm", "labels", "generation", "domains", "lineage", "runtime"},
+    "active": {"prm", "labels", "generation", "domains", "lineage", "runtime"},  # beside evaluation
 }
 
 

@@ -137,6 +137,18 @@ def _step_rows(model, tokenizer, encoded: list[Encoded], device, batch_size: int
     return out
 
 
+def step_inputs(model, tokenizer, prompts: list[str], steps: list[list[str]], separator: str, max_length: int = 512):
+    """Per response, what a head on this frozen PRM reads at each step: [hidden ; LM features], [T, H (+ F)]
+    (ActPRM's ensemble heads train on these, computed once)."""
+    import torch
+
+    device = default_device()
+    model.to(device).eval()
+    encoded = encode_many(tokenizer, prompts, steps, separator_id(tokenizer, separator), max_length)
+    rows = _step_rows(model, tokenizer, encoded, device)
+    return [(h if f is None else torch.cat([h, f], -1)).cpu() for h, f in rows]
+
+
 def _batch_order(encoded: list[Encoded], cfg: PRMTrainConfig, rng):
     """An endless stream of example-index batches: shuffled epochs; when fine-tuning, length-bucketed."""
     order: list[int] = []
