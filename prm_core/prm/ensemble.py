@@ -49,7 +49,16 @@ class EnsembleHeads(PreTrainedModel):
         for w in self.weights:
             nn.init.normal_(w, std=1 / (2 * math.sqrt(w.shape[1])))
         self.register_buffer("anchor", self.flat().detach().clone(), persistent=True)  # φ_init
+        # inputs are standardised with the training pool's statistics, saved with the heads
+        self.register_buffer("input_mean", torch.zeros(config.input_size), persistent=True)
+        self.register_buffer("input_std", torch.ones(config.input_size), persistent=True)
         self.post_init()
+
+    def set_input_stats(self, inputs: list[torch.Tensor]) -> None:
+        """Standardise every input column with the mean and std of `inputs` (the pool's step inputs)."""
+        stacked = torch.cat(inputs).float()
+        self.input_mean.copy_(stacked.mean(0))
+        self.input_std.copy_(stacked.std(0) + 1e-6)
 
     def _init_weights(self, module):  # the heads initialise themselves above; nothing to redo on load
         pass
@@ -58,7 +67,8 @@ class EnsembleHeads(PreTrainedModel):
         return torch.cat([p.reshape(-1) for p in [*self.weights, *self.biases]])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = x.float().unsqueeze(0).expand(self.config.num_heads, *x.shape)
+        x = (x.float() - self.input_mean) / self.input_std
+        h = x.unsqueeze(0).expand(self.config.num_heads, *x.shape)
         for i, (w, b) in enumerate(zip(self.weights, self.biases)):
             h = torch.einsum("end,edk->enk", h, w) + b
             if i < len(self.weights) - 1:
