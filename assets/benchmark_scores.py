@@ -38,12 +38,15 @@ def _plot(scores: pl.DataFrame):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (a, b) = plt.subplots(1, 2, figsize=(9, 3.2))
+    fig, (a, b) = plt.subplots(1, 2, figsize=(11, 3.8))
+    for ax in (a, b):
+        ax.tick_params(axis="x", rotation=45, labelsize=7)
     names = scores["label_set"].to_list()
     a.bar(names, scores["f1"].to_list(), color="tab:blue")
     a.set_title("ProcessBench-style F1 (test, dev τ)")
     a.set_ylim(0, 1)
-    b.bar(names, scores["prm_min"].to_list(), yerr=scores["prm_min_stderr"].to_list(), color="tab:green")
+    b.bar(names, scores["prm_min"].fill_null(0.0).to_list(), yerr=scores["prm_min_stderr"].fill_null(0.0).to_list(),
+          color="tab:green")
     b.axhline(scores["majority"][0], color="gray", ls="--", label="majority")
     b.axhline(scores["pass_at_n"][0], color="black", ls=":", label="pass@N")
     b.set_title("best-of-N, prm_min")
@@ -166,7 +169,7 @@ def _sweep_plot(sweep: pl.DataFrame):
 
 @dg.asset(
     deps=[dg.AssetDep("prm_model", partition_mapping=ALL_LABEL_SETS), dg.AssetDep("implicit_prm", partition_mapping=ALL_LABEL_SETS),
-          "benchmark_sets"],
+          "benchmark_sets", "active_prm"],
     code_version="3",
     group_name="evaluation",
     kinds={"polars", "mlflow"},
@@ -261,6 +264,9 @@ def benchmark_scores(context: dg.AssetExecutionContext, config: BenchmarkConfig,
                                 f"{key}.bon": r["bon_ref_r"], f"{key}.bon_vote": r["prm_min_vote"],
                                 f"{key}.cost_flops": r["flops"],
                                 **{f"{key}.bon_{v}": r[f"bon_{v}"] for v in ("ref_q", "noref_r", "noref_q")}})
+    actprm = storage.root / "reports" / "actprm_scores.parquet"
+    if have_sets and actprm.exists():  # ActPRM (active_prm: its own runs against full data and random) in the same table
+        rows += read_parquet(actprm).to_dicts()
     if not rows:
         raise ValueError("no PRM to benchmark: materialize `prm_model` or `implicit_prm` first")
     if have_sets:
@@ -281,7 +287,7 @@ def benchmark_scores(context: dg.AssetExecutionContext, config: BenchmarkConfig,
         first = rows[0]
         summary.update({"bon.majority": first["majority"], "bon.pass_at_n": first["pass_at_n"], "bon.pass_at_1": first["first"],
                         "bon.greedy": first["greedy"], "bon.problems": first["n_problems"], "bon.n": first["n"],
-                        "bon.stderr": max(r["prm_min_stderr"] for r in rows)})
+                        "bon.stderr": max(r.get("prm_min_stderr") or 0.0 for r in rows)})
         by = {r["label_set"]: r for r in rows}
         if "scan" in by and "oracle" in by and by["oracle"]["f1"] > 0:
             summary["prm.scan_over_oracle_f1"] = by["scan"]["f1"] / by["oracle"]["f1"]

@@ -17,6 +17,7 @@ import sys
 import warnings
 from pathlib import Path
 
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data-dir", default="data")

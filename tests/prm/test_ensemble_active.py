@@ -67,7 +67,7 @@ def test_regulariser_pulls_the_heads_toward_their_init():
     for lam in (0.0, 50.0):
         h = heads()
         train_on(h, list(x[:, None, :]), labels, ActiveConfig(batch_size=8, train=EnsembleTrainConfig(lr=1e-2, reg_lambda=lam)))
-        drift[lam] = float(((h.flat() - h.anchor) ** 2).mean())
+        drift[lam] = ((h.flat() - h.anchor) ** 2).mean().item()
     assert drift[50.0] < drift[0.0] / 5
 
 
