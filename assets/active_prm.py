@@ -18,7 +18,8 @@ ALL_SHARDS = dg.AllPartitionMapping()
 
 
 class ActivePRMConfig(dg.Config):
-    seeds: int = Field(default=3, description="seeds of the comparison (mean ± s.e.); seed 0's active PRM is released")
+    seeds: int = Field(default=3, description="seeds of the comparison (mean ± s.e.); seed 0 chooses the thresholds on "
+                                              "dev and its active PRM is released")
     heads: int = Field(default=16, description="ensemble heads E (the paper: 32)")
     lr: float = 3e-3
     batch_size: int = Field(default=16, description="trajectories per active-learning batch (one optimizer step each)")
@@ -101,8 +102,9 @@ def active_prm(context: dg.AssetExecutionContext, config: ActivePRMConfig, stora
         def evaluate(heads):
             return processbench_scores(pb, step_scores(heads, x_pb))
 
-        results = [compare_seed(x_pool, trajs, exact, evaluate, cfg, seed) for seed in range(config.seeds)]
-        main = results[0]
+        main = compare_seed(x_pool, trajs, exact, evaluate, cfg, 0)  # thresholds chosen once, on dev, at seed 0
+        results = [main] + [compare_seed(x_pool, trajs, exact, evaluate, cfg, seed, (main.delta_pred, main.delta_std))
+                            for seed in range(1, config.seeds)]
         bon_row = bon_scores(bon, step_scores(main.heads, x_bon))
         truth = dict(zip((t.response_id for t in trajs), ExactJudge(dom).first_errors(trajs)))
         mc = None

@@ -3,7 +3,7 @@
 After `make run`: the pool is the rollouts (every response of every question), the judge the exact step checker,
 the heads an ensemble on the frozen PRM backbone's step inputs ([hidden ; LM features], standardised with the
 pool's statistics). For each seed: one pass with every trajectory labelled (full data); thresholds (δ_pred, δ_std)
-chosen on the ProcessBench-style **dev** split from a grid — the fewest labels whose dev F1 is within 0.01 of the
+chosen once (on seed 0) on the ProcessBench-style **dev** split from a grid — the fewest labels whose dev F1 is within 0.01 of the
 full-data dev F1 — then one active pass with them; then a random subset of the same size. F1 is the test split's
 at τ chosen on dev (the pipeline's rule). Prints per seed and mean ± s.e., and how often the selected trajectories
 really contain an error against the pool's rate.
@@ -63,8 +63,10 @@ def main() -> int:
         return processbench_scores(pb, step_scores(heads, x_pb))
 
     rows = []
-    for seed in range(args.seeds):
-        r = compare_seed(x_pool, trajs, lambda: ExactJudge(domain), evaluate, cfg, seed)
+    chosen_thresholds = None
+    for seed in range(args.seeds):  # thresholds chosen once on dev (seed 0), kept for the other seeds
+        r = compare_seed(x_pool, trajs, lambda: ExactJudge(domain), evaluate, cfg, seed, chosen_thresholds)
+        chosen_thresholds = (r.delta_pred, r.delta_std)
         by_id = {t.response_id: i for i, t in enumerate(trajs)}
         chosen = [by_id[d.response_id] for d in r.decisions if d.labelled]
         hit = sum(truth[i] >= 0 for i in chosen) / max(1, len(chosen))

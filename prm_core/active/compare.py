@@ -28,8 +28,8 @@ class CompareConfig:
     batch_size: int = 16
     reg_lambda: float = 0.5
     learning_probability: float = 1.0
-    grid_pred: tuple[float, ...] = (0.75, 0.8, 0.85, 0.9)
-    grid_std: tuple[float, ...] = (0.01, 0.03, 0.05, 0.1)
+    grid_pred: tuple[float, ...] = (0.75, 0.8, 0.85)
+    grid_std: tuple[float, ...] = (0.03, 0.05, 0.1)
     dev_tolerance: float = 0.01
 
     def active(self, select: bool = True, delta_pred: float = 0.9, delta_std: float = 0.01) -> ActiveConfig:
@@ -59,8 +59,10 @@ def new_heads(inputs: list[torch.Tensor], cfg: CompareConfig, seed: int) -> Ense
 
 
 def compare_seed(inputs: list[torch.Tensor], trajectories: list[Trajectory], make_judge: Callable[[], object],
-                 evaluate: Callable[[EnsembleHeads], dict], cfg: CompareConfig, seed: int) -> SeedResult:
-    """Full data, active (thresholds from dev) and random at the active run's budget, for one seed."""
+                 evaluate: Callable[[EnsembleHeads], dict], cfg: CompareConfig, seed: int,
+                 thresholds: tuple[float, float] | None = None) -> SeedResult:
+    """Full data, active and random at the active run's budget, for one seed. The thresholds are chosen on dev
+    here unless given (chosen once, on the first seed, and kept for the others)."""
 
     def run(select: bool, dp: float = 0.9, ds: float = 0.01):
         heads = new_heads(inputs, cfg, seed)
@@ -68,7 +70,8 @@ def compare_seed(inputs: list[torch.Tensor], trajectories: list[Trajectory], mak
         return heads, decisions, evaluate(heads)
 
     _, _, full = run(select=False)
-    tried = [(dp, ds, *run(True, dp, ds)) for dp in cfg.grid_pred for ds in cfg.grid_std]
+    grid = [thresholds] if thresholds else [(dp, ds) for dp in cfg.grid_pred for ds in cfg.grid_std]
+    tried = [(dp, ds, *run(True, dp, ds)) for dp, ds in grid]
     ok = [t for t in tried if t[4]["dev_f1"] >= full["dev_f1"] - cfg.dev_tolerance] or tried
     dp, ds, heads, decisions, active = min(ok, key=lambda t: (sum(d.labelled for d in t[3]), -t[4]["dev_f1"]))
     labelled = sum(d.labelled for d in decisions)

@@ -24,6 +24,7 @@ PRM_CONFIG = {
     "benchmark_sets": {"config": {"processbench_per_class": 3, "bon_problems": 4, "bon_n": 2}},
     "prm_backbone": {"config": {"train_steps": 5}},
     "active_prm": {"config": {"seeds": 2, "heads": 3, "grid_pred": [0.8], "grid_std": [0.05, 0.1]}},
+    "actprm_filtered_pool": {"config": {"problems": 4, "samples": 2, "max_new_tokens": 40}},
     "prm_model": {"config": {"steps": 10, "batch_size": 4}},
     "implicit_prm": {"config": {"batch_size": 4, "ce_sweep": [1]}},
     "benchmark_scores": {"config": {"real_processbench_label_sets": []}},
@@ -189,7 +190,8 @@ def test_prm_stage_trains_three_prms_scores_them_and_exports(tmp_path):
     assert str(mlflow.MlflowClient().get_model_version_by_alias("prm-foundry-implicit-ce", "current").version)
     # ActPRM ran in the shard stage against full data and random; its rows join the comparison
     for key in ("actprm.f1", "actprm.labels_used", "actprm.label_fraction", "actprm.full_data_f1", "actprm.random_f1",
-                "actprm.random_f1_se", "actprm.bon", "actprm.judge_tokens", "actprm.mc_judge.tokens"):
+                "actprm.random_f1_se", "actprm.bon", "actprm.judge_tokens", "actprm.mc_judge.tokens",
+                "actprm.filtered_pool.kept_fraction", "actprm.filtered_pool.f1"):
         assert key in summary, key
     assert {"actprm", "actprm_full_data", "actprm_random"} <= set(scores["label_set"])
     selection = pl.read_parquet(data / "reports" / "active_selection.parquet")
@@ -198,3 +200,4 @@ def test_prm_stage_trains_three_prms_scores_them_and_exports(tmp_path):
 
     heads = EnsembleHeads.from_pretrained(data / "models" / "active_prm")
     assert heads.config.num_heads == 3 and torch.isfinite(heads.flat()).all()
+    assert summary["actprm.filtered_pool.responses"] == 8 and (data / "models" / "actprm_final" / "model.safetensors").exists()
