@@ -151,7 +151,7 @@ def test_prm_stage_trains_three_prms_scores_them_and_exports(tmp_path):
     data = tmp_path / "data"
     with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions(shards.name, KEYS)
-        _, _, prm = materialize_pipeline(instance, data, KEYS)
+        shard, _, prm = materialize_pipeline(instance, data, KEYS)
     # the tiny policy's SCAN finds no error with K=2, so its corpus is empty and its PRM skipped (a warning says so)
     assert pl.read_parquet(data / "filtered_corpus" / "scan.parquet").is_empty()
     corpus = pl.read_parquet(data / "filtered_corpus" / "vanilla.parquet")
@@ -198,6 +198,8 @@ def test_prm_stage_trains_three_prms_scores_them_and_exports(tmp_path):
     assert selection.height == 12 and {"aleatoric", "epistemic", "judge_first_error", "true_first_error"} <= set(selection.columns)
     from prm_core.prm.ensemble import EnsembleHeads
 
+    checks = {c.check_name: c.passed for c in shard.get_asset_check_evaluations()}
+    assert checks["judged_only_when_selected"]  # `active_selection` published the table and checked it
     heads = EnsembleHeads.from_pretrained(data / "models" / "active_prm")
     assert heads.config.num_heads == 3 and torch.isfinite(heads.flat()).all()
     assert summary["actprm.filtered_pool.responses"] == 8 and (data / "models" / "actprm_final" / "model.safetensors").exists()
