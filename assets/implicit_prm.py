@@ -23,7 +23,7 @@ class ImplicitPRMConfig(dg.Config):
     batch_size: int = Field(default=16, description="responses (CE, KTO) or pairs (DPO, NCA) per step")
     responses_per_problem: int = Field(default=0, description="train on the first m responses of each question (1, 2, 4; "
                                                               "0 = all N of `rollouts`)")
-    ce_sweep: list[int] = Field(default=[1, 2, 4], description="CE only: also train on the first m responses per question for "
+    ce_sweep: list[int] = Field(default=[1, 2], description="CE only: also train on the first m responses per question for "
                                                                "each m (benchmark_scores plots them: more responses vs more questions)")
     coef: float = Field(default=0.0, description="score scale: Q_k = coef·Σδ (0: coef = β, so σ(Q_T) is the ORM's probability)")
     separator: str = Field(default="\n", description="step separator id appended after each step, as the other PRMs")

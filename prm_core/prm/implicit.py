@@ -135,7 +135,8 @@ def train_implicit(model, ref, tokenizer, outcomes: list[Outcome], separator: st
     labels = torch.tensor([o.correct for o in outcomes], dtype=torch.float, device=device)
     units = preference_pairs(outcomes) if cfg.loss in PAIRED else list(range(len(outcomes)))
     if not units:
-        raise ValueError(f"no training data for {cfg.loss!r}: {'no question has both a correct and an incorrect response' if cfg.loss in PAIRED else 'no responses'}")
+        why = "no question has both a correct and an incorrect response" if cfg.loss in PAIRED else "no responses"
+        raise ValueError(f"no training data for {cfg.loss!r}: {why}")
     batches = []
     for _ in range(cfg.epochs):  # each epoch a new shuffle, cut into batches
         shuffled = rng.sample(units, len(units))
