@@ -135,7 +135,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     unknown = {k.to_user_string() for k in selection or []} - set(first) - set(IMPLICIT_STAGE) - set(PRM_STAGE)
     if unknown:
         raise SystemExit(f"prm: unknown assets {sorted(unknown)}; the pipeline's are {first + IMPLICIT_STAGE + PRM_STAGE}")
-    for job_name, partition_keys, names in stages:  # a Dagster run covers one partition range: shards, then label sets
+    for job_name, partition_keys, names in stages:  # one Dagster run per partition range: shards, losses, label sets
         job = defs().resolve_job_def(job_name)
         job_keys = {dg.AssetKey(n) for n in names}
         chosen = [k for k in selection if k in job_keys] if selection else None

@@ -26,7 +26,7 @@ default_pipeline = dg.define_asset_job(
     "default_pipeline",
     selection=dg.AssetSelection.assets(*SHARD_STAGE),
     executor_def=dg.in_process_executor,
-    description="Arith testbed, per shard: pool -> policy -> rollouts -> exact step truth -> self-confidence -> MC estimates (vanilla, SCAN) -> labels -> audit; benchmark sets; PRM backbone.",
+    description="Arith testbed, per shard: pool -> policy -> rollouts -> exact step truth -> self-confidence -> MC estimates (vanilla, SCAN) -> labels -> audit; benchmark sets; PRM backbone; ActPRM (pool-based, its selection, one-shot).",
 )
 
 # real data sets have no exact step labeller: the same pipeline without `step_truth`
