@@ -64,14 +64,15 @@ def active_prm(context: dg.AssetExecutionContext, config: ActivePRMConfig, stora
 
     from transformers import AutoTokenizer
 
-    from assets.common.tracking import register
+    from assets.common.tracking import log_model
     from prm_core.active.compare import CompareConfig, compare_seed, new_heads
     from prm_core.active.judges import ExactJudge, MCJudge, Trajectory
     from prm_core.active.pool import active_pass, step_scores
     from prm_core.domains import has_exact_labeller
-    from prm_core.domains.problems import prompts_frame, to_problems
+    from prm_core.domains.problems import prompts_frame
     from prm_core.evaluation.benchmark_scores import bon_scores, processbench_scores
     from prm_core.generation.sampling import SamplingSpec
+    from prm_core.labels.mc_estimates import responses_of
     from prm_core.lineage.storage import atomic_dir, local_copy, read_parquet, write_parquet
     from prm_core.prm.discriminative import init_prm, step_inputs
 
@@ -84,12 +85,12 @@ def active_prm(context: dg.AssetExecutionContext, config: ActivePRMConfig, stora
         tok = AutoTokenizer.from_pretrained(backbone)
         model = init_prm(backbone, tok, config.separator)
         pool = read_shards(storage.shard_tables("problem_pool"))
-        problems, prompts = {p.problem_id: p for p in to_problems(pool)}, dict(prompts_frame(dom, pool).iter_rows())
+        prompts = dict(prompts_frame(dom, pool).iter_rows())
         roll = read_shards(storage.shard_tables("rollouts")).sort("shard", "problem_id", "sample_index")
         pb, bon = (read_parquet(storage.table("benchmark_sets", n)) for n in ("processbench", "bon"))
         x_pool = step_inputs(model, tok, [prompts[p] for p in roll["problem_id"]], roll["steps"].to_list(), config.separator)
         x_pb, x_bon = (step_inputs(model, tok, f["prompt"].to_list(), f["steps"].to_list(), config.separator) for f in (pb, bon))
-        trajs = [Trajectory(r, problems[p], list(s)) for r, p, s in roll.select("response_id", "problem_id", "steps").iter_rows()]
+        trajs = [Trajectory(r.response_id, r.problem, r.steps) for r in responses_of(pool, roll)]
         cfg = CompareConfig(heads=config.heads, lr=config.lr, batch_size=config.batch_size, reg_lambda=config.reg_lambda,
                             learning_probability=config.learning_probability, grid_pred=tuple(config.grid_pred),
                             grid_std=tuple(config.grid_std), dev_tolerance=config.dev_tolerance)
@@ -150,16 +151,15 @@ def active_prm(context: dg.AssetExecutionContext, config: ActivePRMConfig, stora
         main.heads.save_pretrained(tmp)
         info = {"backbone": str(storage.model("prm_backbone")), "separator": config.separator, "seed": 0,
                 "delta_pred": main.delta_pred, "delta_std": main.delta_std, "labels": main.labels, "pool": main.pool,
+                "train": {k: getattr(cfg, k) for k in ("heads", "lr", "batch_size", "reg_lambda", "learning_probability")},
                 "inputs": "[hidden ; LM features] of the backbone's feature PRM at each step separator"}
         (tmp / "actprm.json").write_text(json.dumps(info, indent=2))
         mlflow = tracking.experiment(EXPERIMENT)
-        with mlflow.start_run(run_name="actprm") as run:
+        with mlflow.start_run(run_name="actprm"):
             mlflow.set_tags({"dagster_run_id": context.run_id, "kind": "actprm"})
             mlflow.log_params({k: v for k, v in config.model_dump().items()})
             mlflow.log_metrics({k.replace("actprm.", ""): float(v) for k, v in summary.items()})
-            mlflow.log_artifacts(str(tmp), artifact_path="model")
-            version = register(REGISTERED, f"{run.info.artifact_uri}/model", run.info.run_id,
-                               ["current", f"dagster-{context.run_id[:8]}"], "ActPRM ensemble heads (pool-based)")
+            version = log_model(mlflow, tmp, REGISTERED, context.run_id, "ActPRM ensemble heads (pool-based)")["mlflow_version"]
     return dg.MaterializeResult(metadata={
         "comparison": table(points.group_by("method").agg(labels=pl.col("labels").mean(), f1_mean=pl.col("f1").mean(),
                                                            f1_min=pl.col("f1").min(), f1_max=pl.col("f1").max()).sort("labels")),

@@ -36,17 +36,18 @@ def actprm_filtered_pool(context: dg.AssetExecutionContext, config: FilteredPool
                          tracking: TrackingResource) -> dg.MaterializeResult:
     from transformers import AutoTokenizer
 
-    from assets.active_prm import ActivePRMConfig
-    from assets.common.tracking import register
+    from assets.active_prm import EXPERIMENT
+    from assets.common.tracking import log_model
     from prm_core.active.compare import CompareConfig, new_heads
     from prm_core.active.judges import ExactJudge, Trajectory, hard_labels
     from prm_core.active.pool import step_scores, train_on
     from prm_core.active.uncertainty import select
     from prm_core.domains import has_exact_labeller
-    from prm_core.domains.problems import problems_frame, to_problems
+    from prm_core.domains.problems import problems_frame, prompts_frame
     from prm_core.evaluation.benchmark_scores import processbench_scores
     from prm_core.generation.rollouts import sample_rollouts
     from prm_core.generation.sampling import SamplingSpec
+    from prm_core.labels.mc_estimates import responses_of
     from prm_core.lineage.storage import atomic_dir, local_copy, read_parquet, write_parquet
     from prm_core.prm.discriminative import init_prm, step_inputs
     from prm_core.prm.ensemble import EnsembleHeads, probabilities
@@ -64,19 +65,16 @@ def actprm_filtered_pool(context: dg.AssetExecutionContext, config: FilteredPool
         backbone = local_copy(storage.model("prm_backbone"))
         tok = AutoTokenizer.from_pretrained(backbone)
         model = init_prm(backbone, tok, config.separator)
-        prompts = dict(zip(pool["problem_id"], [dom.prompt(p) for p in to_problems(pool)]))
+        prompts = dict(prompts_frame(dom, pool).iter_rows())
         x = step_inputs(model, tok, [prompts[p] for p in roll["problem_id"]], roll["steps"].to_list(), config.separator)
         active = EnsembleHeads.from_pretrained(active_dir)
         unc = select([probabilities(active, xi) for xi in x], info["delta_pred"], info["delta_std"])
         kept = [i for i, u in enumerate(unc) if u.selected]
-        problems = {p.problem_id: p for p in to_problems(pool)}
-        trajs = [Trajectory(r, problems[p], list(s)) for r, p, s in roll.select("response_id", "problem_id", "steps").iter_rows()]
+        trajs = [Trajectory(r.response_id, r.problem, r.steps) for r in responses_of(pool, roll)]
         judge = ExactJudge(dom)
         answers = judge.first_errors([trajs[i] for i in kept])
         labelled = [(i, a) for i, a in zip(kept, answers) if a is not None]
-        defaults = ActivePRMConfig()
-        cfg = CompareConfig(heads=active.config.num_heads, lr=defaults.lr, batch_size=defaults.batch_size,
-                            reg_lambda=defaults.reg_lambda)
+        cfg = CompareConfig(**info["train"])  # the final PRM trains as the active one did
         final = new_heads(x, cfg, config.seed)
         train_on(final, [x[i] for i, _ in labelled], [hard_labels(a, len(trajs[i].steps)) for i, a in labelled],
                  cfg.active(), config.seed)
@@ -98,14 +96,12 @@ def actprm_filtered_pool(context: dg.AssetExecutionContext, config: FilteredPool
         final.save_pretrained(tmp)
         (tmp / "actprm.json").write_text(json.dumps({**info, "setting": "one-shot filtered pool", "kept": len(kept),
                                                      "responses": len(trajs)}, indent=2))
-        mlflow = tracking.experiment("prm-foundry-actprm")
-        with mlflow.start_run(run_name="actprm-final") as run:
+        mlflow = tracking.experiment(EXPERIMENT)
+        with mlflow.start_run(run_name="actprm-final"):
             mlflow.set_tags({"dagster_run_id": context.run_id, "kind": "actprm_final"})
             mlflow.log_params(config.model_dump())
             mlflow.log_metrics({k.replace("actprm.filtered_pool.", ""): float(v) for k, v in summary.items()})
-            mlflow.log_artifacts(str(tmp), artifact_path="model")
-            register("prm-foundry-actprm-final", f"{run.info.artifact_uri}/model", run.info.run_id,
-                     ["current", f"dagster-{context.run_id[:8]}"], "ActPRM final PRM (one-shot filtered pool)")
+            log_model(mlflow, tmp, "prm-foundry-actprm-final", context.run_id, "ActPRM final PRM (one-shot filtered pool)")
     return dg.MaterializeResult(metadata={
         "summary": table(pl.DataFrame([summary])),
         "thresholds": dg.MetadataValue.json({"delta_pred": info["delta_pred"], "delta_std": info["delta_std"]}),

@@ -10,7 +10,7 @@ from assets.common.partitions import label_sets
 from assets.common.resources import StorageResource, TrackingResource
 from prm_core.lineage.summary import update_summary
 
-ALL_LABEL_SETS = dg.AllPartitionMapping()
+ALL_PARTITIONS = dg.AllPartitionMapping()
 
 
 class BenchmarkConfig(dg.Config):
@@ -168,7 +168,7 @@ def _sweep_plot(sweep: pl.DataFrame):
 
 
 @dg.asset(
-    deps=[dg.AssetDep("prm_model", partition_mapping=ALL_LABEL_SETS), dg.AssetDep("implicit_prm", partition_mapping=ALL_LABEL_SETS),
+    deps=[dg.AssetDep("prm_model", partition_mapping=ALL_PARTITIONS), dg.AssetDep("implicit_prm", partition_mapping=ALL_PARTITIONS),
           "benchmark_sets", "active_prm"],
     code_version="3",
     group_name="evaluation",

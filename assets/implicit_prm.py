@@ -88,22 +88,18 @@ def train_one(storage: StorageResource, dom, config: ImplicitPRMConfig, loss: st
                                                           "steps", "tokens_trained", "flops")},
             data_flops=flops.data, train_flops=flops.training))
         if tracking is not None:
-            from assets.common.tracking import register
+            from assets.common.tracking import log_model
 
             mlflow = tracking.experiment(EXPERIMENT)
-            with mlflow.start_run(run_name=f"implicit-{loss}") as run:
+            with mlflow.start_run(run_name=f"implicit-{loss}"):
                 mlflow.set_tags({"loss": loss, "dagster_run_id": run_id, "kind": "implicit_prm"})
                 mlflow.log_params({**{k: v for k, v in config.model_dump().items() if k != "reuse"}, "loss": loss,
                                    "ref": info["ref"]})
                 for i, v in enumerate(losses):
                     mlflow.log_metric("train_loss", v, step=i)
                 mlflow.log_metrics({k: float(info[k]) for k in ("train_seconds", "loss_last", "flops", "tokens_trained")})
-                mlflow.log_artifacts(str(tmp), artifact_path="model")
-                name = REGISTERED.format(loss=loss)
-                version = register(name, f"{run.info.artifact_uri}/model", run.info.run_id,
-                                   ["current", f"dagster-{run_id[:8]}"], f"implicit PRM ({loss} on outcome labels)")
-                info.update(mlflow_run_id=run.info.run_id, mlflow_model=name, mlflow_version=version,
-                            mlflow_uri=mlflow.get_tracking_uri())
+                info.update(log_model(mlflow, tmp, REGISTERED.format(loss=loss), run_id,
+                                      f"implicit PRM ({loss} on outcome labels)"))
         (tmp / "implicit.json").write_text(json.dumps({**info, "losses": losses}, indent=2))
     return info
 

@@ -89,7 +89,7 @@ def prm_model(context: dg.AssetExecutionContext, config: PRMModelConfig, storage
 
     from transformers import AutoTokenizer
 
-    from assets.common.tracking import register
+    from assets.common.tracking import log_model
     from prm_core.lineage.storage import atomic_dir, frame_md5, local_copy, md5_dir, read_parquet
     from prm_core.prm.corpus import examples
     from prm_core.prm.discriminative import PRMTrainConfig, init_prm, train_prm
@@ -146,12 +146,8 @@ def prm_model(context: dg.AssetExecutionContext, config: PRMModelConfig, storage
             with atomic_dir(path) as tmp:
                 model.save_pretrained(tmp)
                 tokenizer.save_pretrained(tmp)
-                mlflow.log_artifacts(str(tmp), artifact_path="model")
-                name = REGISTERED.format(label_set=label_set)
-                version = register(name, f"{run.info.artifact_uri}/model", run.info.run_id, ["current", f"dagster-{context.run_id[:8]}"],
-                                   f"PRM trained on {label_set} labels")
-                info.update(mlflow_run_id=run.info.run_id, mlflow_model=name, mlflow_version=version,
-                            mlflow_uri=mlflow.get_tracking_uri(),
+                info.update(log_model(mlflow, tmp, REGISTERED.format(label_set=label_set), context.run_id,
+                                      f"PRM trained on {label_set} labels"),
                             mlflow_ui=f"{MLFLOW_UI}/#/experiments/{run.info.experiment_id}/runs/{run.info.run_id}")
                 (tmp / "training.json").write_text(json.dumps(info, indent=2))
         mark_current(path / "model.safetensors", fingerprint)

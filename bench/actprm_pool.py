@@ -33,8 +33,9 @@ def main() -> int:
     from prm_core.active.compare import CompareConfig, compare_seed
     from prm_core.active.judges import ExactJudge, Trajectory
     from prm_core.domains import get_domain
-    from prm_core.domains.problems import prompts_frame, to_problems
+    from prm_core.domains.problems import prompts_frame
     from prm_core.evaluation.benchmark_scores import processbench_scores
+    from prm_core.labels.mc_estimates import responses_of
     from prm_core.prm.discriminative import init_prm, step_inputs
 
     data = Path(args.data_dir)
@@ -46,13 +47,12 @@ def main() -> int:
     tok = AutoTokenizer.from_pretrained(backbone)
     model = init_prm(backbone, tok, "\n")
     pool = pl.read_parquet(data / "problem_pool" / "*.parquet")
-    problems = {p.problem_id: p for p in to_problems(pool)}
     prompts = dict(prompts_frame(domain, pool).iter_rows())
     roll = pl.read_parquet(data / "rollouts" / "*.parquet").sort("shard", "problem_id", "sample_index")
     pb = pl.read_parquet(data / "benchmark_sets" / "processbench.parquet")
     x_pool = step_inputs(model, tok, [prompts[p] for p in roll["problem_id"]], roll["steps"].to_list(), "\n")
     x_pb = step_inputs(model, tok, pb["prompt"].to_list(), pb["steps"].to_list(), "\n")
-    trajs = [Trajectory(r, problems[p], list(s)) for r, p, s in roll.select("response_id", "problem_id", "steps").iter_rows()]
+    trajs = [Trajectory(r.response_id, r.problem, r.steps) for r in responses_of(pool, roll)]
     truth = ExactJudge(domain).first_errors(trajs)
     pool_error_rate = sum(t >= 0 for t in truth) / len(truth)
     cfg = CompareConfig(heads=args.heads, lr=args.lr, batch_size=args.batch_size)

@@ -44,3 +44,14 @@ def register(name: str, source: str, run_id: str, aliases: list[str], descriptio
     for alias in aliases:
         client.set_registered_model_alias(name, alias.replace(".", "-"), version)
     return str(version)
+
+
+def log_model(mlflow, folder, name: str, dagster_run_id: str, description: str) -> dict:
+    """Log `folder` as the active run's `model` artifacts and register it as a new version of `name`, with the aliases
+    `current` and `dagster-<run>`; returns what the model's own record keeps of it."""
+    run = mlflow.active_run()
+    mlflow.log_artifacts(str(folder), artifact_path="model")
+    version = register(name, f"{run.info.artifact_uri}/model", run.info.run_id,
+                       ["current", f"dagster-{dagster_run_id[:8]}"], description)
+    return {"mlflow_run_id": run.info.run_id, "mlflow_model": name, "mlflow_version": version,
+            "mlflow_uri": mlflow.get_tracking_uri()}

@@ -36,16 +36,15 @@ def self_confidence(responses: pl.DataFrame, n: int, *, generated_for_sc: bool =
     """
     if n < 1:
         raise ValueError(f"self-confidence needs n >= 1 responses per problem, got {n}")
-    over = responses.group_by("problem_id", maintain_order=True).agg(pl.len().alias("rows"))
-    too_many = over.filter(pl.col("rows") > n)
+    tokens = pl.col("num_tokens").sum().cast(pl.Int64) if generated_for_sc else pl.lit(0, dtype=pl.Int64)
+    per = responses.group_by("problem_id", maintain_order=True).agg(
+        pl.first("shard"), n_correct=pl.col("correct").sum().cast(pl.Int32), tokens=tokens, rows=pl.len())
+    too_many = per.filter(pl.col("rows") > n)
     if too_many.height:
         raise ValueError(f"self-confidence over n={n}: problem {too_many['problem_id'][0]!r} has "
                          f"{too_many['rows'][0]} responses")
-    tokens = pl.col("num_tokens").sum().cast(pl.Int64) if generated_for_sc else pl.lit(0, dtype=pl.Int64)
     return (
-        responses.group_by("problem_id", maintain_order=True)
-        .agg(pl.first("shard"), n_correct=pl.col("correct").sum().cast(pl.Int32), tokens=tokens)
-        .with_columns(n_samples=pl.lit(n, dtype=pl.Int32), self_confidence=pl.col("n_correct") / n)  # Σ J(r_j, a) / N
+        per.with_columns(n_samples=pl.lit(n, dtype=pl.Int32), self_confidence=pl.col("n_correct") / n)  # Σ J(r_j, a) / N
         .select(list(SC_SCHEMA))
         .cast(SC_SCHEMA)
     )
