@@ -112,5 +112,10 @@ class VllmEngine:
         return result
 
     def close(self) -> None:
+        """Shut the engine-core process down now: a failed step's traceback keeps `LLM` alive, and an engine
+        left to its finalizer makes the interpreter wait on the idle child at exit (a hang)."""
         llm, self.llm = self.llm, None
+        core = getattr(getattr(llm, "llm_engine", None), "engine_core", None)
+        if core is not None:
+            core.shutdown()
         del llm

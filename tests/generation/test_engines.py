@@ -1,5 +1,8 @@
 """Both generation engines on a tiny locally built model."""
 
+import os
+from pathlib import Path
+
 import pytest
 
 from prm_core.generation.engines import make_engine, vllm_available
@@ -57,3 +60,43 @@ def test_auto_picks_an_available_engine(tiny_policy, monkeypatch):
     assert make_engine("auto", tiny_policy).name == "transformers"
     with pytest.raises(ValueError, match="unknown engine"):
         make_engine("tgi", tiny_policy)
+
+
+FAIL_AFTER_ENGINE = '''
+import sys
+import dagster as dg
+from assets.common.resources import GeneratorResource
+from prm_core.generation.sampling import SamplingSpec
+
+@dg.asset
+def fails_after_generating(generator: GeneratorResource) -> None:
+    engine = generator.get(sys.argv[1])
+    engine.generate(["1 + 2 ="], SamplingSpec(n=1, max_new_tokens=4, temperature=1.0))
+    engine.generate(["1 + " * 2000], SamplingSpec(n=1, max_new_tokens=4))  # raises inside vLLM: longer than its context
+
+if __name__ == "__main__":
+    result = dg.materialize([fails_after_generating], raise_on_error=False,
+                            resources={"generator": GeneratorResource(engine="vllm", max_num_seqs=8, kv_cache_gib=1)})
+    print("run success:", result.success, flush=True)
+    sys.exit(0 if result.success else 3)
+'''
+
+
+@pytest.mark.vllm
+@pytest.mark.skipif(not vllm_available(), reason="vLLM is not installed")
+def test_failed_step_with_vllm_up_exits(tiny_policy, tmp_path):
+    """A step that fails once the vLLM engine is up: the run's teardown shuts the engine-core process down and
+    the process exits (before, the interpreter waited on the idle `VLLM::EngineCore` child for good)."""
+    import subprocess
+    import sys
+    import time
+
+    script = tmp_path / "fail_after_engine.py"
+    script.write_text(FAIL_AFTER_ENGINE)
+    start = time.perf_counter()
+    res = subprocess.run([sys.executable, str(script), str(tiny_policy)], capture_output=True, text=True, timeout=120,
+                         cwd=Path(__file__).resolve().parents[2], env={**os.environ, "DAGSTER_HOME": str(tmp_path)})
+    assert res.returncode == 3, res.stdout[-2000:] + res.stderr[-4000:]
+    assert "run success: False" in res.stdout
+    assert "maximum context length" in res.stderr
+    print(f"exited {time.perf_counter() - start:.0f} s after start")
