@@ -2,7 +2,9 @@
 
 A shard is the unit of (re)computation: the synthetic source makes shard k from its own seed, a file source
 makes one shard per file. Malformed rows never vanish: they go to a quarantine table naming the file, the line
-and the reason — or, in strict mode, raise an error saying the same.
+and the reason — or, in strict mode, raise an error saying the same. A row loads only with a non-empty string
+question (no null byte, at most `max_question_chars`), a text or finite-number answer that is not a placeholder
+("None", "nan", …) and an id that is a string or an integer; nothing is coerced (tests/data/bad_inputs).
 """
 
 from __future__ import annotations
