@@ -2,17 +2,21 @@
 
 A shard is the unit of (re)computation: the synthetic source makes shard k from its own seed, a file source
 makes one shard per file. Malformed rows never vanish: they go to a quarantine table naming the file, the line
-and the reason — or, in strict mode, raise an error saying the same.
+and the reason — or, in strict mode, raise an error saying the same. A row loads only with a non-empty string
+question (no null byte, at most `max_question_chars`), a text or finite-number answer that is not a placeholder
+("None", "nan", …) and an id that is a string or an integer; nothing is coerced (tests/data/bad_inputs).
 """
 
 from __future__ import annotations
 
 import json
+import math
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 import polars as pl
+from upath import UPath
 
 from prm_core.domains.base import Domain, Problem
 from prm_core.lineage.storage import as_path
@@ -29,7 +33,11 @@ QUARANTINE_SCHEMA = {"file": pl.String, "line": pl.Int64, "reason": pl.String, "
 
 QUESTION_FIELDS = ("question", "problem", "prompt", "query")
 ANSWER_FIELDS = ("answer", "final_answer", "gt_answer", "solution")
-_GSM8K_FINAL = re.compile(r"####\s*(.+?)\s*$", re.S)
+ID_FIELDS = ("id", "unique_id", "problem_id")
+PROBLEM_SUFFIXES = (".jsonl", ".json", ".parquet")
+MAX_QUESTION_CHARS = 4000  # GSM8K's longest question has 985 characters, MATH-500's 1733
+_PLACEHOLDERS = {"", "none", "null", "nan"}  # what a missing value becomes when a table is written as text
+_JSON_WS = re.compile(r"[ \t\n\r]*")  # JSON's whitespace (json.decoder.WHITESPACE)
 
 
 class ProblemFileError(ValueError):
@@ -70,7 +78,9 @@ def problems_frame(problems: Iterable[Problem], shard: str) -> pl.DataFrame:
 
 
 def synthetic_shard(domain: Domain, shard: str, shard_size: int, seed: int) -> pl.DataFrame:
-    """Shard `shard` of a generated pool: `shard_size` problems from a seed of its own."""
+    """Shard `shard` of a generated pool: `shard_size` problems from a seed of its own (0: an empty shard)."""
+    if shard_size < 0:
+        raise ValueError(f"shard_size must be 0 or more, got {shard_size}")
     shard_seed = seed * 100_003 + shard_index(shard)
     return problems_frame(domain.problems(shard_size, shard_seed), shard)
 
@@ -88,20 +98,184 @@ def prompts_frame(domain: Domain, pool: pl.DataFrame) -> pl.DataFrame:
                         schema={"problem_id": pl.String, "prompt": pl.String})
 
 
-def _final_answer(value) -> str | None:
-    """The gold answer of a field: GSM8K's `#### N` tail when present, else the value as text."""
+def problem_files(folder) -> dict[str, UPath]:
+    """Shard key (file stem) -> problem file of a folder, sorted by key; two files of one stem are an error."""
+    folder = as_path(folder)
+    if not folder.exists():
+        raise ProblemFileError(f"problem folder {folder} does not exist")
+    if not folder.is_dir():
+        raise ProblemFileError(f"problem source {folder} is not a folder")
+    found: dict = {}
+    for p in sorted(folder.iterdir(), key=lambda p: p.name):
+        if p.suffix not in PROBLEM_SUFFIXES:
+            continue
+        if p.stem in found:
+            raise ProblemFileError(f"two problem files share the shard key {p.stem!r}: {found[p.stem]} and {p}")
+        found[p.stem] = p
+    if not found:
+        raise ProblemFileError(f"no .jsonl/.json/.parquet problem files in {folder}")
+    return dict(sorted(found.items()))
+
+
+class _Bad(Exception):
+    """Why a row goes to quarantine."""
+
+
+def _describe(value) -> str:
+    """A bad value as a reason names it: `null`, `NaN`, `a bool (true)`, `a list`."""
     if value is None:
-        return None
-    text = str(value).strip()
-    if m := _GSM8K_FINAL.search(text):
-        return m[1].replace(",", "").strip()
+        return "null"
+    if isinstance(value, float) and not math.isfinite(value):
+        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+    if isinstance(value, (bool, int, float)):
+        kind = type(value).__name__
+        return f"{'an' if kind == 'int' else 'a'} {kind} ({json.dumps(value)})"
+    return {"list": "a list", "dict": "an object"}.get(type(value).__name__, f"a {type(value).__name__}")
+
+
+def _field(row: dict, names: tuple[str, ...], explicit: str | None, missing: str):
+    for name in (explicit,) if explicit else names:
+        if name in row:
+            return row[name]
+    raise _Bad(f"missing field {explicit!r}" if explicit else missing)
+
+
+def _question(row: dict, field: str | None, max_chars: int) -> str:
+    value = _field(row, QUESTION_FIELDS, field, "missing problem/question field")
+    if not isinstance(value, str):
+        raise _Bad(f"question is {_describe(value)}, not a string")
+    text = value.strip()
+    if not text:
+        raise _Bad("empty problem")
+    if "\x00" in text:
+        raise _Bad("question contains a null byte")
+    if len(text) > max_chars:
+        raise _Bad(f"question has {len(text)} characters, more than max_question_chars={max_chars}")
     return text
 
 
-def _pick(row: dict, fields: tuple[str, ...], explicit: str | None):
-    if explicit:
-        return row.get(explicit)
-    return next((row[f] for f in fields if f in row), None)
+def _answer(row: dict, field: str | None) -> str:
+    """The gold answer as text: GSM8K's `#### N` tail when present; a finite number as its shortest repr."""
+    value = _field(row, ANSWER_FIELDS, field, "missing answer")
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+        return str(value)
+    if not isinstance(value, str):
+        raise _Bad(f"answer is {_describe(value)}")
+    text = value.strip()
+    if "####" in text:
+        text = text.rsplit("####", 1)[1].replace(",", "").strip()
+        if not text:
+            raise _Bad("empty final answer after '####'")
+    if not text:
+        raise _Bad("answer is empty")
+    if text.lower() in _PLACEHOLDERS:
+        raise _Bad(f"answer is the placeholder {text!r}")
+    if "\x00" in text:
+        raise _Bad("answer contains a null byte")
+    return text
+
+
+def _problem_id(row: dict, default: str) -> str:
+    name = next((f for f in ID_FIELDS if f in row), None)
+    if name is None:
+        return default
+    value = row[name]
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise _Bad(f"{name} is {_describe(value)}; an id must be a string or an integer")
+    if not str(value).strip():
+        raise _Bad(f"{name} is empty")
+    if "\x00" in str(value):
+        raise _Bad(f"{name} contains a null byte")
+    return str(value)
+
+
+def _parquet_records(path, reject) -> list[tuple[int, object, str]]:
+    try:
+        with path.open("rb") as f:
+            rows = pl.read_parquet(f).to_dicts()
+    except Exception as e:  # the reader's error type depends on how the file is broken; one file never fails the step
+        reject(0, f"not a readable Parquet file: {e}", "")
+        return []
+    return [(i, r, json.dumps(r, default=str)) for i, r in enumerate(rows, start=1)]
+
+
+def _line_records(data: bytes, reject) -> Iterator[tuple[int, object, str]]:
+    """JSON Lines, decoded line by line, so one undecodable or broken line costs only itself (lazily: strict mode
+    names the first bad line)."""
+    for i, raw in enumerate(data.split(b"\n"), start=1):
+        try:
+            line = raw.decode("utf-8").rstrip("\r")
+        except UnicodeDecodeError as e:
+            reject(i, f"invalid UTF-8 at byte {e.start + 1} of the line", raw.decode("utf-8", "backslashreplace"))
+            continue
+        if not line.strip(" \t"):
+            continue
+        try:
+            value = json.loads(line)
+        except json.JSONDecodeError as e:
+            reject(i, f"bad JSON: {e.msg.removesuffix(' at')} at column {e.colno}", line)
+            continue
+        except ValueError as e:  # e.g. an integer over Python's 4300-digit limit
+            reject(i, f"bad JSON: {e}", line)
+            continue
+        yield i, value, line
+
+
+def _first_line_is_json(data: bytes) -> bool:
+    first = next((ln for ln in data.split(b"\n") if ln.strip()), b"")
+    try:
+        json.loads(first.decode("utf-8"))
+    except ValueError:
+        return False
+    return True
+
+
+def _document_records(text: str, value) -> list[tuple[int, object, str]]:
+    """The records of a parsed .json document, each with the line it starts on."""
+    start = _JSON_WS.match(text).end()
+    if not isinstance(value, list):
+        return [(text.count("\n", 0, start) + 1, value, text[start:])]
+    decoder, records, line, seen = json.JSONDecoder(), [], 1, 0
+    i = _JSON_WS.match(text, start + 1).end()
+    for _ in value:
+        item, end = decoder.raw_decode(text, i)
+        line, seen = line + text.count("\n", seen, i), i
+        records.append((line, item, text[i:end]))
+        i = _JSON_WS.match(text, end).end() + 1  # past the comma
+        i = _JSON_WS.match(text, i).end()
+    return records
+
+
+def _json_records(data: bytes, reject) -> list[tuple[int, object, str]] | None:
+    """A .json file as one JSON document (array or object); None when it is JSON Lines instead."""
+    if not data.strip(b" \t\r\n"):
+        return []
+    try:
+        text = data.decode("utf-8")
+        value = json.loads(text)
+    except UnicodeDecodeError as e:
+        line, error = data.count(b"\n", 0, e.start) + 1, "invalid UTF-8"
+    except json.JSONDecodeError as e:
+        line, error = e.lineno, f"{e.msg} at line {e.lineno} column {e.colno}"
+    except ValueError as e:
+        line, error = 1, str(e)
+    else:
+        return _document_records(text, value)
+    if _first_line_is_json(data):
+        return None
+    reject(line, f"not a valid JSON array/document: {error}", data[:500].decode("utf-8", "backslashreplace"))
+    return []
+
+
+def _records(path, reject) -> Iterable[tuple[int, object, str]]:
+    """(line, value, raw text) of every row of a file; rows that cannot even be parsed go to `reject`."""
+    if path.suffix == ".parquet":
+        return _parquet_records(path, reject)
+    data = path.read_bytes()
+    data = data[3:] if data.startswith(b"\xef\xbb\xbf") else data  # a UTF-8 BOM is an encoding mark, not data
+    if path.suffix == ".json" and (records := _json_records(data, reject)) is not None:
+        return records
+    return _line_records(data, reject)
 
 
 def load_problem_file(
@@ -110,53 +284,34 @@ def load_problem_file(
     question_field: str | None = None,
     answer_field: str | None = None,
     strict: bool = False,
+    max_question_chars: int = MAX_QUESTION_CHARS,
 ) -> LoadResult:
-    """Problems of one JSONL (or JSON-array, or Parquet) file; bad rows to quarantine (or an error if strict)."""
+    """Problems of one JSONL (or JSON, or Parquet) file; bad rows to quarantine (or an error if strict).
+
+    `line` is the file's line (Parquet: the 1-based row; 0: the whole file). Stored text is the row's, stripped;
+    an answer is GSM8K's `#### N` tail (commas dropped) when it has one, a finite number its shortest repr."""
+    if max_question_chars < 1:
+        raise ValueError(f"max_question_chars must be at least 1, got {max_question_chars}")
     path = as_path(path)
     name = str(path)
-    good, bad = [], []
+    good, bad, seen = [], [], set()
 
     def reject(line: int, reason: str, raw: str) -> None:
         if strict:
             raise ProblemFileError(f"{name}:{line}: {reason}")
         bad.append({"file": name, "line": line, "reason": reason, "raw": raw[:500]})
 
-    if path.suffix == ".parquet":
-        with path.open("rb") as f:
-            records = [(i + 1, r, json.dumps(r, default=str)) for i, r in enumerate(pl.read_parquet(f).to_dicts())]
-    else:
-        text = path.read_text(encoding="utf-8", errors="replace")
-        if path.suffix == ".json" and text.lstrip().startswith("["):
-            try:
-                records = [(i + 1, r, json.dumps(r)) for i, r in enumerate(json.loads(text))]
-            except json.JSONDecodeError as e:
-                raise ProblemFileError(f"{name}: not a valid JSON array: {e}") from e
-        else:
-            records = []
-            for i, raw in enumerate(text.splitlines(), start=1):
-                if not raw.strip():
-                    continue
-                try:
-                    records.append((i, json.loads(raw), raw))
-                except json.JSONDecodeError as e:
-                    reject(i, f"bad JSON: {e.msg} at column {e.colno}", raw)
-    seen: set[str] = set()
-    for line, row, raw in records:
-        if not isinstance(row, dict):
-            reject(line, f"expected a JSON object, got {type(row).__name__}", raw)
-            continue
-        question = _pick(row, QUESTION_FIELDS, question_field)
-        answer = _final_answer(_pick(row, ANSWER_FIELDS, answer_field))
-        if question is None or not str(question).strip():
-            reject(line, "empty problem" if question is not None else "missing problem/question field", raw)
-            continue
-        if answer is None or not answer:
-            reject(line, "missing answer", raw)
-            continue
-        pid = str(row.get("id") or row.get("unique_id") or row.get("problem_id") or f"{path.stem}-{line:06d}")
-        if pid in seen:
-            reject(line, f"duplicate problem id {pid!r}", raw)
+    for line, row, raw in _records(path, reject):
+        try:
+            if not isinstance(row, dict):
+                raise _Bad(f"expected a JSON object, got {_describe(row)}")
+            question, answer = _question(row, question_field, max_question_chars), _answer(row, answer_field)
+            pid = _problem_id(row, f"{path.stem}-{line:06d}")
+            if pid in seen:
+                raise _Bad(f"duplicate problem id {pid!r}")
+        except _Bad as e:
+            reject(line, str(e), raw)
             continue
         seen.add(pid)
-        good.append(Problem(pid, str(question).strip(), answer, source=path.stem))
+        good.append(Problem(pid, question, answer, source=path.stem))
     return LoadResult(problems_frame(good, shard), pl.DataFrame(bad, schema=QUARANTINE_SCHEMA))
