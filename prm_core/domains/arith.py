@@ -26,7 +26,7 @@ import re
 from dataclasses import dataclass
 from typing import Iterator
 
-from prm_core.domains.base import Problem, StepVerdict
+from prm_core.domains.base import ExactDomain, GradeOutcome, Problem, StepVerdict, canonical_int
 
 NAMES = ["Tom", "Sam", "Max", "Ben", "Leo", "Jack", "Paul", "Dan", "Tim", "Joe"]
 ITEMS = ["pens", "apples", "marbles", "stickers", "cards", "coins", "books", "shells"]
@@ -247,7 +247,7 @@ def check_steps(ref: list[RefStep], lines: list[str], gold: int) -> tuple[list[b
 # ---------------------------------------------------------------- the domain
 
 
-class ArithDomain:
+class ArithDomain(ExactDomain):
     """Synthetic arithmetic word problems with an exact step checker."""
 
     name = "arith"
@@ -279,13 +279,12 @@ class ArithDomain:
         found = _ANSWER_ANYWHERE.findall(response)
         return found[-1] if found else None
 
-    def grade(self, predicted: str | None, gold: str) -> bool:
-        if predicted is None:
-            return False
-        try:
-            return int(predicted) == int(gold)
-        except ValueError:
-            return False
+    def grade_outcome(self, predicted: str | None, gold: str) -> GradeOutcome:
+        """Exact integer equality, compared as canonical strings (any size; a non-integer is wrong)."""
+        if predicted is None or not predicted.strip():
+            return "no_answer"
+        answer = canonical_int(predicted)
+        return "correct" if answer is not None and answer == canonical_int(gold) else "wrong"
 
     def reference_steps(self, problem: Problem) -> list[RefStep]:
         steps = parse_question(problem.question)

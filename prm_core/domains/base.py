@@ -7,8 +7,14 @@ sets (GSM8K, MATH) implement all but the exact step labeller and grade with math
 
 from __future__ import annotations
 
+import re
+import unicodedata
 from dataclasses import dataclass, field
-from typing import Iterator, Protocol, runtime_checkable
+from typing import Iterator, Literal, Protocol, get_args, runtime_checkable
+
+GradeOutcome = Literal["correct", "wrong", "no_answer", "timeout"]
+GRADE_OUTCOMES: tuple[GradeOutcome, ...] = get_args(GradeOutcome)
+_INTEGER = re.compile(r"\s*([+-]?)(\d+)\s*")
 
 
 @dataclass(frozen=True)
@@ -38,6 +44,8 @@ class StepVerdict:
 
 @runtime_checkable
 class Domain(Protocol):
+    """Implementations subclass it explicitly, so that `grade` is the one derived from their `grade_outcome`."""
+
     name: str
     step_separator: str
 
@@ -57,9 +65,14 @@ class Domain(Protocol):
         """The final answer written in a response, or None when it has none."""
         ...
 
-    def grade(self, predicted: str | None, gold: str) -> bool:
-        """Whether an extracted answer equals the gold answer (None is wrong)."""
+    def grade_outcome(self, predicted: str | None, gold: str) -> GradeOutcome:
+        """How an extracted answer compares with the gold answer: correct, wrong, no_answer (None or blank) or
+        timeout (the verifier ran out of time)."""
         ...
+
+    def grade(self, predicted: str | None, gold: str) -> bool:
+        """Whether an extracted answer equals the gold answer (no answer and a timeout are wrong)."""
+        return self.grade_outcome(predicted, gold) == "correct"
 
 
 @runtime_checkable
@@ -73,6 +86,21 @@ class ExactDomain(Domain, Protocol):
     def reference_solution(self, problem: Problem) -> str:
         """A correct solution in the policy's format (one step per line, then the answer line)."""
         ...
+
+
+def canonical_int(text: str) -> str | None:
+    """`text` as a canonical integer string (no sign for 0, no leading zeros), or None if it is not an integer.
+
+    Integers are compared as these strings, never through int(): exact at any size, and Python's 4,300-digit
+    int/str conversion limit (a process-wide setting, not safe to lift per call) never applies."""
+    found = _INTEGER.fullmatch(text)
+    if found is None:
+        return None
+    sign, digits = found.groups()
+    if not digits.isascii():  # \d matches any Unicode decimal digit, as int() accepts
+        digits = "".join(str(unicodedata.decimal(c)) for c in digits)
+    digits = digits.lstrip("0") or "0"
+    return digits if sign != "-" or digits == "0" else "-" + digits
 
 
 def has_exact_labeller(domain: Domain) -> bool:
