@@ -17,6 +17,7 @@ import warnings
 from pathlib import Path
 
 from assets.common.paths import project_root
+from orchestration.cli_checks import at_least, fail_abandoned_runs, implicit_ranges, process_tags, run_problems
 
 RANGE_START = "dagster/asset_partition_range_start"
 RANGE_END = "dagster/asset_partition_range_end"
@@ -48,14 +49,11 @@ def set_env_defaults(data_dir: str | None = None) -> None:
 
 def shard_keys(source: str, n_shards: int) -> list[str]:
     """Shard keys of a run: `arith-0000`.. for the generator, file stems for a folder of problem files."""
-    from prm_core.domains.problems import shard_key
+    from prm_core.domains.problems import problem_files, shard_key
 
     if source == "arith":
         return [shard_key(i) for i in range(n_shards)]
-    files = sorted(p for p in Path(source).iterdir() if p.suffix in (".jsonl", ".json", ".parquet"))
-    if not files:
-        raise SystemExit(f"prm: no .jsonl/.json/.parquet problem files in {source}")
-    return [p.stem for p in files]
+    return list(problem_files(source))
 
 
 def run_config(args: argparse.Namespace) -> dict:
@@ -80,28 +78,12 @@ def run_config(args: argparse.Namespace) -> dict:
     }
 
 
-def implicit_ranges(spec: str) -> list[list[str]]:
-    """The implicit losses to train (`ce,dpo`, `all`, `none`) as runs of contiguous partition keys (one Dagster run
-    covers one range)."""
-    from assets.common.partitions import implicit_losses
-
-    order = implicit_losses.get_partition_keys()
-    wanted = [] if spec == "none" else order if spec == "all" else [s.strip() for s in spec.split(",") if s.strip()]
-    bad = [w for w in wanted if w not in order]
-    if bad:
-        raise SystemExit(f"prm: unknown implicit losses {bad}; choose from {', '.join(order)}, `all` or `none`")
-    ranges: list[list[str]] = []
-    for key in order:
-        if key in wanted:
-            if ranges and order.index(ranges[-1][-1]) == order.index(key) - 1:
-                ranges[-1].append(key)
-            else:
-                ranges.append([key])
-    return ranges
-
-
 def cmd_run(args: argparse.Namespace) -> int:
     start = time.time()
+    problems = run_problems(args)
+    print("".join(f"prm run: error: {p}\n" for p in problems), end="", file=sys.stderr)
+    if problems:
+        return 2
     set_env_defaults(args.data_dir)
     os.environ["PRM_PROGRESS"] = "1" if not args.quiet else "0"
     if args.engine:
@@ -114,6 +96,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     from orchestration.definitions import defs
 
     instance = dg.DagsterInstance.get()
+    for run_id in fail_abandoned_runs(instance):
+        print(f"prm: run {run_id} was left STARTED by a process that is gone; marked failed", file=sys.stderr)
     keys = shard_keys(args.source, args.shards)
     known = set(instance.get_dynamic_partitions(shards.name))
     new = [k for k in keys if k not in known]
@@ -132,9 +116,6 @@ def cmd_run(args: argparse.Namespace) -> int:
     stages += [("prm_pipeline", sets, PRM_STAGE)]
     selection = [dg.AssetKey(a.strip()) for a in args.assets.split(",")] if args.assets else None
     config = run_config(args)
-    unknown = {k.to_user_string() for k in selection or []} - set(first) - set(IMPLICIT_STAGE) - set(PRM_STAGE)
-    if unknown:
-        raise SystemExit(f"prm: unknown assets {sorted(unknown)}; the pipeline's are {first + IMPLICIT_STAGE + PRM_STAGE}")
     for job_name, partition_keys, names in stages:  # one Dagster run per partition range: shards, losses, label sets
         job = defs().resolve_job_def(job_name)
         job_keys = {dg.AssetKey(n) for n in names}
@@ -146,7 +127,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             run_config={**config, "ops": ops},
             instance=instance,
             tags={RANGE_START: partition_keys[0], RANGE_END: partition_keys[-1], "prm/command": "prm run",
-                  "prm/started": str(start)},
+                  "prm/started": str(start), **process_tags()},
             raise_on_error=False,
             asset_selection=chosen,
         )
@@ -252,26 +233,27 @@ def cmd_release(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="prm", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    defaults = argparse.ArgumentDefaultsHelpFormatter  # `--help` shows every default
     sub = parser.add_subparsers(dest="command", required=True)
-    run = sub.add_parser("run", help="materialize the default pipeline and print the summary")
+    run = sub.add_parser("run", help="materialize the default pipeline and print the summary", formatter_class=defaults)
     run.add_argument("--source", default="arith", help="`arith` or a folder of problem files (one shard per file)")
-    run.add_argument("--shards", type=int, default=2, help="generated shards (arith)")
-    run.add_argument("--shard-size", type=int, default=80, help="problems per generated shard (arith)")
-    run.add_argument("--samples", type=int, default=8, help="responses per problem (N: SCAN's self-confidence is their pass rate)")
-    run.add_argument("--policy-steps", type=int, default=1600, help="policy optimizer steps")
-    run.add_argument("--eval-problems", type=int, default=500)
-    run.add_argument("--seed", type=int, default=0)
+    run.add_argument("--shards", type=at_least(1), default=2, help="generated shards (arith)")
+    run.add_argument("--shard-size", type=at_least(1), default=80, help="problems per generated shard (arith)")
+    run.add_argument("--samples", type=at_least(1), default=8, help="responses per problem (N: SCAN's self-confidence is their pass rate)")
+    run.add_argument("--policy-steps", type=at_least(1), default=1600, help="policy optimizer steps")
+    run.add_argument("--eval-problems", type=at_least(1), default=500, help="held-out problems for the policy's accuracy")
+    run.add_argument("--seed", type=at_least(0), default=0, help="one seed for every stage")
     run.add_argument("--domain", choices=["arith", "gsm8k", "math"], default=None,
                      help="problem domain (gsm8k/math: graded by math-verify, needs --policy)")
     run.add_argument("--policy", default=None, help="a pretrained policy directory instead of training the tiny one")
     run.add_argument("--prm-backbone", default=None,
                      help="a local causal-LM directory (Llama, Qwen2, Mistral, Gemma, ...) as the PRM's backbone")
     run.add_argument("--engine", choices=["auto", "vllm", "transformers"], default=None)
-    run.add_argument("--data-dir", default=None)
-    run.add_argument("--bench-per-class", type=int, default=300, help="ProcessBench-style set: erroneous and all-correct responses each")
-    run.add_argument("--bon-problems", type=int, default=500, help="held-out problems for best-of-N")
-    run.add_argument("--backbone-steps", type=int, default=400, help="extra LM steps that make the PRM backbone")
-    run.add_argument("--prm-steps", type=int, default=600, help="PRM training steps")
+    run.add_argument("--data-dir", default=None, help="where the data goes (default $PRM_DATA_DIR or ./data)")
+    run.add_argument("--bench-per-class", type=at_least(1), default=300, help="ProcessBench-style set: erroneous and all-correct responses each")
+    run.add_argument("--bon-problems", type=at_least(1), default=500, help="held-out problems for best-of-N")
+    run.add_argument("--backbone-steps", type=at_least(0), default=400, help="extra LM steps that make the PRM backbone")
+    run.add_argument("--prm-steps", type=at_least(1), default=600, help="PRM training steps")
     run.add_argument("--implicit-losses", default="ce,dpo",
                      help="implicit PRMs to train from outcome labels: a list of ce,dpo,kto,nca, `all` or `none`")
     run.add_argument("--processbench", default=None,
@@ -279,23 +261,25 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--prmbench", default=None,
                      help="folder of PRMBench's subset400.jsonl (default ../shared/data/prmbench)")
     run.add_argument("--assets", default=None, help="comma-separated subset of the job's assets (as dvc.yaml's stages do)")
-    run.add_argument("--log-level", default="WARNING", help="Dagster console log level")
+    run.add_argument("--log-level", default="WARNING", choices=["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"],
+                     help="Dagster console log level")
     run.add_argument("--json", action="store_true", help="print the summary as JSON")
     run.add_argument("--quiet", action="store_true", help="no progress bars")
     run.set_defaults(func=cmd_run)
-    summary = sub.add_parser("summary", help="print the summary of the last run")
+    summary = sub.add_parser("summary", help="print the summary of the last run", formatter_class=defaults)
     summary.add_argument("--json", action="store_true")
     summary.add_argument("--data-dir", default=None)
     summary.set_defaults(func=cmd_summary)
-    release = sub.add_parser("release", help="`prm release NAME` makes a release; `prm release verify NAME` checks one")
+    release = sub.add_parser("release", help="`prm release NAME` makes a release; `prm release verify NAME` checks one",
+                             formatter_class=defaults)
     release.add_argument("action", help="a release NAME, or `verify`")
     release.add_argument("name", nargs="?", help="with `verify`: the release name or a manifest path")
     release.add_argument("--remote", default=None, help="DVC remote to push to (default: the repo's default remote)")
     release.add_argument("--allow-dirty", action="store_true", help="release from a working tree with changes")
     release.add_argument("--data-dir", default=None)
     release.set_defaults(func=cmd_release)
-    ui = sub.add_parser("ui", help="start `dagster dev` on this project's DAGSTER_HOME")
-    ui.add_argument("--port", type=int, default=3000)
+    ui = sub.add_parser("ui", help="start `dagster dev` on this project's DAGSTER_HOME", formatter_class=defaults)
+    ui.add_argument("--port", type=at_least(1), default=3000)
     ui.add_argument("--data-dir", default=None)
     ui.set_defaults(func=cmd_ui)
     return parser

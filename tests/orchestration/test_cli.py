@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 
 def _prm(args, env):
     cwd = Path(env["PRM_DATA_DIR"]).parent  # MLflow's default artifact root is relative to it
@@ -33,3 +35,75 @@ def test_summary_before_any_run_says_what_to_do(tmp_path):
     env = {**os.environ, "DAGSTER_HOME": str(tmp_path / "home"), "PRM_DATA_DIR": str(tmp_path / "none")}
     res = _prm(["summary"], env)
     assert res.returncode == 1 and "prm run" in res.stderr
+
+
+BAD_FLAGS = [
+    (["--shards", "0"], "--shards"), (["--shard-size", "-5"], "--shard-size"), (["--samples", "0"], "--samples"),
+    (["--policy-steps", "0"], "--policy-steps"), (["--shards", "two"], "--shards"), (["--seed", "-1"], "--seed"),
+    (["--prm-steps", "0"], "--prm-steps"), (["--bench-per-class", "0"], "--bench-per-class"),
+    (["--source", "/no/such/folder"], "--source"), (["--source", __file__], "--source"),
+    (["--assets", ""], "--assets"), (["--assets", " , "], "--assets"), (["--assets", "rollouts,nope"], "--assets"),
+    (["--implicit-losses", "ce,xyz"], "--implicit-losses"), (["--domain", "gsm8k"], "--domain"),
+    (["--policy", "/no/such/model"], "--policy"), (["--prm-backbone", str(Path(__file__).parent)], "--prm-backbone"),
+    (["--processbench", "/no/such/folder"], "--processbench"), (["--data-dir", __file__], "--data-dir"),
+    (["--log-level", "loud"], "--log-level"),
+]
+
+
+@pytest.mark.parametrize("flags,flag", BAD_FLAGS, ids=[" ".join(f) or "empty" for f, _ in BAD_FLAGS])
+def test_bad_flag_is_one_line_before_any_work(flags, flag, tmp_path, capsys, monkeypatch):
+    """Each bad value: exit code 2, one error line naming the flag, no traceback, nothing created."""
+    from orchestration.cli import main
+
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("PRM_DATA_DIR", str(tmp_path / "data"))
+    try:
+        code = main(["run", *flags])
+    except SystemExit as e:  # argparse's own errors
+        code = e.code
+    err = capsys.readouterr().err
+    errors = [line for line in err.splitlines() if "error:" in line]
+    assert code == 2 and len(errors) == 1 and flag in errors[0], err
+    assert "Traceback" not in err and not (tmp_path / "home").exists() and not (tmp_path / "data").exists()
+
+
+def test_same_stem_problem_files_are_one_line(tmp_path):
+    (tmp_path / "src").mkdir()
+    for name in ("x.jsonl", "x.parquet"):
+        (tmp_path / "src" / name).write_text("")
+    env = {**os.environ, "DAGSTER_HOME": str(tmp_path / "home"), "PRM_DATA_DIR": str(tmp_path / "data")}
+    res = _prm(["run", "--source", str(tmp_path / "src")], env)
+    assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr
+    assert "x.jsonl" in res.stderr and "x.parquet" in res.stderr
+
+
+def test_run_left_started_by_a_killed_process_is_marked_failed(tmp_path):
+    """kill -9 during a run leaves it STARTED; the next `prm run` marks it failed, with a message."""
+    import signal
+    import time
+
+    import dagster as dg
+
+    env = {**os.environ, "DAGSTER_HOME": str(tmp_path / "home"), "PRM_DATA_DIR": str(tmp_path / "data"),
+           "PRM_ENGINE": "transformers"}
+    args = ["run", "--shards", "1", "--shard-size", "2", "--policy-steps", "100000", "--quiet",
+            "--assets", "problem_pool,policy_model"]
+    (tmp_path / "home").mkdir()
+    started = dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED])
+    with dg.DagsterInstance.from_config(str(tmp_path / "home")) as instance:  # its storage exists before the run's
+        proc = subprocess.Popen([sys.executable, "-m", "orchestration.cli", *args], env=env, cwd=tmp_path,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            deadline = time.time() + 120
+            while not instance.get_runs(filters=started) and time.time() < deadline:
+                time.sleep(1)
+            (run,) = instance.get_runs(filters=started)
+        finally:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+    res = _prm(["run", "--shards", "1", "--shard-size", "2", "--quiet", "--assets", "problem_pool"], env)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert f"run {run.run_id} was left STARTED" in res.stderr
+    with dg.DagsterInstance.from_config(str(tmp_path / "home")) as instance:
+        assert instance.get_run_by_id(run.run_id).status == dg.DagsterRunStatus.FAILURE
+        assert not instance.get_runs(filters=started)
