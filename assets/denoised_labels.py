@@ -33,7 +33,7 @@ class DenoisedLabelsConfig(dg.Config):
     description="Noise-tolerant labels: min(c_t/SC, 1) on the d steps before t_e, 0 at it, 1 before, later steps removed.",
 )
 def denoised_labels(context: dg.AssetExecutionContext, config: DenoisedLabelsConfig, storage: StorageResource) -> dg.MaterializeResult:
-    from prm_core.labels.denoised_labels import LabelConfig, build_labels
+    from prm_core.labels.denoised_labels import LABEL_SCHEMA, LabelConfig, build_labels
 
     cfg = LabelConfig(balance=config.balance, seed=config.seed)
     frames, counts = [], []
@@ -47,7 +47,7 @@ def denoised_labels(context: dg.AssetExecutionContext, config: DenoisedLabelsCon
                 labels, c = build_labels(mc.filter(pl.col("method") == method), steps, cfg, key=f"{shard}/{method}")
                 parts.append(labels)
                 counts.append({"shard": shard, "method": method, **c})
-            df = pl.concat(parts) if parts else pl.DataFrame()
+            df = pl.concat(parts) if parts else pl.DataFrame(schema=LABEL_SCHEMA)  # an empty shard: zero rows
             write_parquet(df, storage.table("denoised_labels", shard))
             frames.append(df)
     batch = pl.concat(frames)

@@ -10,10 +10,11 @@ from assets.common.metadata import Timer, compute_or_reuse, cost, is_current, pr
 from assets.common.partitions import shard_backfill, shards
 from assets.common.resources import DomainResource, GeneratorResource, StorageResource
 from assets.common.sampling import ShardSamplingConfig
+from prm_core.generation.rollouts import accuracy
 from prm_core.lineage.storage import frame_md5, md5_file, read_parquet
 from prm_core.lineage.summary import update_summary
 
-CODE_VERSION = "1"
+CODE_VERSION = "2"  # 2: grade outcome column; prompts longer than the context skipped, not fatal
 
 
 class RolloutsConfig(ShardSamplingConfig):
@@ -37,54 +38,72 @@ def rollouts(
     domain: DomainResource,
     generator: GeneratorResource,
 ) -> dg.MaterializeResult:
-    from prm_core.generation.rollouts import sample_rollouts
-    from prm_core.lineage.storage import md5_dir
+    from prm_core.generation.rollouts import SKIPPED_SCHEMA, fit_to_context, sample_rollouts
+    from prm_core.lineage.storage import md5_dir, write_parquet
 
     dom = domain.get()
     policy = storage.model("policy")
     policy_md5 = md5_dir(policy)
     spec_fields = config.model_dump(exclude={"reuse"})
-    frames, per_shard, bad_counts = [], [], []
+    frames, per_shard, bad_counts, skipped_all = [], [], [], []
     gen_tokens, gen_seconds, sampled, startup, engine = 0, 0.0, 0, 0.0, None
     with Timer() as t:
         for shard in context.partition_keys:
             pool_path, out = storage.table("problem_pool", shard), storage.table("rollouts", shard)
-            fingerprint = {"code": CODE_VERSION, "config": spec_fields, "policy": policy_md5, "pool": md5_file(pool_path)}
+            fingerprint = {"code": CODE_VERSION, "config": spec_fields, "policy": policy_md5, "pool": md5_file(pool_path),
+                           "context": generator.max_model_len}
             if engine is None and not (config.reuse and is_current(out, fingerprint)):
                 s0 = time.perf_counter()  # the engine's start is a cost of its own, not of the shard
                 engine = generator.get(policy)
                 startup = time.perf_counter() - s0
-            pool = read_parquet(pool_path)
+            pool, skipped_path = read_parquet(pool_path), storage.table("rollouts_skipped", shard)
             spec = config.spec(shard)
+
+            def sample(pool=pool, spec=spec, skipped_path=skipped_path):
+                fits, skipped = fit_to_context(dom, engine, pool)
+                write_parquet(skipped, skipped_path)  # before the rollouts: a kept shard always has its list
+                return sample_rollouts(dom, engine, fits, spec)
+
             s0 = time.perf_counter()
-            df, reused = compute_or_reuse(out, fingerprint, config.reuse, lambda: sample_rollouts(dom, engine, pool, spec))
+            df, reused = compute_or_reuse(out, fingerprint, config.reuse, sample)
+            skipped = read_parquet(skipped_path) if skipped_path.exists() else pl.DataFrame(schema=SKIPPED_SCHEMA)
+            for row in skipped.iter_rows(named=True):
+                context.log.warning(f"shard {row['shard']}: problem {row['problem_id']} skipped: {row['reason']} "
+                                    f"(its prompt has {row['prompt_tokens']})")
+            skipped_all.append(skipped)
             seconds = 0.0 if reused else time.perf_counter() - s0
             if not reused:
                 gen_tokens += int(df["num_tokens"].sum())
                 gen_seconds += seconds
                 sampled += df.height
-            if df.height != pool.height * config.n_samples:
-                bad_counts.append(f"{shard}: {df.height} rows for {pool.height} problems x {config.n_samples}")
+            if df.height != (pool.height - skipped.height) * config.n_samples:
+                bad_counts.append(f"{shard}: {df.height} rows for {pool.height - skipped.height} problems x {config.n_samples}")
             frames.append(df)
-            per_shard.append({"shard": shard, "responses": df.height, "accuracy": float(df["correct"].mean()),
-                              "tokens": int(df["num_tokens"].sum()), "seconds": round(seconds, 2), "reused": reused})
-    batch = pl.concat(frames)
+            per_shard.append({"shard": shard, "problems": pool.height, "skipped": skipped.height, "responses": df.height,
+                              "accuracy": accuracy(df), "tokens": int(df["num_tokens"].sum()),
+                              "seconds": round(seconds, 2), "reused": reused})
+    batch, skipped = pl.concat(frames), pl.concat(skipped_all)
     everything = read_shards(storage.shard_tables("rollouts"))
     tokens_per_s = gen_tokens / gen_seconds if gen_seconds else None
     summary = {"rollouts.count": everything.height, "rollouts.tokens": int(everything["num_tokens"].sum()),
-               "rollouts.accuracy": float(everything["correct"].mean()), "rollouts.shards": len(storage.shard_tables("rollouts"))}
+               "rollouts.accuracy": accuracy(everything), "rollouts.shards": len(storage.shard_tables("rollouts")),
+               "rollouts.skipped_prompts": read_shards(storage.shard_tables("rollouts_skipped")).height,
+               "rollouts.grade_timeouts": int((everything["grade"] == "timeout").sum())}
     if tokens_per_s:
         summary["rollouts.tokens_per_s"] = tokens_per_s
     update_summary(storage.base_dir, summary)
     return dg.MaterializeResult(
         metadata={
             "dagster/row_count": batch.height,
-            "accuracy": float(batch["correct"].mean()),
+            "accuracy": accuracy(batch),
+            "skipped_prompts": skipped.height,
+            "grade_outcomes": preview(batch.group_by("grade").len("responses").sort("grade"), n=10),
             "generated_tokens": int(batch["num_tokens"].sum()),
             "tokens_per_s": round(tokens_per_s or 0.0, 1),
             "engine_startup_seconds": round(startup, 2),
             "truncated": int((batch["finish_reason"] == "length").sum()),
             "shards": preview(pl.DataFrame(per_shard), n=100),
+            **({"skipped": preview(skipped, n=50)} if skipped.height else {}),
             "preview": preview(batch.drop("steps")),
             **cost(t.seconds, generated_tokens=gen_tokens, rollouts=sampled),
         },

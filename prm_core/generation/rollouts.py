@@ -18,9 +18,25 @@ ROLLOUT_SCHEMA = {
     "n_steps": pl.Int32,
     "predicted_answer": pl.String,
     "correct": pl.Boolean,
+    "grade": pl.String,  # the grader's outcome: correct, wrong, no_answer or timeout (domains.base.GradeOutcome)
     "num_tokens": pl.Int32,
     "finish_reason": pl.String,
 }
+
+
+SKIPPED_SCHEMA = {"problem_id": pl.String, "shard": pl.String, "prompt_tokens": pl.Int64, "reason": pl.String}
+
+
+def fit_to_context(domain: Domain, engine: Engine, pool: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(the problems of `pool` whose prompt leaves the engine room to generate, the others with a reason): a prompt
+    as long as the engine's context would fail the whole generate call (vLLM refuses the batch)."""
+    limit = engine.context_len
+    lengths = [len(engine.tokenizer(domain.prompt(p))["input_ids"]) for p in to_problems(pool)]
+    fits = pl.Series([n < limit for n in lengths], dtype=pl.Boolean)
+    skipped = pool.filter(~fits).select("problem_id", "shard").with_columns(
+        prompt_tokens=pl.Series([n for n in lengths if n >= limit], dtype=pl.Int64),
+        reason=pl.lit(f"prompt does not fit the engine's context of {limit} tokens (max_model_len)"))
+    return pool.filter(fits), skipped.select(list(SKIPPED_SCHEMA)).cast(SKIPPED_SCHEMA)
 
 
 def response_id(problem_id: str, sample_index: int) -> str:
@@ -31,12 +47,13 @@ def sample_rollouts(domain: Domain, engine: Engine, pool: pl.DataFrame, spec: Sa
     """`spec.n` graded responses for every problem of `pool`, one row each."""
     problems = to_problems(pool)
     shards = pool["shard"].to_list()
-    samples = engine.generate([domain.prompt(p) for p in problems], spec)
+    samples = engine.generate([domain.prompt(p) for p in problems], spec) if problems else []
     rows = []
     for problem, shard, row in zip(problems, shards, samples):
         for j, s in enumerate(row):
             predicted = domain.extract_answer(s.text)
             steps = domain.split_steps(s.text)
+            outcome = domain.grade_outcome(predicted, problem.answer)
             rows.append(
                 (
                     response_id(problem.problem_id, j),
@@ -47,7 +64,8 @@ def sample_rollouts(domain: Domain, engine: Engine, pool: pl.DataFrame, spec: Sa
                     steps,
                     len(steps),
                     predicted,
-                    domain.grade(predicted, problem.answer),
+                    outcome == "correct",
+                    outcome,
                     s.num_tokens,
                     s.finish_reason,
                 )
@@ -55,5 +73,6 @@ def sample_rollouts(domain: Domain, engine: Engine, pool: pl.DataFrame, spec: Sa
     return pl.DataFrame(rows, schema=ROLLOUT_SCHEMA, orient="row")
 
 
-def accuracy(rollouts: pl.DataFrame) -> float:
-    return float(rollouts["correct"].mean()) if rollouts.height else 0.0
+def accuracy(rollouts: pl.DataFrame) -> float | None:
+    """The share of correct responses; None when there are none (an empty shard has no accuracy)."""
+    return float(rollouts["correct"].mean()) if rollouts.height else None

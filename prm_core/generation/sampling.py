@@ -50,6 +50,8 @@ class GenerationStats:
 class Engine(Protocol):
     name: str
     stats: GenerationStats
+    tokenizer: object  # the model's own (a transformers tokenizer)
+    context_len: int  # prompt + generated tokens per sequence
 
     def generate(self, prompts: Sequence[str], spec: SamplingSpec) -> list[list[Sample]]:
         """`spec.n` samples for every prompt, in prompt order."""

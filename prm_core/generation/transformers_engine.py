@@ -18,7 +18,8 @@ class TransformersEngine:
 
     name = "transformers"
 
-    def __init__(self, model_dir: str | os.PathLike, batch_size: int = 256, threads: int | None = None, **_: object):
+    def __init__(self, model_dir: str | os.PathLike, batch_size: int = 256, threads: int | None = None,
+                 max_model_len: int | None = None, **_: object):
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -30,6 +31,8 @@ class TransformersEngine:
         self.tokenizer.padding_side = "left"
         self.model = AutoModelForCausalLM.from_pretrained(self.model_dir, dtype=torch.float32).eval()
         self.batch_size = batch_size
+        positions = getattr(self.model.config, "max_position_embeddings", None) or max_model_len or 2**31
+        self.context_len = min(max_model_len or positions, positions)  # vLLM's limit, when given, holds here too
         self.stats = GenerationStats()
 
     def generate(self, prompts: Sequence[str], spec: SamplingSpec) -> list[list[Sample]]:

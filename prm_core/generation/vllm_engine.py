@@ -50,6 +50,7 @@ class VllmEngine:
             # is what breaks per-request seeds on CPU ("CPU Generator does not use offset")
             max_num_batched_tokens = max_num_seqs * max_model_len
         self.per_request_seed = True if per_request_seed is None else per_request_seed
+        self.context_len = max_model_len
         start = time.perf_counter()
         self.llm = LLM(
             model=self.model_dir,

@@ -13,7 +13,7 @@ from __future__ import annotations
 import polars as pl
 
 from prm_core.domains.base import Domain
-from prm_core.generation.rollouts import sample_rollouts
+from prm_core.generation.rollouts import fit_to_context, sample_rollouts
 from prm_core.generation.sampling import Engine, SamplingSpec
 
 SC_SCHEMA = {
@@ -51,8 +51,10 @@ def self_confidence(responses: pl.DataFrame, n: int, *, generated_for_sc: bool =
 
 
 def fresh_self_confidence(domain: Domain, engine: Engine, pool: pl.DataFrame, spec: SamplingSpec) -> pl.DataFrame:
-    """SC from `spec.n` fresh samples per problem of `pool` (not SCAN's default: they cost tokens of their own)."""
-    return self_confidence(sample_rollouts(domain, engine, pool, spec), spec.n, generated_for_sc=True)
+    """SC from `spec.n` fresh samples per problem of `pool` (not SCAN's default: they cost tokens of their own);
+    a problem too long for the engine's context has no SC (`rollouts` lists it as skipped)."""
+    fits, _ = fit_to_context(domain, engine, pool)
+    return self_confidence(sample_rollouts(domain, engine, fits, spec), spec.n, generated_for_sc=True)
 
 
 def sc_bucket(expr: pl.Expr) -> pl.Expr:
