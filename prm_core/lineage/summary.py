@@ -1,4 +1,8 @@
-"""`reports/summary.json`: flat dotted keys (a contract: names and meanings are kept), merged by every stage."""
+"""`reports/summary.json`: flat dotted keys (a contract: names and meanings are kept), merged by every stage.
+
+Keys whose values differ between two runs of the same data (`*.seconds`, `rollouts.tokens_per_s`, `run.id`) live in
+`reports/run_info.json` (written with `run_info.update_run_info(summary_dir(data_dir), ...)`), so that summary.json
+is byte-reproducible; `read_summary` returns both, each key under its one name."""
 
 from __future__ import annotations
 
@@ -6,26 +10,38 @@ import json
 import os
 import threading
 
+from prm_core.lineage.run_info import read_run_info
 from prm_core.lineage.storage import as_path, write_json
 
 _LOCK = threading.Lock()
 
 
+def summary_dir(data_dir: str | os.PathLike):
+    return as_path(data_dir) / "reports"
+
+
 def summary_path(data_dir: str | os.PathLike):
-    return as_path(data_dir) / "reports" / "summary.json"
+    return summary_dir(data_dir) / "summary.json"
+
+
+def _read_json(path) -> dict:
+    return json.loads(path.read_text()) if path.exists() else {}
 
 
 def read_summary(data_dir: str | os.PathLike) -> dict:
-    path = summary_path(data_dir)
-    if not path.exists():
-        return {}
-    return json.loads(path.read_text())
+    """The summary with the run's volatile keys (reports/run_info.json) merged in."""
+    return {**_read_json(summary_path(data_dir)), **read_run_info(summary_dir(data_dir))}
 
 
 def update_summary(data_dir: str | os.PathLike, values: dict) -> dict:
-    """Merge `values` into the summary and write it atomically; returns the merged summary."""
+    """Merge `values` (reproducible ones only) into the summary and write it atomically; returns the merged summary."""
     with _LOCK:
-        merged = {**read_summary(data_dir), **values}
+        volatile = read_run_info(summary_dir(data_dir))
+        clash = sorted(set(values) & set(volatile))
+        if clash:
+            raise ValueError(f"summary keys {clash} are run info (reports/run_info.json): write them with update_run_info")
+        # a key lives in one file: older summaries held the timings too
+        merged = {**{k: v for k, v in _read_json(summary_path(data_dir)).items() if k not in volatile}, **values}
         write_json(merged, summary_path(data_dir))
     return merged
 
