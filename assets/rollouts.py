@@ -10,8 +10,9 @@ from assets.common.metadata import Timer, compute_or_reuse, cost, is_current, pr
 from assets.common.partitions import shard_backfill, shards
 from assets.common.resources import DomainResource, GeneratorResource, StorageResource
 from assets.common.sampling import ShardSamplingConfig
+from prm_core.lineage.run_info import update_run_info
 from prm_core.lineage.storage import frame_md5, md5_file, read_parquet
-from prm_core.lineage.summary import update_summary
+from prm_core.lineage.summary import summary_dir, update_summary
 
 CODE_VERSION = "1"
 
@@ -73,9 +74,9 @@ def rollouts(
     tokens_per_s = gen_tokens / gen_seconds if gen_seconds else None
     summary = {"rollouts.count": everything.height, "rollouts.tokens": int(everything["num_tokens"].sum()),
                "rollouts.accuracy": float(everything["correct"].mean()), "rollouts.shards": len(storage.shard_tables("rollouts"))}
-    if tokens_per_s:
-        summary["rollouts.tokens_per_s"] = tokens_per_s
     update_summary(storage.base_dir, summary)
+    if tokens_per_s:  # a timing: reports/run_info.json, so that summary.json is reproducible
+        update_run_info(summary_dir(storage.base_dir), {"rollouts.tokens_per_s": tokens_per_s})
     return dg.MaterializeResult(
         metadata={
             "dagster/row_count": batch.height,

@@ -6,7 +6,8 @@ import time
 import dagster as dg
 
 from assets.common.resources import StorageResource
-from prm_core.lineage.summary import format_summary, update_summary
+from prm_core.lineage.run_info import update_run_info
+from prm_core.lineage.summary import format_summary, read_summary, summary_dir
 
 
 @dg.asset(
@@ -20,6 +21,7 @@ def run_summary(context: dg.AssetExecutionContext, storage: StorageResource) -> 
     stats = context.instance.get_run_stats(context.run_id)
     # `prm run` chains two runs (shard stage, PRM stage) and tags both with its start time
     started = float(context.run.tags.get("prm/started") or stats.start_time or time.time())
-    summary = update_summary(storage.base_dir, {"run.seconds": round(time.time() - started, 1), "run.id": context.run_id})
+    update_run_info(summary_dir(storage.base_dir), {"run.seconds": round(time.time() - started, 1), "run.id": context.run_id})
+    summary = read_summary(storage.base_dir)
     return dg.MaterializeResult(metadata={"summary": dg.MetadataValue.md(f"```\n{format_summary(summary)}\n```"),
                                           "path": dg.MetadataValue.path(str(storage.root / "reports" / "summary.json"))})
