@@ -73,6 +73,7 @@ def active_prm(context: dg.AssetExecutionContext, config: ActivePRMConfig, stora
     from prm_core.evaluation.benchmark_scores import bon_scores, processbench_scores
     from prm_core.generation.sampling import SamplingSpec
     from prm_core.labels.mc_estimates import responses_of
+    from prm_core.lineage.run_info import update_run_info
     from prm_core.lineage.storage import atomic_dir, local_copy, read_parquet, write_parquet
     from prm_core.prm.discriminative import init_prm, step_inputs
 
@@ -149,7 +150,7 @@ def active_prm(context: dg.AssetExecutionContext, config: ActivePRMConfig, stora
     out = storage.model_dir("active_prm")
     with atomic_dir(out) as tmp:
         main.heads.save_pretrained(tmp)
-        info = {"backbone": str(storage.model("prm_backbone")), "separator": config.separator, "seed": 0,
+        info = {"separator": config.separator, "seed": 0,
                 "delta_pred": main.delta_pred, "delta_std": main.delta_std, "labels": main.labels, "pool": main.pool,
                 "train": {k: getattr(cfg, k) for k in ("heads", "lr", "batch_size", "reg_lambda", "learning_probability")},
                 "inputs": "[hidden ; LM features] of the backbone's feature PRM at each step separator"}
@@ -159,7 +160,9 @@ def active_prm(context: dg.AssetExecutionContext, config: ActivePRMConfig, stora
             mlflow.set_tags({"dagster_run_id": context.run_id, "kind": "actprm"})
             mlflow.log_params({k: v for k, v in config.model_dump().items()})
             mlflow.log_metrics({k.replace("actprm.", ""): float(v) for k, v in summary.items()})
-            version = log_model(mlflow, tmp, REGISTERED, context.run_id, "ActPRM ensemble heads (pool-based)")["mlflow_version"]
+            logged = log_model(mlflow, tmp, REGISTERED, context.run_id, "ActPRM ensemble heads (pool-based)")
+        version = logged["mlflow_version"]  # paths and ids: run_info.json, so that actprm.json is reproducible
+        update_run_info(tmp, {"backbone": str(storage.model("prm_backbone")), "dagster_run_id": context.run_id, **logged})
     return dg.MaterializeResult(metadata={
         "comparison": table(points.group_by("method").agg(labels=pl.col("labels").mean(), f1_mean=pl.col("f1").mean(),
                                                            f1_min=pl.col("f1").min(), f1_max=pl.col("f1").max()).sort("labels")),

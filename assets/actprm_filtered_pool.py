@@ -48,6 +48,7 @@ def actprm_filtered_pool(context: dg.AssetExecutionContext, config: FilteredPool
     from prm_core.generation.rollouts import sample_rollouts
     from prm_core.generation.sampling import SamplingSpec
     from prm_core.labels.mc_estimates import responses_of
+    from prm_core.lineage.run_info import update_run_info
     from prm_core.lineage.storage import atomic_dir, local_copy, read_parquet, write_parquet
     from prm_core.prm.discriminative import init_prm, step_inputs
     from prm_core.prm.ensemble import EnsembleHeads, probabilities
@@ -101,7 +102,8 @@ def actprm_filtered_pool(context: dg.AssetExecutionContext, config: FilteredPool
             mlflow.set_tags({"dagster_run_id": context.run_id, "kind": "actprm_final"})
             mlflow.log_params(config.model_dump())
             mlflow.log_metrics({k.replace("actprm.filtered_pool.", ""): float(v) for k, v in summary.items()})
-            log_model(mlflow, tmp, "prm-foundry-actprm-final", context.run_id, "ActPRM final PRM (one-shot filtered pool)")
+            logged = log_model(mlflow, tmp, "prm-foundry-actprm-final", context.run_id, "ActPRM final PRM (one-shot filtered pool)")
+        update_run_info(tmp, {"dagster_run_id": context.run_id, **logged})  # ids: run info, actprm.json is reproducible
     return dg.MaterializeResult(metadata={
         "summary": table(pl.DataFrame([summary])),
         "thresholds": dg.MetadataValue.json({"delta_pred": info["delta_pred"], "delta_std": info["delta_std"]}),

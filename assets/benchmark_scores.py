@@ -110,11 +110,9 @@ def score_implicit(storage: StorageResource, config: "BenchmarkConfig", pb: pl.D
                    tracking: TrackingResource, log) -> list[dict]:
     """Every implicit PRM (and CE's responses-per-problem sweep) on both benchmarks; the reference's cumulative
     log-probs are computed once for all of them."""
-    import json
-
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from assets.implicit_prm import EXPERIMENT
+    from assets.implicit_prm import EXPERIMENT, implicit_info
     from prm_core.evaluation.benchmark_scores import implicit_scores, per_sample
     from prm_core.lineage.storage import local_copy, md5_dir, write_parquet
     from prm_core.prm.implicit import step_values
@@ -123,7 +121,7 @@ def score_implicit(storage: StorageResource, config: "BenchmarkConfig", pb: pl.D
     found = sorted((p for p in storage.model_dir("implicit").glob("*") if (p / "model.safetensors").exists()), key=lambda p: p.name)
     rows, ref_values, policy_md5 = [], None, md5_dir(policy)
     for path in found:
-        info = json.loads((path / "implicit.json").read_text())
+        info = implicit_info(path)
         if info["ref_md5"] != policy_md5:
             log.warning(f"implicit PRM {path.name} was trained against another reference checkpoint: skipped")
             continue

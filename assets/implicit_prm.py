@@ -35,6 +35,15 @@ def implicit_dir(storage: StorageResource, loss: str):
     return storage.model_dir("implicit") / loss
 
 
+def implicit_info(path) -> dict:
+    """What `implicit_prm` recorded of a model (implicit.json, loss curve aside) with this run's reference path, timing
+    and MLflow run (run_info.json, kept apart so that implicit.json is reproducible)."""
+    from prm_core.lineage.run_info import read_run_info
+
+    recorded = json.loads((path / "implicit.json").read_text())
+    return {**{k: v for k, v in recorded.items() if k != "losses"}, **read_run_info(path)}
+
+
 def outcomes(storage: StorageResource, dom, m: int):
     """The rollouts' responses and outcome labels (the very responses the MC methods label), the first m per question
     (all with m = 0), and their generated tokens."""
@@ -56,6 +65,7 @@ def train_one(storage: StorageResource, dom, config: ImplicitPRMConfig, loss: st
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from prm_core.evaluation.flops import implicit_cost
+    from prm_core.lineage.run_info import update_run_info
     from prm_core.lineage.storage import atomic_dir, local_copy, md5_dir
     from prm_core.prm.card import implicit_card
     from prm_core.prm.implicit import ImplicitConfig, preference_pairs, train_implicit
@@ -74,9 +84,10 @@ def train_one(storage: StorageResource, dom, config: ImplicitPRMConfig, loss: st
         losses, stats = train_implicit(theta, ref, tokenizer, data, config.separator, cfg)
     params = sum(p.numel() for p in theta.parameters())
     flops = implicit_cost(response_tokens, stats["tokens_trained"], stats["tokens_ref"], params)
+    run_info = {"ref": str(storage.model("policy")), "train_seconds": round(t.seconds, 2), "dagster_run_id": run_id}
     info = {"loss": loss, "beta": cfg.beta, "coef": config.coef or cfg.beta, "separator": config.separator,
-            "ref": str(storage.model("policy")), "ref_md5": md5_dir(policy), "responses_per_problem": m or len(data) // max(1, questions),
-            "response_tokens": response_tokens, "params": params, **stats, "train_seconds": round(t.seconds, 2),
+            "ref_md5": md5_dir(policy), "responses_per_problem": m or len(data) // max(1, questions),
+            "response_tokens": response_tokens, "params": params, **stats,
             "loss_first": sum(losses[:10]) / max(1, len(losses[:10])), "loss_last": sum(losses[-10:]) / max(1, len(losses[-10:])),
             "flops": flops.total, "data_flops": flops.data, "train_flops": flops.training}
     with atomic_dir(out) as tmp:
@@ -84,7 +95,7 @@ def train_one(storage: StorageResource, dom, config: ImplicitPRMConfig, loss: st
         tokenizer.save_pretrained(tmp)
         (tmp / "README.md").write_text(implicit_card(
             per_problem=m or "all", pairs_note=f"{stats['pairs']} (correct, incorrect) pairs" if stats["pairs"] else
-            "unpaired responses", **{k: info[k] for k in ("loss", "beta", "coef", "ref", "ref_md5", "separator", "responses",
+            "unpaired responses", **{k: info[k] for k in ("loss", "beta", "coef", "ref_md5", "separator", "responses",
                                                           "steps", "tokens_trained", "flops")},
             data_flops=flops.data, train_flops=flops.training))
         if tracking is not None:
@@ -94,14 +105,17 @@ def train_one(storage: StorageResource, dom, config: ImplicitPRMConfig, loss: st
             with mlflow.start_run(run_name=f"implicit-{loss}"):
                 mlflow.set_tags({"loss": loss, "dagster_run_id": run_id, "kind": "implicit_prm"})
                 mlflow.log_params({**{k: v for k, v in config.model_dump().items() if k != "reuse"}, "loss": loss,
-                                   "ref": info["ref"]})
+                                   "ref": run_info["ref"]})
                 for i, v in enumerate(losses):
                     mlflow.log_metric("train_loss", v, step=i)
-                mlflow.log_metrics({k: float(info[k]) for k in ("train_seconds", "loss_last", "flops", "tokens_trained")})
-                info.update(log_model(mlflow, tmp, REGISTERED.format(loss=loss), run_id,
-                                      f"implicit PRM ({loss} on outcome labels)"))
+                mlflow.log_metrics({"train_seconds": run_info["train_seconds"],
+                                    **{k: float(info[k]) for k in ("loss_last", "flops", "tokens_trained")}})
+                logged = log_model(mlflow, tmp, REGISTERED.format(loss=loss), run_id, f"implicit PRM ({loss} on outcome labels)")
+                info["mlflow_model"] = logged.pop("mlflow_model")
+                run_info.update(logged)
         (tmp / "implicit.json").write_text(json.dumps({**info, "losses": losses}, indent=2))
-    return info
+        update_run_info(tmp, run_info)
+    return {**info, **run_info}
 
 
 @dg.asset(
@@ -126,8 +140,7 @@ def implicit_prm(context: dg.AssetExecutionContext, config: ImplicitPRMConfig, s
                        "config": config.model_dump(exclude={"reuse"})}
         if config.reuse and is_current(out / "model.safetensors", fingerprint):
             context.log.info(f"implicit PRM {loss} unchanged: reusing {out}")
-            per_loss[loss] = {"reused": True, **{k: v for k, v in json.loads((out / "implicit.json").read_text()).items()
-                                                 if k != "losses"}}
+            per_loss[loss] = {"reused": True, **implicit_info(out)}
             continue
         with Timer() as t:
             info = train_one(storage, domain.get(), config, loss, config.responses_per_problem, out, tracking, context.run_id)

@@ -13,6 +13,7 @@ from pydantic import Field
 from assets.common.metadata import compute_or_reuse, cost, preview, read_shards, table
 from assets.common.partitions import shard_backfill, shards
 from assets.common.resources import DomainResource, GeneratorResource, StorageResource
+from prm_core.lineage.run_info import read_run_info, update_run_info
 from prm_core.lineage.storage import frame_md5, md5_file, read_parquet, write_parquet
 from prm_core.lineage.summary import update_summary
 
@@ -35,6 +36,15 @@ class MCConfig(dg.Config):
 
 def _chunk_path(storage: StorageResource, shard: str, method: str, index: int):
     return storage.root / "mc_estimates_chunks" / shard / f"{method}-{index:04d}.parquet"
+
+
+def mc_seconds(storage: StorageResource) -> dict[str, float]:
+    """Seconds per method over every shard's chunks: timings live in mc_costs/run_info.json, not in the tables."""
+    info, out = read_run_info(storage.root / "mc_costs"), {}
+    for path in storage.shard_tables("mc_costs"):
+        for r in info.get(path.stem, []):
+            out[r["method"]] = out.get(r["method"], 0.0) + r["seconds"]
+    return out
 
 
 @dg.asset(
@@ -96,13 +106,17 @@ def mc_estimates(context: dg.AssetExecutionContext, config: MCConfig, storage: S
                                   "seconds": round(seconds, 3), "reused": reused})
         shard_df = pl.concat(shard_frames)
         write_parquet(shard_df, storage.table("mc_estimates", shard))
-        write_parquet(pl.DataFrame([r for r in cost_rows if r["shard"] == shard]), storage.table("mc_costs", shard))
+        shard_costs = [r for r in cost_rows if r["shard"] == shard]  # seconds and reuse describe this run: run info
+        write_parquet(pl.DataFrame(shard_costs).drop("seconds", "reused"), storage.table("mc_costs", shard))
+        update_run_info(storage.root / "mc_costs", {shard: [{k: r[k] for k in ("method", "chunk", "seconds", "reused")}
+                                                            for r in shard_costs]})
         frames.append(shard_df)
     batch = pl.concat(frames)
     costs = pl.DataFrame(cost_rows)
     all_costs = read_shards(storage.shard_tables("mc_costs"))
-    per_method = all_costs.group_by("method").agg(pl.col("rollouts", "tokens", "seconds").sum())
-    summary = {f"mc.{r['method']}.{k}": r[k] for r in per_method.to_dicts() for k in ("rollouts", "tokens", "seconds")}
+    per_method = all_costs.group_by("method", maintain_order=True).agg(pl.col("rollouts", "tokens").sum())
+    summary = {f"mc.{r['method']}.{k}": r[k] for r in per_method.to_dicts() for k in ("rollouts", "tokens")}
+    summary |= {f"mc.{m}.seconds": s for m, s in mc_seconds(storage).items()}
     sc_tokens = int(read_shards(storage.shard_tables("self_confidence"))["tokens"].sum())
     all_in = cost_table({r["method"]: r for r in per_method.to_dicts()}, sc_tokens)
     ratios = {r["method"]: r for r in all_in.to_dicts()}

@@ -32,6 +32,7 @@ def prm_backbone(context: dg.AssetExecutionContext, config: BackboneModelConfig,
                  domain: DomainResource) -> dg.MaterializeResult:
     from prm_core.domains import has_exact_labeller
     from prm_core.generation.policy import save_policy
+    from prm_core.lineage.run_info import update_run_info
     from prm_core.lineage.storage import local_copy, md5_dir, write_json
     from prm_core.prm.backbone import BackboneConfig, train_backbone
 
@@ -55,7 +56,10 @@ def prm_backbone(context: dg.AssetExecutionContext, config: BackboneModelConfig,
         else:
             model, tokenizer, pcfg, report = train_backbone(local_copy(policy), dom, cfg)
             save_policy(model, tokenizer, pcfg, path)
-            write_json(asdict(report), path / "train_report.json")  # its tokens are part of every MC PRM's FLOPs
+            recorded = asdict(report)
+            timing = {k: recorded.pop(k) for k in ("seconds", "tokens_per_s")}  # run info: the report stays reproducible
+            write_json(recorded, path / "train_report.json")  # its tokens are part of every MC PRM's FLOPs
+            update_run_info(path, timing)
             mark_current(path / "model.safetensors", fingerprint)
     storage.set_model("prm_backbone", path)
     return dg.MaterializeResult(metadata={

@@ -69,8 +69,11 @@ def launch_training(context: dg.AssetExecutionContext, backbone, corpus_path, cf
 
 
 def training_info(path) -> dict:
-    """What `prm_model` recorded of a PRM's training (data, loss, MLflow run and model version)."""
-    return json.loads((path / "training.json").read_text())
+    """What `prm_model` recorded of a PRM's training: data and loss (training.json), with this run's timing and MLflow
+    run, model version and URLs (run_info.json, kept apart so that training.json is reproducible)."""
+    from prm_core.lineage.run_info import read_run_info
+
+    return {**json.loads((path / "training.json").read_text()), **read_run_info(path)}
 
 
 @dg.asset(
@@ -90,6 +93,7 @@ def prm_model(context: dg.AssetExecutionContext, config: PRMModelConfig, storage
     from transformers import AutoTokenizer
 
     from assets.common.tracking import log_model
+    from prm_core.lineage.run_info import update_run_info
     from prm_core.lineage.storage import atomic_dir, frame_md5, local_copy, md5_dir, read_parquet
     from prm_core.prm.corpus import examples
     from prm_core.prm.discriminative import PRMTrainConfig, init_prm, train_prm
@@ -130,9 +134,11 @@ def prm_model(context: dg.AssetExecutionContext, config: PRMModelConfig, storage
                               separator_id(tokenizer, config.separator), cfg.max_length)
         info = {"label_set": label_set, "sequences": corpus.height, "steps_labelled": int(corpus["steps"].list.len().sum()),
                 "corpus_tokens": sum(len(e.input_ids) for e in encoded),  # the frozen feature forward's tokens (FLOPs)
-                "hard_negatives": int((corpus["source"] == "hard_negative").sum()), "train_seconds": round(t.seconds, 2),
+                "hard_negatives": int((corpus["source"] == "hard_negative").sum()),
                 "loss_first": sum(losses[:20]) / max(1, len(losses[:20])), "loss_last": sum(losses[-50:]) / max(1, len(losses[-50:])),
-                "features": config.features, "hidden_term": config.hidden_term, "launcher": config.launcher, **launched}
+                "features": config.features, "hidden_term": config.hidden_term, "launcher": config.launcher,
+                **{k: v for k, v in launched.items() if k != "train_seconds"}}
+        run_info = {"train_seconds": launched.get("train_seconds", round(t.seconds, 2)), "dagster_run_id": context.run_id}
         if config.features:
             info["feature_weights"] = [round(w, 4) for w in model.feature_score.weight[0].tolist()]
         mlflow = tracking.experiment(EXPERIMENT)
@@ -146,14 +152,16 @@ def prm_model(context: dg.AssetExecutionContext, config: PRMModelConfig, storage
             with atomic_dir(path) as tmp:
                 model.save_pretrained(tmp)
                 tokenizer.save_pretrained(tmp)
-                info.update(log_model(mlflow, tmp, REGISTERED.format(label_set=label_set), context.run_id,
-                                      f"PRM trained on {label_set} labels"),
-                            mlflow_ui=f"{MLFLOW_UI}/#/experiments/{run.info.experiment_id}/runs/{run.info.run_id}")
+                logged = log_model(mlflow, tmp, REGISTERED.format(label_set=label_set), context.run_id,
+                                   f"PRM trained on {label_set} labels")
+                info["mlflow_model"] = logged.pop("mlflow_model")
+                run_info.update(logged, mlflow_ui=f"{MLFLOW_UI}/#/experiments/{run.info.experiment_id}/runs/{run.info.run_id}")
                 (tmp / "training.json").write_text(json.dumps(info, indent=2))
+                update_run_info(tmp, run_info)
         mark_current(path / "model.safetensors", fingerprint)
         if config.launcher == "accelerate":
             shutil.rmtree(out, ignore_errors=True)
-        per_set[label_set] = {"reused": False, **info}
+        per_set[label_set] = {"reused": False, **info, **run_info}
         seconds += t.seconds
     return dg.MaterializeResult(metadata={
         "path": dg.MetadataValue.path(str(storage.model_dir("prm"))),

@@ -43,10 +43,10 @@ def processbench_set(domain: ExactDomain, engine: Engine, n_per_class: int, seed
     roll = sample_rollouts(domain, engine, pool, SamplingSpec(n=1, temperature=1.0, max_new_tokens=max_new_tokens, seed=seed))
     truth = label_rollouts(domain, pool, roll)
     prompts = prompts_frame(domain, pool)
-    rows = (
-        roll.join(truth.select("response_id", "first_error"), on="response_id")
-        .join(pool.select("problem_id", "question"), on="problem_id")
-        .join(prompts, on="problem_id")
+    rows = (  # the rollouts' order (the seeded sample below depends on it; polars joins keep none by default)
+        roll.join(truth.select("response_id", "first_error"), on="response_id", maintain_order="left")
+        .join(pool.select("problem_id", "question"), on="problem_id", maintain_order="left")
+        .join(prompts, on="problem_id", maintain_order="left")
         .select("response_id", "question", "prompt", "steps", "correct", "first_error")
     )
     rng = random.Random(f"processbench-{seed}")
@@ -70,7 +70,8 @@ def bon_candidates(domain: ExactDomain, engine: Engine, n_problems: int, n: int,
     sampled = sample_rollouts(domain, engine, pool, SamplingSpec(n=n, temperature=1.0, max_new_tokens=max_new_tokens, seed=seed))
     greedy = sample_rollouts(domain, engine, pool, SamplingSpec(n=1, temperature=0.0, max_new_tokens=max_new_tokens, seed=seed))
     greedy = greedy.select("problem_id", greedy_correct=pl.col("correct"))
-    return sampled.join(pool.select("problem_id", "question"), on="problem_id").join(prompts_frame(domain, pool), on="problem_id").join(greedy, on="problem_id")
+    keep = {"on": "problem_id", "maintain_order": "left"}  # the samples' order: a written table, byte-reproducible
+    return sampled.join(pool.select("problem_id", "question"), **keep).join(prompts_frame(domain, pool), **keep).join(greedy, **keep)
 
 
 def load_processbench(path) -> pl.DataFrame:

@@ -98,7 +98,7 @@ def step_confusion(mc: pl.DataFrame, truth: pl.DataFrame) -> pl.DataFrame:
 
 
 def cost_table(costs: dict[str, dict], sc_tokens: int = 0) -> pl.DataFrame:
-    """Rollouts, tokens and seconds per method, with each method's ratio to vanilla.
+    """Rollouts and tokens per method (the reproducible cost; seconds are run info), with each method's ratio to vanilla.
 
     All-in (algorithms.md §2.4): every token a method generates beyond the shared N responses — its rollouts, and
     for SCAN also the tokens sampled for self-confidence alone (`sc_tokens`, 0 when SC comes from the responses).
@@ -113,7 +113,6 @@ def cost_table(costs: dict[str, dict], sc_tokens: int = 0) -> pl.DataFrame:
             "rollouts": int(c.get("rollouts", 0)),
             "tokens": tokens,
             "all_in_tokens": all_in,
-            "seconds": round(float(c.get("seconds", 0.0)), 2),
             "token_ratio_vs_vanilla": tokens / base if base else None,
             "all_in_ratio_vs_vanilla": all_in / base if base else None,
             "rollout_ratio_vs_vanilla": c.get("rollouts", 0) / costs["vanilla"]["rollouts"]

@@ -31,8 +31,9 @@ def first_error_of(hard_labels: list[int]) -> int:
 def export_rows(labels: pl.DataFrame, problems: pl.DataFrame, rollouts: pl.DataFrame, model_version: str) -> pl.DataFrame:
     """Labels with everything an export needs: question, prompt, final-answer grade, provenance."""
     return (
-        labels.join(problems.select("problem_id", "question", "prompt"), on="problem_id", how="left")
-        .join(rollouts.select("response_id", pl.col("correct").alias("final_answer_correct")), on="response_id", how="left")
+        labels.join(problems.select("problem_id", "question", "prompt"), on="problem_id", how="left", maintain_order="left")
+        .join(rollouts.select("response_id", pl.col("correct").alias("final_answer_correct")), on="response_id", how="left",
+              maintain_order="left")  # the labels' order: exports are byte-reproducible
         .with_columns(model_version=pl.lit(model_version))
     )
 

@@ -120,11 +120,14 @@ def md5_file(path: str | os.PathLike) -> str:
     return h.hexdigest()
 
 
+RUN_INFO = "run_info.json"  # timings, run ids and paths of the run that wrote a folder (lineage.run_info)
+
+
 def md5_dir(path: str | os.PathLike) -> str:
-    """A content hash of a directory: md5 over sorted (relative path, file md5) pairs."""
+    """A content hash of a directory: md5 over sorted (relative path, file md5) pairs, its run info left out."""
     path = as_path(path)
     h = hashlib.md5()
-    for f in sorted(p for p in path.rglob("*") if p.is_file()):
+    for f in sorted(p for p in path.rglob("*") if p.is_file() and p.name != RUN_INFO):
         h.update(f"{f.relative_to(path).as_posix()}\t{md5_file(f)}\n".encode())
     return h.hexdigest()
 

@@ -1,4 +1,8 @@
-"""`reports/summary.json`: flat dotted keys (a contract: names and meanings are kept), merged by every stage."""
+"""`reports/summary.json`: flat dotted keys (a contract: names and meanings are kept), merged by every stage.
+
+It holds the run's timings too (`*.seconds`, `rollouts.tokens_per_s`, `run.id`: keys that issues name), so it is the
+one file of `reports/` that differs between two runs of the same data; a release records it in its manifest
+(`summary`) instead of listing it among the byte-reproducible files."""
 
 from __future__ import annotations
 
@@ -11,21 +15,26 @@ from prm_core.lineage.storage import as_path, write_json
 _LOCK = threading.Lock()
 
 
+def summary_dir(data_dir: str | os.PathLike):
+    return as_path(data_dir) / "reports"
+
+
 def summary_path(data_dir: str | os.PathLike):
-    return as_path(data_dir) / "reports" / "summary.json"
+    return summary_dir(data_dir) / "summary.json"
+
+
+def _read_json(path) -> dict:
+    return json.loads(path.read_text()) if path.exists() else {}
 
 
 def read_summary(data_dir: str | os.PathLike) -> dict:
-    path = summary_path(data_dir)
-    if not path.exists():
-        return {}
-    return json.loads(path.read_text())
+    return _read_json(summary_path(data_dir))
 
 
 def update_summary(data_dir: str | os.PathLike, values: dict) -> dict:
     """Merge `values` into the summary and write it atomically; returns the merged summary."""
     with _LOCK:
-        merged = {**read_summary(data_dir), **values}
+        merged = {**_read_json(summary_path(data_dir)), **values}
         write_json(merged, summary_path(data_dir))
     return merged
 

@@ -48,8 +48,8 @@ LABEL_NOTES = {
 def prm_card(label_set: str, training: dict, metrics: dict, separator: str, name: str) -> str:
     """The README of an exported PRM: how to load it, what it was trained on, how it scored."""
     rows = "\n".join(f"| {k} | {v:.4g} |" if isinstance(v, float) else f"| {k} | {v} |" for k, v in metrics.items())
-    train = {k: training[k] for k in ("train_seconds", "loss_last", "feature_weights", "mlflow_model", "mlflow_version")
-             if k in training}
+    # reproducible facts only: timings and MLflow run ids/versions are in the model's run_info.json
+    train = {k: training[k] for k in ("loss_last", "feature_weights", "mlflow_model") if k in training}
     features = training.get("features", True)
     remote = ", trust_remote_code=True" if features else ""
     head_note = ("The step logit is a linear head on the separator's hidden state plus learned weights on the model's "
@@ -71,7 +71,8 @@ tags: [process-reward-model, implicit-prm, prm-foundry]
 # prm-foundry-implicit-{loss}
 
 An implicit PRM from PRM Foundry: a causal LM θ trained with the **{loss}** loss on outcome labels only
-(β = {beta}), against the frozen reference π_ref = the checkpoint it started from (`{ref}`, md5 `{ref_md5}`).
+(β = {beta}), against the frozen reference π_ref = the checkpoint it started from (the pipeline's policy, md5
+`{ref_md5}`; its path on the machine that trained it is in `run_info.json`).
 No step labels and no MC rollouts were used.
 
 ## Use: step rewards from two causal LMs

@@ -57,6 +57,12 @@ class StepVerifierConfig(PreTrainedConfig):
     def hidden_size(self) -> int:
         return self.backbone_config.hidden_size
 
+    def to_dict(self) -> dict:
+        out = super().to_dict()
+        if isinstance(out.get("backbone_config"), dict):  # where the backbone was loaded from is no part of the model
+            out["backbone_config"].pop("_name_or_path", None)
+        return out
+
 
 class StepVerifierForTokenClassification(PreTrainedModel):
     config_class = StepVerifierConfig

@@ -142,21 +142,28 @@ def test_resume_after_a_crash_gives_the_uninterrupted_table(uninterrupted, tmp_p
     assert a.equals(b)
 
 
-def test_prm_stage_trains_three_prms_scores_them_and_exports(tmp_path):
-    """The label-set run after the shard run: corpora, three PRMs (MLflow-tracked), benchmark scores, exports."""
-    import json
-
-    from transformers import AutoModelForCausalLM, AutoModelForTokenClassification, AutoTokenizer
-
-    data = tmp_path / "data"
+@pytest.fixture(scope="module")
+def full_pipeline(tmp_path_factory):
+    """The three stages of `prm run` on the tiny config, materialized once for the module: (data dir, results)."""
+    data = tmp_path_factory.mktemp("full") / "data"
     with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions(shards.name, KEYS)
-        shard, _, prm = materialize_pipeline(instance, data, KEYS)
+        return data, materialize_pipeline(instance, data, KEYS)
+
+
+def test_prm_stage_trains_three_prms_scores_them_and_exports(full_pipeline):
+    """The label-set run after the shard run: corpora, three PRMs (MLflow-tracked), benchmark scores, exports."""
+    from transformers import AutoModelForCausalLM, AutoModelForTokenClassification, AutoTokenizer
+
+    from assets.prm_model import training_info
+    from prm_core.lineage.summary import read_summary
+
+    data, (shard, _, prm) = full_pipeline
     # the tiny policy's SCAN finds no error with K=2, so its corpus is empty and its PRM skipped (a warning says so)
     assert pl.read_parquet(data / "filtered_corpus" / "scan.parquet").is_empty()
     corpus = pl.read_parquet(data / "filtered_corpus" / "vanilla.parquet")
     assert "label" in set(corpus["source"]) and (corpus["steps"].list.len() == corpus["targets"].list.len()).all()
-    summary = json.loads((data / "reports" / "summary.json").read_text())
+    summary = read_summary(data)  # summary.json with reports/run_info.json (run.seconds)
     for key in ("prm.vanilla.f1", "prm.oracle.f1", "prm.vanilla.f1_tau05", "bon.majority", "bon.prm_min.oracle",
                 "bon.prm_min.vanilla", "bon.pass_at_n", "run.seconds"):
         assert 0.0 <= summary[key] <= (1.0 if key != "run.seconds" else 1e6), key
@@ -171,7 +178,7 @@ def test_prm_stage_trains_three_prms_scores_them_and_exports(tmp_path):
     assert "## Metrics" in (export / "README.md").read_text()
     model = AutoModelForTokenClassification.from_pretrained(export, trust_remote_code=True)
     assert model.config.num_labels == 1 and AutoTokenizer.from_pretrained(export, trust_remote_code=True)
-    training = json.loads((export / "training.json").read_text())
+    training = training_info(export)  # MLflow's run and version: its run_info.json
     import mlflow
 
     mlflow.set_tracking_uri(training["mlflow_uri"])
@@ -203,3 +210,41 @@ def test_prm_stage_trains_three_prms_scores_them_and_exports(tmp_path):
     heads = EnsembleHeads.from_pretrained(data / "models" / "active_prm")
     assert heads.config.num_heads == 3 and torch.isfinite(heads.flat()).all()
     assert summary["actprm.filtered_pool.responses"] == 8 and (data / "models" / "actprm_final" / "model.safetensors").exists()
+
+
+def released_files(data) -> dict:
+    """Every file under the released folders (orchestration.release.RELEASED) by its path in the data dir, but the
+    run records (run_info.json files, the summary): timings, run ids and paths live there, by design different."""
+    from orchestration.release import RELEASED
+    from prm_core.lineage.run_info import is_run_record
+
+    out = {}
+    for folder in RELEASED:
+        base = data / folder
+        for f in [base] if base.is_file() else sorted(base.rglob("*")) if base.exists() else []:
+            if f.is_file() and not is_run_record(f.relative_to(data).as_posix()):
+                out[f.relative_to(data).as_posix()] = f
+    return out
+
+
+def test_two_same_seed_runs_release_byte_identical_files(full_pipeline, tmp_path):
+    """A second run into another data dir (other absolute paths, another MLflow store) writes the same bytes."""
+
+    from prm_core.lineage.summary import read_summary
+
+    first, _ = full_pipeline
+    second = tmp_path / "data"
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions(shards.name, KEYS)
+        materialize_pipeline(instance, second, KEYS)
+    a, b = released_files(first), released_files(second)
+    assert sorted(a) == sorted(b) and len(a) > 50
+    differ = [p for p in sorted(a) if a[p].read_bytes() != b[p].read_bytes()]
+    assert not differ, f"released files that differ between two same-seed runs: {differ}"
+    # what does differ is kept in run records: the summary's timing keys (a contract) and run_info.json files
+    volatile = {"run.seconds", "run.id", "rollouts.tokens_per_s", "mc.vanilla.seconds", "mc.scan.seconds"}
+    assert volatile <= set(read_summary(second)) and read_summary(first)["run.id"] != read_summary(second)["run.id"]
+    timeless = {k: v for k, v in read_summary(first).items() if k not in volatile and not k.endswith("seconds")}
+    assert timeless == {k: v for k, v in read_summary(second).items() if k in timeless}
+    for folder in ("models/prm/vanilla", "prm_exports/vanilla", "models/prm_backbone", "mc_costs"):
+        assert (second / folder / "run_info.json").exists(), folder

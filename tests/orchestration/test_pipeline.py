@@ -66,7 +66,9 @@ def test_whole_graph_materializes_on_two_shards(instance, tmp_path):
     assert roll.height == 2 * 6 * 2 and truth.height == roll.height
     assert (truth["n_steps"] == roll["n_steps"]).all()
     assert (data / "models" / "policy" / "model.safetensors").exists()
-    summary = json.loads((data / "reports" / "summary.json").read_text())
+    from prm_core.lineage.summary import read_summary
+
+    summary = read_summary(data)  # rollouts.tokens_per_s is a timing: reports/run_info.json
     for key in ("policy.accuracy", "rollouts.count", "rollouts.tokens", "rollouts.tokens_per_s"):  # run.seconds: the PRM stage
         assert key in summary
     assert summary["rollouts.count"] == roll.height and summary["rollouts.tokens"] == roll["num_tokens"].sum()
