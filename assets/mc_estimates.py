@@ -92,7 +92,8 @@ def mc_estimates(context: dg.AssetExecutionContext, config: MCConfig, storage: S
                 def label_chunk(chunk=chunk, spec=spec, cost_path=cost_path, method=method):
                     df, c = annotate(method, dom, generator.get(policy), chunk, sc, ann, spec)
                     # the cost is written before the chunk, so a kept chunk always has its cost
-                    write_parquet(pl.DataFrame({"seconds": [c.seconds], "rollouts": [c.rollouts], "tokens": [c.tokens]}), cost_path)
+                    write_parquet(pl.DataFrame({"seconds": [c.seconds], "rollouts": [c.rollouts], "tokens": [c.tokens],
+                                                "grade_timeouts": [c.grade_timeouts]}), cost_path)
                     return df.with_columns(shard=pl.lit(shard))
 
                 df, reused = compute_or_reuse(path, fingerprint, config.reuse and cost_path.exists(), label_chunk)
@@ -103,7 +104,8 @@ def mc_estimates(context: dg.AssetExecutionContext, config: MCConfig, storage: S
                 shard_frames.append(df)
                 cost_rows.append({"shard": shard, "method": method, "chunk": index, "responses": df["response_id"].n_unique(),
                                   "rollouts": int(df["rollouts"].sum()), "tokens": int(df["rollout_tokens"].sum()),
-                                  "seconds": round(seconds, 3), "reused": reused})
+                                  "grade_timeouts": recorded.get("grade_timeouts", 0), "seconds": round(seconds, 3),
+                                  "reused": reused})
         shard_df = pl.concat(shard_frames)
         write_parquet(shard_df, storage.table("mc_estimates", shard))
         shard_costs = [r for r in cost_rows if r["shard"] == shard]  # seconds and reuse describe this run: run info
@@ -114,8 +116,8 @@ def mc_estimates(context: dg.AssetExecutionContext, config: MCConfig, storage: S
     batch = pl.concat(frames)
     costs = pl.DataFrame(cost_rows)
     all_costs = read_shards(storage.shard_tables("mc_costs"))
-    per_method = all_costs.group_by("method", maintain_order=True).agg(pl.col("rollouts", "tokens").sum())
-    summary = {f"mc.{r['method']}.{k}": r[k] for r in per_method.to_dicts() for k in ("rollouts", "tokens")}
+    per_method = all_costs.group_by("method", maintain_order=True).agg(pl.col("rollouts", "tokens", "grade_timeouts").sum())
+    summary = {f"mc.{r['method']}.{k}": r[k] for r in per_method.to_dicts() for k in ("rollouts", "tokens", "grade_timeouts")}
     summary |= {f"mc.{m}.seconds": s for m, s in mc_seconds(storage).items()}
     sc_tokens = int(read_shards(storage.shard_tables("self_confidence"))["tokens"].sum())
     all_in = cost_table({r["method"]: r for r in per_method.to_dicts()}, sc_tokens)
@@ -132,7 +134,7 @@ def mc_estimates(context: dg.AssetExecutionContext, config: MCConfig, storage: S
             "dagster/row_count": batch.height,
             "responses_by_method": table(batch.group_by("method").agg(responses=pl.col("response_id").n_unique(),
                                                                       steps=pl.len(), valued=pl.col("mc_value").is_not_null().sum()).sort("method")),
-            "cost_by_method": table(costs.group_by("method").agg(pl.col("rollouts", "tokens", "seconds").sum(),
+            "cost_by_method": table(costs.group_by("method").agg(pl.col("rollouts", "tokens", "grade_timeouts", "seconds").sum(),
                                                                chunks=pl.len(), reused=pl.col("reused").sum()).sort("method")),
             "cost_vs_vanilla_all_in": table(all_in),
             "chunks_computed": new.height,

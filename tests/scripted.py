@@ -9,12 +9,19 @@ from dataclasses import dataclass, field
 from prm_core.generation.sampling import GenerationStats, Sample
 
 
+def char_tokenizer(text: str) -> dict:
+    """A tokenizer for scripted engines: one token per character (what `fit_to_context` measures prompts with)."""
+    return {"input_ids": [ord(c) for c in text]}
+
+
 @dataclass
 class ScriptedEngine:
     script: dict  # question -> (gold answer, [c_0, c_1, ...])
     name: str = "scripted"
     stats: GenerationStats = field(default_factory=GenerationStats)
     calls: list = field(default_factory=list)
+    context_len: int = 100_000
+    tokenizer = staticmethod(char_tokenizer)
 
     def generate(self, prompts, spec):
         out = []

@@ -34,12 +34,14 @@ class RolloutCost:
     rollouts: int = 0
     tokens: int = 0
     seconds: float = 0.0
+    grade_timeouts: int = 0  # rollouts whose grading timed out (graded wrong; counted so they are seen)
     per_step: dict = field(default_factory=dict)  # (response_id, step) -> (rollouts, tokens)
 
     def add(self, other: "RolloutCost") -> None:
         self.rollouts += other.rollouts
         self.tokens += other.tokens
         self.seconds += other.seconds
+        self.grade_timeouts += other.grade_timeouts
         self.per_step.update(other.per_step)
 
 
@@ -67,8 +69,9 @@ def mc_values(
         samples = engine.generate(prompts, replace(spec, n=k))
         for i, prefix, row in zip(to_roll, prefixes, samples):
             r, t = queries[i]
-            hits = sum(domain.grade(domain.extract_answer(prefix + s.text), r.problem.answer) for s in row)
-            values[i] = hits / k
+            outcomes = [domain.grade_outcome(domain.extract_answer(prefix + s.text), r.problem.answer) for s in row]
+            values[i] = outcomes.count("correct") / k
+            cost.grade_timeouts += outcomes.count("timeout")
             tokens = sum(s.num_tokens for s in row)
             cost.rollouts += k
             cost.tokens += tokens

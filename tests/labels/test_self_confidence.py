@@ -8,6 +8,7 @@ from prm_core.domains.problems import problems_frame
 from prm_core.generation.rollouts import sample_rollouts
 from prm_core.generation.sampling import GenerationStats, Sample, SamplingSpec
 from prm_core.labels.self_confidence import fresh_self_confidence, sc_bucket, self_confidence
+from tests.scripted import char_tokenizer
 
 D = ArithDomain()
 
@@ -15,7 +16,7 @@ D = ArithDomain()
 class FixedEngine:
     """Per prompt: `hits` samples with the gold answer, one with no answer line, the rest wrong."""
 
-    name, stats = "fixed", GenerationStats()
+    name, stats, context_len, tokenizer = "fixed", GenerationStats(), 100_000, staticmethod(char_tokenizer)
 
     def __init__(self, gold: dict[str, str], hits: dict[str, int]):
         self.gold, self.hits = gold, hits
