@@ -6,12 +6,12 @@ import time
 import dagster as dg
 import polars as pl
 
-from assets.common.metadata import Timer, compute_or_reuse, cost, is_current, preview, read_shards
-from assets.common.partitions import shard_backfill, shards
+from assets.common.metadata import Timer, compute_or_reuse, cost, files_written, is_current, preview, read_shards
+from assets.common.partitions import all_shards, shard_backfill, shards
 from assets.common.resources import DomainResource, GeneratorResource, StorageResource
 from assets.common.sampling import ShardSamplingConfig
 from prm_core.lineage.storage import frame_md5, md5_file, read_parquet
-from prm_core.lineage.summary import update_summary
+from prm_core.lineage.summary import summary_path, update_summary
 
 CODE_VERSION = "1"
 
@@ -69,10 +69,11 @@ def rollouts(
             per_shard.append({"shard": shard, "responses": df.height, "accuracy": float(df["correct"].mean()),
                               "tokens": int(df["num_tokens"].sum()), "seconds": round(seconds, 2), "reused": reused})
     batch = pl.concat(frames)
-    everything = read_shards(storage.shard_tables("rollouts"))
+    tables = storage.shard_tables("rollouts", all_shards(context))
+    everything = read_shards(tables)
     tokens_per_s = gen_tokens / gen_seconds if gen_seconds else None
     summary = {"rollouts.count": everything.height, "rollouts.tokens": int(everything["num_tokens"].sum()),
-               "rollouts.accuracy": float(everything["correct"].mean()), "rollouts.shards": len(storage.shard_tables("rollouts"))}
+               "rollouts.accuracy": float(everything["correct"].mean()), "rollouts.shards": len(tables)}
     if tokens_per_s:
         summary["rollouts.tokens_per_s"] = tokens_per_s
     update_summary(storage.base_dir, summary)
@@ -87,6 +88,7 @@ def rollouts(
             "shards": preview(pl.DataFrame(per_shard), n=100),
             "preview": preview(batch.drop("steps")),
             **cost(t.seconds, generated_tokens=gen_tokens, rollouts=sampled),
+            **files_written(storage, [*storage.shard_tables("rollouts", context.partition_keys), summary_path(storage.base_dir)]),
         },
         data_version=dg.DataVersion(frame_md5(batch.drop("steps"))),
         check_results=[dg.AssetCheckResult(check_name="n_per_problem", passed=not bad_counts,
