@@ -7,9 +7,10 @@ import dagster as dg
 import polars as pl
 from pydantic import Field
 
-from assets.common.metadata import Timer, cost, plot_md, read_shards, table
+from assets.common.metadata import Timer, cost, files_written, plot_md, read_shards, table
+from assets.common.partitions import all_shards
 from assets.common.resources import DomainResource, GeneratorResource, StorageResource, TrackingResource
-from prm_core.lineage.summary import update_summary
+from prm_core.lineage.summary import summary_path, update_summary
 
 CODE_VERSION = "1"
 EXPERIMENT = "prm-foundry-actprm"
@@ -80,14 +81,14 @@ def active_prm(context: dg.AssetExecutionContext, config: ActivePRMConfig, stora
     dom = domain.get()
     if not has_exact_labeller(dom) or not storage.table("benchmark_sets", "processbench").exists():
         context.log.warning("active_prm needs the arith testbed (exact judge, ProcessBench-style dev/test): skipped")
-        return dg.MaterializeResult(metadata={"skipped": True})
+        return dg.MaterializeResult(metadata={"skipped": True, **files_written(storage, [])})
     with Timer() as t:
         backbone = local_copy(storage.model("prm_backbone"))
         tok = AutoTokenizer.from_pretrained(backbone)
         model = init_prm(backbone, tok, config.separator)
-        pool = read_shards(storage.shard_tables("problem_pool"))
+        pool = read_shards(storage.shard_tables("problem_pool", all_shards(context)))
         prompts = dict(prompts_frame(dom, pool).iter_rows())
-        roll = read_shards(storage.shard_tables("rollouts")).sort("shard", "problem_id", "sample_index")
+        roll = read_shards(storage.shard_tables("rollouts", all_shards(context))).sort("shard", "problem_id", "sample_index")
         pb, bon = (read_parquet(storage.table("benchmark_sets", n)) for n in ("processbench", "bon"))
         x_pool = step_inputs(model, tok, [prompts[p] for p in roll["problem_id"]], roll["steps"].to_list(), config.separator)
         x_pb, x_bon = (step_inputs(model, tok, f["prompt"].to_list(), f["steps"].to_list(), config.separator) for f in (pb, bon))
@@ -173,4 +174,6 @@ def active_prm(context: dg.AssetExecutionContext, config: ActivePRMConfig, stora
         "mc_judge": dg.MetadataValue.json(mc or {}),
         "mlflow_version": str(version),
         **cost(t.seconds, generated_tokens=int(mc["tokens"]) if mc else 0),
+        **files_written(storage, [*(storage.root / "reports" / f"{name}.parquet" for name in ("active_selection", "actprm_scores")),
+                                  out, summary_path(storage.base_dir)]),
     })

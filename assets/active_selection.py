@@ -4,7 +4,7 @@ reason (aleatoric, epistemic), the judge's answer and the exact truth, with the 
 import dagster as dg
 import polars as pl
 
-from assets.common.metadata import Timer, cost, preview, table
+from assets.common.metadata import Timer, cost, files_written, preview, table
 from assets.common.resources import StorageResource
 
 
@@ -23,7 +23,7 @@ def active_selection(context: dg.AssetExecutionContext, storage: StorageResource
     path = storage.root / "reports" / "active_selection.parquet"
     if not path.exists():
         context.log.warning("no ActPRM selection (active_prm skipped): nothing to show")
-        return dg.MaterializeResult(metadata={"skipped": True},
+        return dg.MaterializeResult(metadata={"skipped": True, **files_written(storage, [])},
                                     check_results=[dg.AssetCheckResult(check_name="judged_only_when_selected", passed=True)])
     with Timer() as t:
         sel = read_parquet(path)
@@ -45,6 +45,7 @@ def active_selection(context: dg.AssetExecutionContext, storage: StorageResource
             "judge_agrees_with_truth": agree,
             "preview": preview(judged),
             **cost(t.seconds),
+            **files_written(storage, []),  # it reads active_prm's selection; it writes nothing
         },
         check_results=[dg.AssetCheckResult(check_name="judged_only_when_selected", passed=bad == 0,
                                            metadata={"violations": bad})],

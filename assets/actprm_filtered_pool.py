@@ -7,9 +7,9 @@ import dagster as dg
 import polars as pl
 from pydantic import Field
 
-from assets.common.metadata import Timer, cost, table
+from assets.common.metadata import Timer, cost, files_written, table
 from assets.common.resources import DomainResource, GeneratorResource, StorageResource, TrackingResource
-from prm_core.lineage.summary import update_summary
+from prm_core.lineage.summary import summary_path, update_summary
 
 CODE_VERSION = "1"
 FRESH_POOL_SEED = 50_000_000  # fresh problems: disjoint from the pool, training (10M+), eval (20M+), benchmark (30M+, 40M+)
@@ -57,7 +57,7 @@ def actprm_filtered_pool(context: dg.AssetExecutionContext, config: FilteredPool
     active_dir = storage.model_dir("active_prm")
     if not has_exact_labeller(dom) or not (active_dir / "actprm.json").exists():
         context.log.warning("actprm_filtered_pool needs the arith testbed and a trained `active_prm`: skipped")
-        return dg.MaterializeResult(metadata={"skipped": True})
+        return dg.MaterializeResult(metadata={"skipped": True, **files_written(storage, [])})
     info = json.loads((active_dir / "actprm.json").read_text())
     with Timer() as t:
         pool = problems_frame(dom.problems(config.problems, FRESH_POOL_SEED + config.seed), "fresh")
@@ -108,4 +108,6 @@ def actprm_filtered_pool(context: dg.AssetExecutionContext, config: FilteredPool
         "summary": table(pl.DataFrame([summary])),
         "thresholds": dg.MetadataValue.json({"delta_pred": info["delta_pred"], "delta_std": info["delta_std"]}),
         **cost(t.seconds, generated_tokens=int(roll["num_tokens"].sum()), rollouts=len(trajs)),
+        **files_written(storage, [storage.root / "reports" / "actprm_filtered_pool.parquet", out,
+                                  summary_path(storage.base_dir)]),
     })

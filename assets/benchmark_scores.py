@@ -5,10 +5,10 @@ import dagster as dg
 import polars as pl
 from pydantic import Field
 
-from assets.common.metadata import Timer, cost, plot_md, read_shards, table
-from assets.common.partitions import label_sets
+from assets.common.metadata import Timer, cost, files_written, plot_md, read_shards, table
+from assets.common.partitions import all_shards, label_sets
 from assets.common.resources import StorageResource, TrackingResource
-from prm_core.lineage.summary import update_summary
+from prm_core.lineage.summary import summary_path, update_summary
 
 ALL_PARTITIONS = dg.AllPartitionMapping()
 
@@ -61,7 +61,7 @@ def _params(path) -> int:
     return sum(p.numel() for p in AutoModelForCausalLM.from_pretrained(path).parameters())
 
 
-def prm_flops(storage: StorageResource, rows: list[dict]) -> dict[str, float]:
+def prm_flops(storage: StorageResource, rows: list[dict], keys: list[str]) -> dict[str, float]:
     """FLOPs of each MC-label PRM (prm_core.evaluation.flops): the responses and its MC rollouts, the backbone's
     training and the frozen feature forward over its corpus. The oracle's exact labels cost no generation."""
     import json
@@ -73,8 +73,8 @@ def prm_flops(storage: StorageResource, rows: list[dict]) -> dict[str, float]:
     policy, backbone = local_copy(storage.model("policy")), local_copy(storage.model("prm_backbone"))
     report = backbone / "train_report.json"
     backbone_tokens = json.loads(report.read_text())["tokens"] if report.exists() else 0  # a pretrained backbone: 0
-    responses = int(read_shards(storage.shard_tables("rollouts"))["num_tokens"].sum())
-    costs = read_shards(storage.shard_tables("mc_costs"))
+    responses = int(read_shards(storage.shard_tables("rollouts", keys))["num_tokens"].sum())
+    costs = read_shards(storage.shard_tables("mc_costs", keys))
     mc_tokens = {m: int(t) for m, t in costs.group_by("method").agg(pl.col("tokens").sum()).iter_rows()}
     p_policy, p_backbone = _params(policy), _params(backbone)
     out = {}
@@ -268,7 +268,7 @@ def benchmark_scores(context: dg.AssetExecutionContext, config: BenchmarkConfig,
     if not rows:
         raise ValueError("no PRM to benchmark: materialize `prm_model` or `implicit_prm` first")
     if have_sets:
-        flops = prm_flops(storage, rows)
+        flops = prm_flops(storage, rows, all_shards(context))
         for r in rows:
             r["flops"] = flops.get(r["label_set"], r.get("flops"))
         summary.update(flop_summary(rows))
@@ -306,4 +306,6 @@ def benchmark_scores(context: dg.AssetExecutionContext, config: BenchmarkConfig,
     if prm_table is not None:
         write_parquet(prm_table, storage.root / "reports" / "prmbench.parquet")
     update_summary(storage.base_dir, summary)
+    reports = [storage.root / "reports" / f"{name}.parquet" for name in ("benchmark_scores", "processbench_real", "prmbench")]
+    metadata.update(files_written(storage, [*reports, samples, summary_path(storage.base_dir)]))
     return dg.MaterializeResult(metadata=metadata)

@@ -4,7 +4,7 @@ import dagster as dg
 import polars as pl
 from pydantic import Field
 
-from assets.common.metadata import Timer, compute_or_reuse, cost, preview, table
+from assets.common.metadata import Timer, compute_or_reuse, cost, files_written, preview, table
 from assets.common.resources import DomainResource, GeneratorResource, StorageResource
 
 CODE_VERSION = "1"
@@ -60,4 +60,5 @@ def benchmark_sets(context: dg.AssetExecutionContext, config: BenchmarkSetsConfi
         "bon_greedy": float(per_problem["greedy_correct"].mean()),
         "reused": pb_reused and bon_reused,
         **cost(t.seconds, generated_tokens=tokens, rollouts=0 if bon_reused else bon.height),
+        **files_written(storage, [storage.table("benchmark_sets", n) for n in ("processbench", "bon")]),
     })

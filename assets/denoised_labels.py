@@ -4,11 +4,11 @@ import dagster as dg
 import polars as pl
 from pydantic import Field
 
-from assets.common.metadata import Timer, cost, preview, table
+from assets.common.metadata import Timer, cost, files_written, preview, table
 from assets.common.partitions import shard_backfill, shards
 from assets.common.resources import StorageResource
 from prm_core.lineage.storage import frame_md5, read_parquet, write_parquet
-from prm_core.lineage.summary import update_summary
+from prm_core.lineage.summary import summary_path, update_summary
 
 
 class DenoisedLabelsConfig(dg.Config):
@@ -73,6 +73,7 @@ def denoised_labels(context: dg.AssetExecutionContext, config: DenoisedLabelsCon
             "label_mean_by_method": table(flat.group_by("method").agg(mean_label=pl.col("labels").mean(), steps=pl.len()).sort("method")),
             "preview": preview(batch),
             **cost(t.seconds),
+            **files_written(storage, [*storage.shard_tables("denoised_labels", context.partition_keys), summary_path(storage.base_dir)]),
         },
         data_version=dg.DataVersion(frame_md5(batch)),
         check_results=[

@@ -4,11 +4,11 @@ import dagster as dg
 import polars as pl
 from pydantic import Field
 
-from assets.common.metadata import Timer, cost, preview, read_shards, table
-from assets.common.partitions import label_set_backfill, label_sets
+from assets.common.metadata import Timer, cost, files_written, preview, read_shards, table
+from assets.common.partitions import all_shards, label_set_backfill, label_sets
 from assets.common.resources import DomainResource, StorageResource
 from prm_core.lineage.storage import frame_md5, write_parquet
-from prm_core.lineage.summary import update_summary
+from prm_core.lineage.summary import summary_path, update_summary
 
 ALL_SHARDS = dg.AllPartitionMapping()
 
@@ -40,17 +40,18 @@ def filtered_corpus(context: dg.AssetExecutionContext, config: CorpusAssetConfig
     dom = domain.get()
     cfg = CorpusConfig(hard_negatives=config.hard_negatives, min_label=config.min_label, targets=config.targets,
                        seed=config.seed)
-    pool = read_shards(storage.shard_tables("problem_pool"))
+    keys = all_shards(context)
+    pool = read_shards(storage.shard_tables("problem_pool", keys))
     prompts = dict(prompts_frame(dom, pool).iter_rows())
-    labels = read_shards(storage.shard_tables("denoised_labels"))
+    labels = read_shards(storage.shard_tables("denoised_labels", keys))
     frames, counts = [], []
     with Timer() as t:
         for label_set in context.partition_keys:
             if label_set == "oracle":
-                truth = read_shards(storage.shard_tables("step_truth"))
+                truth = read_shards(storage.shard_tables("step_truth", keys))
                 if truth.is_empty():
                     raise ValueError("the oracle label set needs `step_truth` (exact labels): the arith testbed only")
-                chosen = oracle_set(labels, truth, read_shards(storage.shard_tables("rollouts")))
+                chosen = oracle_set(labels, truth, read_shards(storage.shard_tables("rollouts", keys)))
             else:
                 chosen = labels.filter(pl.col("method") == label_set)
             if chosen.is_empty():  # e.g. SCAN keeps no question when the policy is never confident
@@ -66,7 +67,8 @@ def filtered_corpus(context: dg.AssetExecutionContext, config: CorpusAssetConfig
                        | (pl.col("targets").list.min() < 0) | (pl.col("targets").list.max() > 1)).height
     return dg.MaterializeResult(
         metadata={"dagster/row_count": batch.height, "counts": table(pl.DataFrame(counts)), "preview": preview(batch),
-                  **cost(t.seconds)},
+                  **cost(t.seconds),
+                  **files_written(storage, [*storage.shard_tables("filtered_corpus", context.partition_keys), summary_path(storage.base_dir)])},
         data_version=dg.DataVersion(frame_md5(batch)),
         check_results=[dg.AssetCheckResult(check_name="targets_match_steps", passed=bad == 0, metadata={"violations": bad})],
     )

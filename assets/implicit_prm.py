@@ -6,8 +6,8 @@ import dagster as dg
 import polars as pl
 from pydantic import Field
 
-from assets.common.metadata import Timer, cost, is_current, mark_current, read_shards, table
-from assets.common.partitions import implicit_loss_backfill, implicit_losses
+from assets.common.metadata import Timer, cost, files_written, is_current, mark_current, read_shards, table
+from assets.common.partitions import all_shards, implicit_loss_backfill, implicit_losses
 from assets.common.resources import DomainResource, StorageResource, TrackingResource
 
 CODE_VERSION = "1"
@@ -44,22 +44,22 @@ def implicit_info(path) -> dict:
     return {**{k: v for k, v in recorded.items() if k != "losses"}, **read_run_info(path)}
 
 
-def outcomes(storage: StorageResource, dom, m: int):
+def outcomes(storage: StorageResource, dom, m: int, keys: list[str]):
     """The rollouts' responses and outcome labels (the very responses the MC methods label), the first m per question
     (all with m = 0), and their generated tokens."""
     from prm_core.domains.problems import prompts_frame
     from prm_core.prm.implicit import Outcome
 
-    roll = read_shards(storage.shard_tables("rollouts")).sort("shard", "problem_id", "sample_index")
+    roll = read_shards(storage.shard_tables("rollouts", keys)).sort("shard", "problem_id", "sample_index")
     if m > 0:
         roll = roll.filter(pl.col("sample_index") < m)
-    prompts = dict(prompts_frame(dom, read_shards(storage.shard_tables("problem_pool"))).iter_rows())
+    prompts = dict(prompts_frame(dom, read_shards(storage.shard_tables("problem_pool", keys))).iter_rows())
     data = [Outcome(p, prompts[p], list(s), bool(c)) for p, s, c in roll.select("problem_id", "steps", "correct").iter_rows()]
     return data, int(roll["num_tokens"].sum())
 
 
-def train_one(storage: StorageResource, dom, config: ImplicitPRMConfig, loss: str, m: int, out, tracking=None,
-              run_id: str = "") -> dict | None:
+def train_one(storage: StorageResource, dom, config: ImplicitPRMConfig, loss: str, m: int, out, keys: list[str],
+              tracking=None, run_id: str = "") -> dict | None:
     """Train the implicit PRM of `loss` on the first m responses per question into `out`; its info (cost, MLflow),
     or None when there is nothing to train on."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -74,7 +74,7 @@ def train_one(storage: StorageResource, dom, config: ImplicitPRMConfig, loss: st
     policy = local_copy(storage.model("policy"))
     cfg = ImplicitConfig(loss=loss, beta=config.beta, lr=config.lr, epochs=config.epochs, batch_size=config.batch_size,
                          seed=config.seed)
-    data, response_tokens = outcomes(storage, dom, m)
+    data, response_tokens = outcomes(storage, dom, m, keys)
     questions = len({o.problem_id for o in data})
     if not data or (loss in PAIRED and not preference_pairs(data)):
         return None  # e.g. a policy that is never both right and wrong on one question: no DPO/NCA signal
@@ -132,7 +132,8 @@ def implicit_prm(context: dg.AssetExecutionContext, config: ImplicitPRMConfig, s
                  domain: DomainResource, tracking: TrackingResource) -> dg.MaterializeResult:
     from prm_core.lineage.storage import md5_dir, md5_file
 
-    inputs = {"rollouts": [md5_file(p) for p in storage.shard_tables("rollouts")], "policy": md5_dir(storage.model("policy"))}
+    keys = all_shards(context)
+    inputs = {"rollouts": [md5_file(p) for p in storage.shard_tables("rollouts", keys)], "policy": md5_dir(storage.model("policy"))}
     per_loss, seconds = {}, 0.0
     for loss in context.partition_keys:
         out = implicit_dir(storage, loss)
@@ -143,7 +144,7 @@ def implicit_prm(context: dg.AssetExecutionContext, config: ImplicitPRMConfig, s
             per_loss[loss] = {"reused": True, **implicit_info(out)}
             continue
         with Timer() as t:
-            info = train_one(storage, domain.get(), config, loss, config.responses_per_problem, out, tracking, context.run_id)
+            info = train_one(storage, domain.get(), config, loss, config.responses_per_problem, out, keys, tracking, context.run_id)
         if info is None:
             context.log.warning(f"implicit PRM {loss}: no training data (no question with both outcomes): not trained")
             per_loss[loss] = {"trained": False, "reason": "no training data"}
@@ -157,7 +158,7 @@ def implicit_prm(context: dg.AssetExecutionContext, config: ImplicitPRMConfig, s
             fingerprint = {"code": CODE_VERSION, "loss": "ce", "m": m, "inputs": inputs, "config": config.model_dump(exclude={"reuse"})}
             if not (config.reuse and is_current(out / "model.safetensors", fingerprint)):
                 with Timer() as t:
-                    trained = train_one(storage, domain.get(), config, "ce", m, out)
+                    trained = train_one(storage, domain.get(), config, "ce", m, out, keys)
                 if trained is not None:
                     mark_current(out / "model.safetensors", fingerprint)
                 seconds += t.seconds
@@ -169,4 +170,6 @@ def implicit_prm(context: dg.AssetExecutionContext, config: ImplicitPRMConfig, s
         "per_loss": dg.MetadataValue.json(per_loss),
         "training": table(rows),
         **cost(seconds),
+        **files_written(storage, [implicit_dir(storage, loss) for loss in context.partition_keys]
+                        + [implicit_dir(storage, f"ce_m{m}") for m in config.ce_sweep if "ce" in context.partition_keys]),
     })

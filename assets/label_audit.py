@@ -3,9 +3,10 @@
 import dagster as dg
 import polars as pl
 
-from assets.common.metadata import Timer, plot_md, read_shards, table
+from assets.common.metadata import Timer, files_written, plot_md, read_shards, table
+from assets.common.partitions import all_shards
 from assets.common.resources import StorageResource
-from prm_core.lineage.summary import update_summary
+from prm_core.lineage.summary import summary_path, update_summary
 
 SUMMARY_METHODS = ("vanilla", "scan", "scan_binary")
 
@@ -21,13 +22,14 @@ def label_audit(context: dg.AssetExecutionContext, storage: StorageResource) -> 
     from prm_core.labels.audit import cost_table, first_error_accuracy, same_responses_accuracy, step_confusion
 
     with Timer() as t:
-        mc = read_shards(storage.shard_tables("mc_estimates"))
-        truth = read_shards(storage.shard_tables("step_truth"))
-        costs = read_shards(storage.shard_tables("mc_costs"))
+        keys = all_shards(context)
+        mc = read_shards(storage.shard_tables("mc_estimates", keys))
+        truth = read_shards(storage.shard_tables("step_truth", keys))
+        costs = read_shards(storage.shard_tables("mc_costs", keys))
         fe = first_error_accuracy(mc, truth)
         steps = step_confusion(mc, truth)
         per_method = costs.group_by("method", maintain_order=True).agg(pl.col("rollouts", "tokens").sum())
-        sc_tokens = int(read_shards(storage.shard_tables("self_confidence"))["tokens"].sum())
+        sc_tokens = int(read_shards(storage.shard_tables("self_confidence", keys))["tokens"].sum())
         ct = cost_table({r["method"]: r for r in per_method.to_dicts()}, sc_tokens)
         on_scan = same_responses_accuracy(mc, truth, "vanilla", on="scan")
     overall = {r["method"]: r for r in fe.filter(pl.col("bucket") == "all").to_dicts()}
@@ -40,10 +42,10 @@ def label_audit(context: dg.AssetExecutionContext, storage: StorageResource) -> 
     if on_scan is not None:
         summary["labels.vanilla.first_error_acc_on_scan_responses"] = on_scan
     update_summary(storage.base_dir, summary)
-    write_tables(storage, fe, steps, ct)
+    tables = write_tables(storage, fe, steps, ct)
     from assets.mc_estimates import mc_seconds
 
-    seconds = mc_seconds(storage)  # shown here, not written: timings differ between identical runs
+    seconds = mc_seconds(storage, keys)  # shown here, not written: timings differ between identical runs
     shown = ct.with_columns(seconds=pl.Series([round(seconds.get(m, 0.0), 2) for m in ct["method"]], dtype=pl.Float64))
     return dg.MaterializeResult(
         metadata={
@@ -55,16 +57,17 @@ def label_audit(context: dg.AssetExecutionContext, storage: StorageResource) -> 
             "markdown": dg.MetadataValue.md(_markdown(fe, shown)),
             "vanilla_first_error_acc_on_scan_responses": on_scan if on_scan is not None else -1.0,
             "cost/seconds": round(t.seconds, 2),
+            **files_written(storage, [*tables, summary_path(storage.base_dir)]),
         }
     )
 
 
-def write_tables(storage: StorageResource, fe: pl.DataFrame, steps: pl.DataFrame, ct: pl.DataFrame) -> None:
+def write_tables(storage: StorageResource, fe: pl.DataFrame, steps: pl.DataFrame, ct: pl.DataFrame) -> list:
     from prm_core.lineage.storage import write_parquet
 
-    write_parquet(fe, storage.root / "reports" / "label_audit_first_error.parquet")
-    write_parquet(steps, storage.root / "reports" / "label_audit_steps.parquet")
-    write_parquet(ct, storage.root / "reports" / "label_audit_cost.parquet")
+    return [write_parquet(fe, storage.root / "reports" / "label_audit_first_error.parquet"),
+            write_parquet(steps, storage.root / "reports" / "label_audit_steps.parquet"),
+            write_parquet(ct, storage.root / "reports" / "label_audit_cost.parquet")]
 
 
 def _markdown(fe: pl.DataFrame, ct: pl.DataFrame) -> str:

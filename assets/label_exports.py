@@ -3,7 +3,8 @@
 import dagster as dg
 import polars as pl
 
-from assets.common.metadata import Timer, read_shards, table
+from assets.common.metadata import Timer, files_written, read_shards, table
+from assets.common.partitions import all_shards
 from assets.common.resources import DomainResource, StorageResource
 
 
@@ -23,13 +24,14 @@ def label_exports(context: dg.AssetExecutionContext, storage: StorageResource, d
 
     dom = domain.get()
     with Timer() as t:
-        labels = read_shards(storage.shard_tables("denoised_labels"))
-        truth = read_shards(storage.shard_tables("step_truth"))
+        keys = all_shards(context)
+        labels = read_shards(storage.shard_tables("denoised_labels", keys))
+        truth = read_shards(storage.shard_tables("step_truth", keys))
         if not truth.is_empty():  # the exact labels of vanilla's responses: the ceiling, exported like the others
-            labels = pl.concat([labels, oracle_set(labels, truth, read_shards(storage.shard_tables("rollouts")))])
-        pool = read_shards(storage.shard_tables("problem_pool"))
+            labels = pl.concat([labels, oracle_set(labels, truth, read_shards(storage.shard_tables("rollouts", keys)))])
+        pool = read_shards(storage.shard_tables("problem_pool", keys))
         problems = pool.select("problem_id", "question").with_columns(prompt=prompts_frame(dom, pool)["prompt"])
-        rollouts = read_shards(storage.shard_tables("rollouts")).select("response_id", "correct")
+        rollouts = read_shards(storage.shard_tables("rollouts", keys)).select("response_id", "correct")
         version = f"policy@{md5_dir(storage.model('policy'))[:12]}"
         rows = export_rows(labels, problems, rollouts, model_version=version)
         written = []
@@ -38,4 +40,5 @@ def label_exports(context: dg.AssetExecutionContext, storage: StorageResource, d
             for fmt, path in export(part, storage.root / "exports" / method, name=f"prm-foundry-{method}").items():
                 written.append({"method": method, "format": fmt, "rows": part.height, "path": path})
     return dg.MaterializeResult(metadata={"files": table(pl.DataFrame(written)), "model_version": version,
-                                          "cost/seconds": round(t.seconds, 2)})
+                                          "cost/seconds": round(t.seconds, 2),
+                                          **files_written(storage, [w["path"] for w in written])})

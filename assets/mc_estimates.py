@@ -10,12 +10,12 @@ import dagster as dg
 import polars as pl
 from pydantic import Field
 
-from assets.common.metadata import compute_or_reuse, cost, preview, read_shards, table
-from assets.common.partitions import shard_backfill, shards
+from assets.common.metadata import compute_or_reuse, cost, files_written, preview, read_shards, table
+from assets.common.partitions import all_shards, shard_backfill, shards
 from assets.common.resources import DomainResource, GeneratorResource, StorageResource
 from prm_core.lineage.run_info import read_run_info, update_run_info
 from prm_core.lineage.storage import frame_md5, md5_file, read_parquet, write_parquet
-from prm_core.lineage.summary import update_summary
+from prm_core.lineage.summary import summary_path, update_summary
 
 CODE_VERSION = "2"
 
@@ -38,10 +38,10 @@ def _chunk_path(storage: StorageResource, shard: str, method: str, index: int):
     return storage.root / "mc_estimates_chunks" / shard / f"{method}-{index:04d}.parquet"
 
 
-def mc_seconds(storage: StorageResource) -> dict[str, float]:
+def mc_seconds(storage: StorageResource, keys: list[str]) -> dict[str, float]:
     """Seconds per method over every shard's chunks: timings live in mc_costs/run_info.json, not in the tables."""
     info, out = read_run_info(storage.root / "mc_costs"), {}
-    for path in storage.shard_tables("mc_costs"):
+    for path in storage.shard_tables("mc_costs", keys):
         for r in info.get(path.stem, []):
             out[r["method"]] = out.get(r["method"], 0.0) + r["seconds"]
     return out
@@ -115,11 +115,11 @@ def mc_estimates(context: dg.AssetExecutionContext, config: MCConfig, storage: S
         frames.append(shard_df)
     batch = pl.concat(frames)
     costs = pl.DataFrame(cost_rows)
-    all_costs = read_shards(storage.shard_tables("mc_costs"))
+    all_costs = read_shards(storage.shard_tables("mc_costs", all_shards(context)))
     per_method = all_costs.group_by("method", maintain_order=True).agg(pl.col("rollouts", "tokens", "grade_timeouts").sum())
     summary = {f"mc.{r['method']}.{k}": r[k] for r in per_method.to_dicts() for k in ("rollouts", "tokens", "grade_timeouts")}
-    summary |= {f"mc.{m}.seconds": s for m, s in mc_seconds(storage).items()}
-    sc_tokens = int(read_shards(storage.shard_tables("self_confidence"))["tokens"].sum())
+    summary |= {f"mc.{m}.seconds": s for m, s in mc_seconds(storage, all_shards(context)).items()}
+    sc_tokens = int(read_shards(storage.shard_tables("self_confidence", all_shards(context)))["tokens"].sum())
     all_in = cost_table({r["method"]: r for r in per_method.to_dicts()}, sc_tokens)
     ratios = {r["method"]: r for r in all_in.to_dicts()}
     if ratios.get("vanilla", {}).get("tokens"):  # the contract keys: rollouts alone, and all-in (+ SC's own samples)
@@ -142,6 +142,8 @@ def mc_estimates(context: dg.AssetExecutionContext, config: MCConfig, storage: S
             "preview": preview(batch),
             **cost(time.perf_counter() - start, generated_tokens=int(new["tokens"].sum()) if new.height else 0,
                    rollouts=int(new["rollouts"].sum()) if new.height else 0),
+            **files_written(storage, [*storage.shard_tables("mc_estimates", context.partition_keys),
+                                      *storage.shard_tables("mc_costs", context.partition_keys), summary_path(storage.base_dir)]),
         },
         data_version=dg.DataVersion(frame_md5(batch)),
         check_results=[dg.AssetCheckResult(check_name="rollouts_add_up", passed=not mismatches,

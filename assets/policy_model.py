@@ -10,9 +10,9 @@ import dagster as dg
 import polars as pl
 from pydantic import Field
 
-from assets.common.metadata import Timer, cost, is_current, mark_current, preview, table
+from assets.common.metadata import Timer, cost, files_written, is_current, mark_current, preview, table
 from assets.common.resources import DomainResource, GeneratorResource, StorageResource
-from prm_core.lineage.summary import update_summary
+from prm_core.lineage.summary import summary_path, update_summary
 
 CODE_VERSION = "1"
 
@@ -77,7 +77,7 @@ def policy_model(
         return dg.MaterializeResult(metadata={
             "path": dg.MetadataValue.path(str(path)), "engine": engine.name,
             "evaluation": "none here: the domain has no held-out generator; see rollouts' accuracy",
-            **cost(train_seconds)})
+            **cost(train_seconds), **files_written(storage, [path])})
     with Timer() as t_eval:
         ev = evaluate_policy(dom, engine, config.eval_problems, seed=config.seed, max_new_tokens=config.max_new_tokens)
     update_summary(
@@ -102,5 +102,6 @@ def policy_model(
             "eval_samples": preview(samples, n=8, max_chars=200),
             "eval_seconds": round(t_eval.seconds, 2),
             **cost(train_seconds + t_eval.seconds, generated_tokens=ev.generated_tokens, rollouts=2 * config.eval_problems),
+            **files_written(storage, [path, summary_path(storage.base_dir)]),
         }
     )

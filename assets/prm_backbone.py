@@ -6,7 +6,7 @@ from dataclasses import asdict
 import dagster as dg
 from pydantic import Field
 
-from assets.common.metadata import Timer, cost, is_current, mark_current
+from assets.common.metadata import Timer, cost, files_written, is_current, mark_current
 from assets.common.resources import DomainResource, StorageResource
 
 CODE_VERSION = "2"  # 2: records its training tokens (train_report.json) for the FLOPs
@@ -41,10 +41,11 @@ def prm_backbone(context: dg.AssetExecutionContext, config: BackboneModelConfig,
     if config.pretrained:  # the user's own backbone: the PRM reads its judgements, the policy only generates
         storage.set_model("prm_backbone", config.pretrained)
         return dg.MaterializeResult(metadata={"path": dg.MetadataValue.path(config.pretrained), "trained": False,
-                                              **cost(0.0)})
+                                              **cost(0.0), **files_written(storage, [config.pretrained])})
     if not has_exact_labeller(dom):  # a real policy: no reference solutions to continue on; it is its own backbone
         storage.set_model("prm_backbone", policy)
-        return dg.MaterializeResult(metadata={"path": dg.MetadataValue.path(str(policy)), "trained": False, **cost(0.0)})
+        return dg.MaterializeResult(metadata={"path": dg.MetadataValue.path(str(policy)), "trained": False, **cost(0.0),
+                                              **files_written(storage, [])})
     cfg = BackboneConfig(train_steps=config.train_steps, lr=config.lr, seed=config.seed)
     path = storage.model_dir("prm_backbone")
     fingerprint = {"code_version": CODE_VERSION, "backbone": asdict(cfg), "policy_md5": md5_dir(policy),
@@ -68,4 +69,5 @@ def prm_backbone(context: dg.AssetExecutionContext, config: BackboneModelConfig,
         "train": dg.MetadataValue.json(json.loads(json.dumps(asdict(report) if report else {}, default=str))),
         "config": dg.MetadataValue.json(asdict(cfg)),
         **cost(t.seconds),
+        **files_written(storage, [path]),
     })

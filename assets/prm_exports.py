@@ -3,7 +3,7 @@
 import dagster as dg
 import polars as pl
 
-from assets.common.metadata import Timer, cost, table
+from assets.common.metadata import Timer, cost, files_written, table
 from assets.common.partitions import label_sets
 from assets.common.resources import StorageResource
 
@@ -37,4 +37,5 @@ def prm_exports(context: dg.AssetExecutionContext, storage: StorageResource) -> 
                 copy_files(src, tmp, keep=lambda name: not name.endswith(".fingerprint.json"))
                 (tmp / "README.md").write_text(prm_card(label_set, training, metrics, "\n", f"prm-foundry-prm-{label_set}"))
             written.append({"label_set": label_set, "path": str(out), "files": len(list(out.iterdir()))})
-    return dg.MaterializeResult(metadata={"exports": table(pl.DataFrame(written)), **cost(t.seconds)})
+    return dg.MaterializeResult(metadata={"exports": table(pl.DataFrame(written)), **cost(t.seconds),
+                                          **files_written(storage, [w["path"] for w in written])})

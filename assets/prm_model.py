@@ -8,7 +8,7 @@ from typing import Literal
 import dagster as dg
 from pydantic import Field
 
-from assets.common.metadata import Timer, cost, is_current, mark_current
+from assets.common.metadata import Timer, cost, files_written, is_current, mark_current
 from assets.common.partitions import label_set_backfill, label_sets
 from assets.common.paths import project_root
 from assets.common.resources import StorageResource, TrackingResource
@@ -168,4 +168,5 @@ def prm_model(context: dg.AssetExecutionContext, config: PRMModelConfig, storage
         "per_label_set": dg.MetadataValue.json(per_set),
         **{f"mlflow/{k}": dg.MetadataValue.url(v["mlflow_ui"]) for k, v in per_set.items() if v.get("mlflow_ui")},
         **cost(seconds),
+        **files_written(storage, [prm_dir(storage, label_set) for label_set in context.partition_keys]),
     })

@@ -5,12 +5,12 @@ import dagster as dg
 import polars as pl
 from pydantic import Field
 
-from assets.common.metadata import Timer, cost, preview, read_shards
-from assets.common.partitions import shard_backfill, shards
+from assets.common.metadata import Timer, cost, files_written, preview, read_shards
+from assets.common.partitions import all_shards, shard_backfill, shards
 from assets.common.resources import DomainResource, StorageResource
 from prm_core.domains.problems import MAX_QUESTION_CHARS, load_problem_file, problem_files, synthetic_shard
 from prm_core.lineage.storage import frame_md5, read_parquet, write_parquet
-from prm_core.lineage.summary import update_summary
+from prm_core.lineage.summary import summary_path, update_summary
 
 
 class PoolConfig(dg.Config):
@@ -72,10 +72,10 @@ def problem_pool(context: dg.AssetExecutionContext, config: PoolConfig, storage:
             per_shard.append({"shard": shard, "problems": df.height, "quarantined": 0 if bad is None else bad.height})
     pool = pl.concat(frames)
     bad_all = pl.concat(quarantined) if quarantined else None
-    all_bad = read_shards(storage.shard_tables("problem_pool_quarantine"))
+    all_bad = read_shards(storage.shard_tables("problem_pool_quarantine", all_shards(context)))
     update_summary(storage.base_dir, {
-        "pool.problems": sum(read_parquet(p).height for p in storage.shard_tables("problem_pool")),
-        "pool.shards": len(storage.shard_tables("problem_pool")),
+        "pool.problems": sum(read_parquet(p).height for p in storage.shard_tables("problem_pool", all_shards(context))),
+        "pool.shards": len(storage.shard_tables("problem_pool", all_shards(context))),
         "pool.quarantined": all_bad.height,
     })
     metadata = {
@@ -85,6 +85,8 @@ def problem_pool(context: dg.AssetExecutionContext, config: PoolConfig, storage:
         "empty_shards": [s["shard"] for s in per_shard if s["problems"] == 0],
         "preview": preview(pool),
         **cost(t.seconds),
+        **files_written(storage, [*storage.shard_tables("problem_pool", context.partition_keys),
+                                  *storage.shard_tables("problem_pool_quarantine", context.partition_keys), summary_path(storage.base_dir)]),
     }
     if bad_all is not None:
         metadata["quarantine_preview"] = preview(bad_all, n=20)

@@ -6,13 +6,13 @@ import time
 import dagster as dg
 import polars as pl
 
-from assets.common.metadata import Timer, compute_or_reuse, cost, is_current, preview, read_shards
-from assets.common.partitions import shard_backfill, shards
+from assets.common.metadata import Timer, compute_or_reuse, cost, files_written, is_current, preview, read_shards
+from assets.common.partitions import all_shards, shard_backfill, shards
 from assets.common.resources import DomainResource, GeneratorResource, StorageResource
 from assets.common.sampling import ShardSamplingConfig
 from prm_core.generation.rollouts import accuracy
 from prm_core.lineage.storage import frame_md5, md5_file, read_parquet
-from prm_core.lineage.summary import update_summary
+from prm_core.lineage.summary import summary_path, update_summary
 
 CODE_VERSION = "2"  # 2: grade outcome column; prompts longer than the context skipped, not fatal
 
@@ -83,11 +83,12 @@ def rollouts(
                               "accuracy": accuracy(df), "tokens": int(df["num_tokens"].sum()),
                               "seconds": round(seconds, 2), "reused": reused})
     batch, skipped = pl.concat(frames), pl.concat(skipped_all)
-    everything = read_shards(storage.shard_tables("rollouts"))
+    tables = storage.shard_tables("rollouts", all_shards(context))
+    everything = read_shards(tables)
     tokens_per_s = gen_tokens / gen_seconds if gen_seconds else None
     summary = {"rollouts.count": everything.height, "rollouts.tokens": int(everything["num_tokens"].sum()),
-               "rollouts.accuracy": accuracy(everything), "rollouts.shards": len(storage.shard_tables("rollouts")),
-               "rollouts.skipped_prompts": read_shards(storage.shard_tables("rollouts_skipped")).height,
+               "rollouts.accuracy": accuracy(everything), "rollouts.shards": len(tables),
+               "rollouts.skipped_prompts": read_shards(storage.shard_tables("rollouts_skipped", all_shards(context))).height,
                "rollouts.grade_timeouts": int((everything["grade"] == "timeout").sum())}
     if tokens_per_s:
         summary["rollouts.tokens_per_s"] = tokens_per_s
@@ -106,6 +107,9 @@ def rollouts(
             **({"skipped": preview(skipped, n=50)} if skipped.height else {}),
             "preview": preview(batch.drop("steps")),
             **cost(t.seconds, generated_tokens=gen_tokens, rollouts=sampled),
+            **files_written(storage, [*storage.shard_tables("rollouts", context.partition_keys),
+                                      *storage.shard_tables("rollouts_skipped", context.partition_keys),
+                                      summary_path(storage.base_dir)]),
         },
         data_version=dg.DataVersion(frame_md5(batch.drop("steps"))),
         check_results=[dg.AssetCheckResult(check_name="n_per_problem", passed=not bad_counts,

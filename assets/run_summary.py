@@ -5,8 +5,9 @@ import time
 
 import dagster as dg
 
+from assets.common.metadata import files_written
 from assets.common.resources import StorageResource
-from prm_core.lineage.summary import format_summary, update_summary
+from prm_core.lineage.summary import format_summary, summary_path, update_summary
 
 
 @dg.asset(
@@ -22,4 +23,5 @@ def run_summary(context: dg.AssetExecutionContext, storage: StorageResource) -> 
     started = float(context.run.tags.get("prm/started") or stats.start_time or time.time())
     summary = update_summary(storage.base_dir, {"run.seconds": round(time.time() - started, 1), "run.id": context.run_id})
     return dg.MaterializeResult(metadata={"summary": dg.MetadataValue.md(f"```\n{format_summary(summary)}\n```"),
-                                          "path": dg.MetadataValue.path(str(storage.root / "reports" / "summary.json"))})
+                                          "path": dg.MetadataValue.path(str(storage.root / "reports" / "summary.json")),
+                                          **files_written(storage, [summary_path(storage.base_dir)])})

@@ -6,13 +6,13 @@ import dagster as dg
 import polars as pl
 from pydantic import Field
 
-from assets.common.metadata import Timer, compute_or_reuse, cost, preview, read_shards, table
-from assets.common.partitions import shard_backfill, shards
+from assets.common.metadata import Timer, compute_or_reuse, cost, files_written, preview, read_shards, table
+from assets.common.partitions import all_shards, shard_backfill, shards
 from assets.common.resources import DomainResource, GeneratorResource, StorageResource
 from assets.common.sampling import ShardSamplingConfig
 from prm_core.labels.self_confidence import sc_bucket
 from prm_core.lineage.storage import frame_md5, md5_file, read_parquet
-from prm_core.lineage.summary import update_summary
+from prm_core.lineage.summary import summary_path, update_summary
 
 CODE_VERSION = "2"
 
@@ -69,7 +69,7 @@ def self_confidence(context: dg.AssetExecutionContext, config: SelfConfidenceCon
                 sampled += int(df["n_samples"].sum())
             frames.append(df)
     batch = pl.concat(frames)
-    everything = read_shards(storage.shard_tables("self_confidence"))
+    everything = read_shards(storage.shard_tables("self_confidence", all_shards(context)))
     update_summary(storage.base_dir, {
         "sc.mean": float(everything["self_confidence"].mean()),
         "sc.kept_share": float((everything["self_confidence"] >= 0.75).mean()),
@@ -88,6 +88,7 @@ def self_confidence(context: dg.AssetExecutionContext, config: SelfConfidenceCon
             "histogram": table(batch.group_by("n_correct").len("problems").sort("n_correct")),
             "preview": preview(batch),
             **cost(t.seconds, generated_tokens=tokens, rollouts=sampled),
+            **files_written(storage, [*storage.shard_tables("self_confidence", context.partition_keys), summary_path(storage.base_dir)]),
         },
         data_version=dg.DataVersion(frame_md5(batch)),
     )

@@ -4,11 +4,11 @@
 import dagster as dg
 import polars as pl
 
-from assets.common.metadata import Timer, cost, plot_md, preview, read_shards, table
-from assets.common.partitions import shard_backfill, shards
+from assets.common.metadata import Timer, cost, files_written, plot_md, preview, read_shards, table
+from assets.common.partitions import all_shards, shard_backfill, shards
 from assets.common.resources import DomainResource, StorageResource
 from prm_core.lineage.storage import frame_md5, read_parquet, write_parquet
-from prm_core.lineage.summary import update_summary
+from prm_core.lineage.summary import summary_path, update_summary
 
 
 @dg.asset(
@@ -48,7 +48,7 @@ def step_truth(context: dg.AssetExecutionContext, storage: StorageResource, doma
         (pl.col("first_error") < -1) | (pl.col("first_error") >= pl.col("n_steps"))
         | ((pl.col("first_error") == -1) & ~pl.col("final_correct"))
     ).height
-    everything = read_shards(storage.shard_tables("step_truth"))
+    everything = read_shards(storage.shard_tables("step_truth", all_shards(context)))
     wrong = everything.filter(pl.col("first_error") >= 0)
     update_summary(storage.base_dir, {
         "truth.responses": everything.height,
@@ -66,6 +66,7 @@ def step_truth(context: dg.AssetExecutionContext, storage: StorageResource, doma
             "first_error_plot": _first_error_plot(batch),
             "preview": preview(batch),
             **cost(t.seconds),
+            **files_written(storage, [*storage.shard_tables("step_truth", context.partition_keys), summary_path(storage.base_dir)]),
         },
         data_version=dg.DataVersion(frame_md5(batch)),
         check_results=[

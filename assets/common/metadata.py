@@ -1,4 +1,4 @@
-"""Metadata helpers shared by the asset modules: table previews, costs, plots, shard fingerprints."""
+"""Metadata helpers shared by the asset modules: table previews, costs, what was written, plots, shard fingerprints."""
 
 
 import base64
@@ -9,7 +9,7 @@ import time
 import dagster as dg
 import polars as pl
 
-from prm_core.lineage.storage import as_path, read_parquet
+from prm_core.lineage.storage import as_path, md5_file, read_parquet
 
 
 def preview(df: pl.DataFrame, n: int = 5, max_chars: int = 80) -> dg.MetadataValue:
@@ -45,6 +45,22 @@ def cost(seconds: float, generated_tokens: int = 0, rollouts: int = 0) -> dict:
         "cost/generated_tokens": dg.MetadataValue.int(int(generated_tokens)),
         "cost/rollouts": dg.MetadataValue.int(int(rollouts)),
     }
+
+
+def files_written(storage, paths) -> dict:
+    """The keys every asset records of what it wrote: its data dir and each file's md5 (relative to the data dir),
+    so that a release names the runs that wrote its files and refuses a file changed since. A folder is each file
+    in it; a table comes with its `compute_or_reuse` fingerprint; a path outside the data dir (a pretrained model)
+    or not there (an optional report) has nothing to record."""
+    files = {}
+    for path in map(as_path, paths):
+        found = sorted(f for f in path.rglob("*") if f.is_file()) if path.is_dir() else [path, fingerprint_path(path)]
+        for f in found:
+            relative = storage.relative(f)
+            if relative is not None and f.exists():
+                files[relative] = md5_file(f)
+    return {"lineage/data_dir": dg.MetadataValue.text(str(storage.data_dir())),
+            "lineage/files": dg.MetadataValue.json(dict(sorted(files.items())))}
 
 
 def plot_md(fig) -> dg.MetadataValue:

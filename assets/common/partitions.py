@@ -4,6 +4,12 @@ import dagster as dg
 
 shards = dg.DynamicPartitionsDefinition(name="shards")
 
+
+def all_shards(context) -> list[str]:
+    """The instance's shard keys: what readers of every shard read (`StorageResource.shard_tables`), never a glob."""
+    return context.instance.get_dynamic_partitions(shards.name)
+
+
 # one run processes a whole range of shards, so the generation engine starts once per run
 shard_backfill = dg.BackfillPolicy.single_run()
 

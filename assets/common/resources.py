@@ -28,27 +28,47 @@ class StorageResource(dg.ConfigurableResource):
     def table(self, asset: str, shard: str | None = None) -> UPath:
         return self.root / asset / f"{shard}.parquet" if shard else self.root / f"{asset}.parquet"
 
-    def shard_tables(self, asset: str) -> list[UPath]:
-        folder = self.root / asset
-        return sorted(folder.glob("*.parquet")) if folder.exists() else []
+    def shard_tables(self, asset: str, keys: list[str]) -> list[UPath]:
+        """The tables of these shards (the partition set, never a glob: a stray file is not read), those that exist
+        here (a key can be a shard of another data dir)."""
+        return sorted(p for p in (self.table(asset, k) for k in keys) if p.exists())
+
+    def data_dir(self) -> UPath:
+        """The data dir made absolute (resolved when local): what materializations record and releases match."""
+        from prm_core.lineage.storage import _is_local
+
+        return UPath(Path(self.root.path).resolve()) if _is_local(self.root) else self.root
+
+    def relative(self, path) -> str | None:
+        """`path` relative to the data dir (posix), or None when it lies outside it."""
+        from prm_core.lineage.storage import _is_local, as_path
+
+        target, base = as_path(path), self.data_dir()
+        if _is_local(target):
+            target = Path(target.path).resolve()
+        prefix, name = str(base).rstrip("/") + "/", str(target)
+        return name[len(prefix):] if name.startswith(prefix) else None
 
     def model_dir(self, name: str) -> UPath:
         return self.root / "models" / name
 
     def set_model(self, name: str, path) -> None:
-        """Record where model `name` lives (its own folder, or a pretrained model elsewhere)."""
-        from prm_core.lineage.storage import write_json
+        """Record where model `name` lives: relative to the data dir when inside it (a copied data dir reads its own
+        models), absolute for a model elsewhere (a pretrained checkpoint)."""
+        from prm_core.lineage.storage import _is_local, as_path, write_json
 
-        write_json({"path": str(path)}, self.root / "models" / f"{name}.json")
+        inside, target = self.relative(path), as_path(path)
+        recorded = inside if inside is not None else str(Path(target.path).resolve() if _is_local(target) else target)
+        write_json({"path": recorded}, self.root / "models" / f"{name}.json")
 
     def model(self, name: str):
-        """Where model `name` lives, as recorded by the asset that made it."""
+        """Where model `name` lives, as recorded by the asset that made it (a relative path: in this data dir)."""
         import json
 
         pointer = self.root / "models" / f"{name}.json"
         if pointer.exists():
-            recorded = json.loads(pointer.read_text())["path"]
-            return UPath(recorded)
+            recorded = UPath(json.loads(pointer.read_text())["path"])
+            return recorded if recorded.is_absolute() else self.root / recorded.path
         return self.model_dir(name)
 
 

@@ -1,8 +1,10 @@
 """Release manifests: one JSON tying git, Dagster, DVC and MLflow together, and its verification.
 
 Every released file is listed with its md5 (equal to DVC 3's hash of the file) and size; `verify` recomputes
-every hash and reports each missing or changed file by name, plus any link (git commit, tag, MLflow run,
-model version) that no longer resolves.
+every hash and reports each missing, changed or added file by name, plus any link (git commit, tag, MLflow run,
+model version) that no longer resolves. Run records (`run_info.json` files and the summary) hold what differs between
+two runs of the same data (timings, run ids, paths): the manifest records their contents (`run_info`), not their
+hashes.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from prm_core.lineage.run_info import is_run_record
 from prm_core.lineage.storage import md5_file
 
 MANIFEST_VERSION = 1
@@ -38,6 +41,8 @@ class Manifest:
     generation: dict = field(default_factory=dict)  # sampling settings of every generating asset
     packages: dict = field(default_factory=dict)
     summary: dict = field(default_factory=dict)
+    released: list[str] = field(default_factory=list)  # the released files and folders, relative to the root
+    run_info: dict = field(default_factory=dict)  # path of each run record (relative to the root) -> its contents
     version: int = MANIFEST_VERSION
 
     def to_json(self) -> str:
@@ -50,12 +55,37 @@ class Manifest:
         return cls(**raw)
 
 
-def file_entries(root: Path, paths: list[Path]) -> list[FileEntry]:
-    """Every file under `paths` (files or folders), relative to `root`, sorted, with md5 and size."""
+def _files_under(paths: list[Path]) -> list[Path]:
     files = []
     for p in paths:
         files += [p] if p.is_file() else sorted(f for f in p.rglob("*") if f.is_file())
-    return [FileEntry(f.relative_to(root).as_posix(), md5_file(f), f.stat().st_size) for f in sorted(set(files))]
+    return sorted(set(files))
+
+
+def file_entries(root: Path, paths: list[Path]) -> list[FileEntry]:
+    """Every file under `paths` (files or folders) but the run records, relative to `root`, sorted, with md5 and
+    size."""
+    return [FileEntry(f.relative_to(root).as_posix(), md5_file(f), f.stat().st_size)
+            for f in _files_under(paths) if not is_run_record(f)]
+
+
+def run_info_entries(root: Path, paths: list[Path]) -> dict[str, dict]:
+    """The contents of every run record under `paths`, by path relative to `root`."""
+    out = {}
+    for f in _files_under(paths):
+        if is_run_record(f):
+            try:
+                out[f.relative_to(root).as_posix()] = json.loads(f.read_text())
+            except json.JSONDecodeError as e:
+                raise ValueError(f"{f}: not valid JSON ({e})") from e
+    return out
+
+
+def added_files(root: Path, paths: list[Path], files: list[FileEntry]) -> list[str]:
+    """A message per file under `paths` that the manifest does not list (run records are not listed)."""
+    listed = {f.path for f in files}
+    return [f"added: {rel}" for rel in (f.relative_to(root).as_posix() for f in _files_under(paths) if not is_run_record(f))
+            if rel not in listed]
 
 
 def verify_files(root: Path, files: list[FileEntry]) -> list[str]:

@@ -6,16 +6,19 @@ from __future__ import annotations
 import json
 import os
 import threading
+from pathlib import Path, PurePosixPath
 
 from prm_core.lineage.storage import RUN_INFO, as_path, write_json
 
 _LOCK = threading.Lock()
 
 
-def is_run_record(path: str) -> bool:
-    """Whether `path` (relative to the data dir) records the run rather than its data: a `run_info.json`, or the
-    summary (it keeps the timing keys issues name). A release records these in its manifest, not among its files."""
-    return path.rsplit("/", 1)[-1] == RUN_INFO or path == "reports/summary.json"
+def is_run_record(path: str | os.PathLike) -> bool:
+    """Whether the file at `path` records the run rather than its data: a `run_info.json`, or the summary
+    (`reports/summary.json`: it keeps the timing keys issues name). A release records their contents in its
+    manifest, not their hashes among its files."""
+    parts = PurePosixPath(Path(path).as_posix()).parts
+    return parts[-1:] == (RUN_INFO,) or parts[-2:] == ("reports", "summary.json")
 
 
 def run_info_path(folder: str | os.PathLike):

@@ -1,4 +1,5 @@
-"""A release round trip in a temp git repo with a temp DVC remote; verify catches a flipped byte and a missing file."""
+"""A release round trip in a temp git repo with a temp DVC remote; verify catches a flipped byte, a missing file, an
+added file and a forged manifest; a release names the runs that wrote its data dir and refuses files changed since."""
 
 import json
 import shutil
@@ -52,8 +53,13 @@ def test_release_round_trip_and_tampering(project, monkeypatch):
     root, instance = project
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{root / 'mlflow.db'}")
     keys, checks = _keys(instance)
+    run_info = {"data/reports/run_info.json": {"seconds": 12.5}, "data/models/policy/run_info.json": {"run": "x"}}
+    for path, info in run_info.items():  # volatile facts: recorded in the manifest, not listed as files
+        (root / path).write_text(json.dumps(info))
     manifest, seconds = make_release("demo", root, root / "data", instance, keys, checks)
     assert manifest.git_tag == "release/demo" and len(manifest.files) > 10 and seconds > 0
+    assert manifest.run_info == run_info and not [f for f in manifest.files if f.path.endswith("run_info.json")]
+    assert "data/rollouts" in manifest.released and "data/problem_pool_quarantine" in manifest.released
     assert set(manifest.assets) == set(keys) and all(a["code_version"] for a in manifest.assets.values())
     assert list(manifest.assets["rollouts"]["partitions"]) == ["arith-0000"] and manifest.assets["policy_model"]["partitions"] == {}
     assert manifest.mlflow["model_version"] and manifest.dvc["remote"] == "local" and "local" in manifest.dvc["remotes"]
@@ -90,6 +96,130 @@ def test_release_round_trip_and_tampering(project, monkeypatch):
     (root / "mlflow.db.bak").rename(root / "mlflow.db")
 
 
+def _honest(root):
+    _, problems, _ = verify_release(root, "demo")
+    assert problems == []
+
+
+def test_verify_fails_on_added_files(project):
+    """A file in a released folder that the manifest does not list fails verification, named; shard readers read the
+    partition set, so a stray shard is not read either."""
+    from assets.common.resources import StorageResource
+
+    root, _ = project
+    data = root / "data"
+    extra_shard = data / "rollouts" / "arith-9999.parquet"
+    shutil.copy(data / "rollouts" / "arith-0000.parquet", extra_shard)
+    export = next(p for p in sorted((data / "prm_exports").iterdir()) if p.is_dir())
+    extra_code = export / "evil.py"
+    extra_code.write_text("import os\n")
+    (data / "reports" / "per_sample" / "run_info.json").write_text("{}")  # run_info.json files are never "added"
+    try:
+        _, problems, _ = verify_release(root, "demo")
+        assert sorted(problems) == sorted([f"added: {p.relative_to(root).as_posix()}" for p in (extra_shard, extra_code)])
+        storage = StorageResource(base_dir=str(data))
+        assert storage.shard_tables("rollouts", ["arith-0000", "arith-0001"]) == [storage.table("rollouts", "arith-0000")]
+    finally:
+        for p in (extra_shard, extra_code, data / "reports" / "per_sample" / "run_info.json"):
+            p.unlink()
+    _honest(root)
+
+
+def _forge(root, target: Path) -> tuple[str, bytes]:
+    """Change a released data file and its md5 (and size) in a copy of the manifest written to `target`."""
+    from prm_core.lineage.storage import md5_file
+
+    manifest = json.loads((root / "releases" / "demo" / "manifest.json").read_text())
+    entry = next(f for f in manifest["files"] if f["path"].startswith("data/step_truth/") and f["path"].endswith(".parquet"))
+    path = root / entry["path"]
+    original = path.read_bytes()
+    path.write_bytes(original + b"forged")
+    entry.update(md5=md5_file(path), size=path.stat().st_size)
+    target.write_text(json.dumps(manifest, indent=2))
+    return entry["path"], original
+
+
+def test_verify_fails_on_a_forged_manifest(project, tmp_path):
+    """The working-tree manifest and one passed by path are checked against the manifest of the tagged commit."""
+    root, _ = project
+    manifest = root / "releases" / "demo" / "manifest.json"
+    honest = manifest.read_text()
+    forged, original = _forge(root, manifest)
+    try:
+        _, problems, _ = verify_release(root, "demo")
+        assert problems[0] == f"manifest differs from the one tagged release/demo: files ({forged})"
+        assert problems[1].startswith(f"changed: {forged}") and len(problems) == 2
+        manifest.write_text(honest)
+        by_path = tmp_path / "manifest.json"
+        _forge(root, by_path)
+        _, problems, _ = verify_release(root, str(by_path))
+        assert problems[0].startswith("manifest differs from the one tagged release/demo") and forged in problems[0]
+        assert problems[1].startswith(f"changed: {forged}")
+        renamed = json.loads(by_path.read_text()) | {"name": "no-such-release"}  # a name without a tag
+        by_path.write_text(json.dumps(renamed))
+        _, problems, _ = verify_release(root, str(by_path))
+        assert problems == [f"no tag release/no-such-release with releases/no-such-release/manifest.json: {by_path} "
+                            "cannot be checked against a release"]
+    finally:
+        manifest.write_text(honest)
+        (root / forged).write_bytes(original)
+    _honest(root)
+
+
+def test_release_lineage_is_of_its_own_data_dir(project, tmp_path):
+    """With later materializations of another data dir in the same instance, a release names the runs that wrote its
+    own files; a file changed since its materialization, or written by none, makes the release refuse, named."""
+    from assets.common.resources import DomainResource, GeneratorResource, StorageResource, TrackingResource
+    from orchestration.cli import RANGE_END, RANGE_START
+    from orchestration.lineage import asset_lineage
+    from tests.orchestration.test_mc_pipeline import ALL_ASSETS, CONFIG
+
+    root, instance = project
+    keys, checks = _keys(instance)
+    data, other = root / "data", tmp_path / "other"
+    before, *_ = asset_lineage(instance, keys, data.resolve())
+    names = ["problem_pool", "policy_model", "rollouts"]  # data dir B, materialized after A in the same instance
+    b_run = dg.materialize(ALL_ASSETS, instance=instance, selection=names, tags={RANGE_START: "arith-0000", RANGE_END: "arith-0000"},
+                           resources={"storage": StorageResource(base_dir=str(other)), "domain": DomainResource(),
+                                      "generator": GeneratorResource(engine="transformers"), "tracking": TrackingResource(root=str(tmp_path))},
+                           run_config={"ops": {k: v for k, v in CONFIG["ops"].items() if k in names}}).run_id
+    for key in names:
+        latest = instance.get_latest_materialization_event(dg.AssetKey(key))
+        assert latest.run_id == b_run and latest.asset_materialization.metadata["lineage/data_dir"].value == str(other.resolve())
+    after, *_ = asset_lineage(instance, keys, data.resolve())
+    assert after == before and b_run not in {a["run_id"] for a in after.values()}  # A's runs, not B's later ones
+    assert b_run not in after["rollouts"]["partitions"].values()
+    truth = data / "step_truth" / "arith-0000.parquet"
+    original = truth.read_bytes()
+    truth.write_bytes(original + b"x")
+    stray = data / "rollouts" / "arith-0000.parquet.bak"
+    stray.write_bytes(b"not written by any asset")
+    try:
+        with pytest.raises(ReleaseError, match="changed since their materialization: data/step_truth/arith-0000.parquet") as e:
+            make_release("changed", root, data, instance, keys, checks)
+        assert "written by no recorded materialization" in str(e.value) and "data/rollouts/arith-0000.parquet.bak" in str(e.value)
+    finally:
+        truth.write_bytes(original)
+        stray.unlink()
+    assert "release/changed" not in subprocess.run(["git", "tag"], cwd=root, capture_output=True, text=True).stdout
+
+
+def test_model_pointers_are_relative_to_the_data_dir(project, tmp_path):
+    """A copied data dir reads its own models; a model outside the data dir (a pretrained one) keeps its absolute path."""
+    from assets.common.resources import StorageResource
+
+    root, _ = project
+    assert json.loads((root / "data" / "models" / "policy.json").read_text()) == {"path": "models/policy"}
+    copy = tmp_path / "copy"
+    shutil.copytree(root / "data", copy, ignore=shutil.ignore_patterns("*.parquet", "prm_exports", "exports"))
+    storage = StorageResource(base_dir=str(copy))
+    assert storage.model("policy") == storage.root / "models" / "policy" and (storage.model("policy") / "config.json").exists()
+    pretrained = tmp_path / "pretrained"
+    storage.set_model("backbone", pretrained)
+    assert json.loads((copy / "models" / "backbone.json").read_text()) == {"path": str(pretrained.resolve())}
+    assert str(storage.model("backbone")) == str(pretrained.resolve())
+
+
 def test_release_refuses_a_dirty_tree(project):
     root, instance = project
     keys, checks = _keys(instance)
@@ -109,6 +239,8 @@ def test_manifest_json_round_trips(project):
     if path.exists():
         m = Manifest.from_json(path.read_text())
         assert json.loads(m.to_json()) == json.loads(path.read_text())
+        older = {k: v for k, v in json.loads(path.read_text()).items() if k not in ("released", "run_info")}
+        assert Manifest.from_json(json.dumps(older)).run_info == {}  # manifests made before these fields still load
 
 
 def test_release_job_from_dagster(project, monkeypatch):
