@@ -58,7 +58,9 @@ def test_release_round_trip_and_tampering(project, monkeypatch):
         (root / path).write_text(json.dumps(info))
     manifest, seconds = make_release("demo", root, root / "data", instance, keys, checks)
     assert manifest.git_tag == "release/demo" and len(manifest.files) > 10 and seconds > 0
-    assert manifest.run_info == run_info and not [f for f in manifest.files if f.path.endswith("run_info.json")]
+    assert run_info.items() <= manifest.run_info.items() and "data/mc_costs/run_info.json" in manifest.run_info
+    assert manifest.run_info["data/reports/summary.json"]["run.id"]  # the summary (timings included) is a run record
+    assert not [f for f in manifest.files if f.path.endswith(("run_info.json", "reports/summary.json"))]
     assert "data/rollouts" in manifest.released and "data/problem_pool_quarantine" in manifest.released
     assert set(manifest.assets) == set(keys) and all(a["code_version"] for a in manifest.assets.values())
     assert list(manifest.assets["rollouts"]["partitions"]) == ["arith-0000"] and manifest.assets["policy_model"]["partitions"] == {}
