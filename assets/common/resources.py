@@ -35,16 +35,16 @@ class StorageResource(dg.ConfigurableResource):
 
     def data_dir(self) -> UPath:
         """The data dir made absolute (resolved when local): what materializations record and releases match."""
-        from prm_core.lineage.storage import _is_local
+        from prm_core.lineage.storage import is_local
 
-        return UPath(Path(self.root.path).resolve()) if _is_local(self.root) else self.root
+        return UPath(Path(self.root.path).resolve()) if is_local(self.root) else self.root
 
     def relative(self, path) -> str | None:
         """`path` relative to the data dir (posix), or None when it lies outside it."""
-        from prm_core.lineage.storage import _is_local, as_path
+        from prm_core.lineage.storage import is_local, as_path
 
         target, base = as_path(path), self.data_dir()
-        if _is_local(target):
+        if is_local(target):
             target = Path(target.path).resolve()
         prefix, name = str(base).rstrip("/") + "/", str(target)
         return name[len(prefix):] if name.startswith(prefix) else None
@@ -55,10 +55,10 @@ class StorageResource(dg.ConfigurableResource):
     def set_model(self, name: str, path) -> None:
         """Record where model `name` lives: relative to the data dir when inside it (a copied data dir reads its own
         models), absolute for a model elsewhere (a pretrained checkpoint)."""
-        from prm_core.lineage.storage import _is_local, as_path, write_json
+        from prm_core.lineage.storage import is_local, as_path, write_json
 
         inside, target = self.relative(path), as_path(path)
-        recorded = inside if inside is not None else str(Path(target.path).resolve() if _is_local(target) else target)
+        recorded = inside if inside is not None else str(Path(target.path).resolve() if is_local(target) else target)
         write_json({"path": recorded}, self.root / "models" / f"{name}.json")
 
     def model(self, name: str):
@@ -103,6 +103,8 @@ class GeneratorResource(dg.ConfigurableResource):
     gpu_memory_utilization: float = Field(default=0.3, description="vLLM on GPU: share of GPU memory it may take")
     tensor_parallel_size: int = Field(default=1, description="vLLM on GPU: GPUs one engine spans (one model too big for one)")
     dtype: str = Field(default="", description="vLLM: weights dtype; empty = the checkpoint's (bf16) on GPU, float32 on CPU")
+    in_process: bool | None = Field(default=None, description="vLLM: run the engine core in this process (default: on "
+                                    "CPU, where it starts faster; on GPU a core process of its own overlaps scheduling)")
     enable_prefix_caching: bool = Field(default=True, description="vLLM: reuse KV of shared prefixes (MC rollouts share "
                                                                   "every step prefix of a response)")
 
@@ -131,6 +133,7 @@ class GeneratorResource(dg.ConfigurableResource):
                 tensor_parallel_size=self.tensor_parallel_size,
                 dtype=self.dtype,
                 enable_prefix_caching=self.enable_prefix_caching,
+                in_process=self.in_process,
             )
         return self._engines[key]
 

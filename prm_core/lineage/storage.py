@@ -24,7 +24,7 @@ def as_path(path: str | os.PathLike) -> UPath:
     return path if isinstance(path, UPath) else UPath(path)
 
 
-def _is_local(path: UPath) -> bool:
+def is_local(path: UPath) -> bool:
     return getattr(path, "protocol", "") in ("", "file", "local")
 
 
@@ -33,7 +33,7 @@ def write_parquet(df: pl.DataFrame, path: str | os.PathLike) -> UPath:
     path = as_path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    if _is_local(path):
+    if is_local(path):
         df.write_parquet(str(tmp))
         os.replace(str(tmp), str(path))
     else:  # object stores: a put is atomic per object
@@ -44,7 +44,7 @@ def write_parquet(df: pl.DataFrame, path: str | os.PathLike) -> UPath:
 
 def read_parquet(path: str | os.PathLike) -> pl.DataFrame:
     path = as_path(path)
-    if _is_local(path):
+    if is_local(path):
         return pl.read_parquet(str(path))
     with path.open("rb") as f:
         return pl.read_parquet(f)
@@ -54,7 +54,7 @@ def write_text(text: str, path: str | os.PathLike) -> UPath:
     """Write `text` (UTF-8) to `path` atomically (temp file + rename)."""
     path = as_path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    if _is_local(path):
+    if is_local(path):
         tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
         tmp.write_text(text, encoding="utf-8")
         os.replace(str(tmp), str(path))
@@ -71,7 +71,7 @@ def write_json(obj, path: str | os.PathLike) -> UPath:
 def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a local temp directory; on success it replaces `path` (uploaded when `path` is remote)."""
     path = as_path(path)
-    if _is_local(path):
+    if is_local(path):
         target = Path(str(path))
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
@@ -102,7 +102,7 @@ def copy_files(src, dest, keep: Callable[[str], bool] = lambda name: True) -> No
 def local_copy(path: str | os.PathLike) -> Path:
     """A local directory holding the model at `path` (downloaded to a cache when remote)."""
     path = as_path(path)
-    if _is_local(path):
+    if is_local(path):
         return Path(str(path))
     cache = Path(tempfile.gettempdir()) / "prm_models" / hashlib.md5(str(path).encode()).hexdigest()
     if not cache.exists():
