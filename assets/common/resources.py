@@ -41,7 +41,7 @@ class StorageResource(dg.ConfigurableResource):
 
     def relative(self, path) -> str | None:
         """`path` relative to the data dir (posix), or None when it lies outside it."""
-        from prm_core.lineage.storage import is_local, as_path
+        from prm_core.lineage.storage import as_path, is_local
 
         target, base = as_path(path), self.data_dir()
         if is_local(target):
@@ -55,7 +55,7 @@ class StorageResource(dg.ConfigurableResource):
     def set_model(self, name: str, path) -> None:
         """Record where model `name` lives: relative to the data dir when inside it (a copied data dir reads its own
         models), absolute for a model elsewhere (a pretrained checkpoint)."""
-        from prm_core.lineage.storage import is_local, as_path, write_json
+        from prm_core.lineage.storage import as_path, is_local, write_json
 
         inside, target = self.relative(path), as_path(path)
         recorded = inside if inside is not None else str(Path(target.path).resolve() if is_local(target) else target)
