@@ -231,9 +231,16 @@ def cmd_release(args: argparse.Namespace) -> int:
         return 1
 
 
+class DefaultsHelp(argparse.ArgumentDefaultsHelpFormatter):
+    """`--help` shows every default that is a value (an unset option's help says what it falls back to)."""
+
+    def _get_help_string(self, action):
+        return action.help if action.default in (None, False) else super()._get_help_string(action)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="prm", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    defaults = argparse.ArgumentDefaultsHelpFormatter  # `--help` shows every default
+    defaults = DefaultsHelp
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="materialize the default pipeline and print the summary", formatter_class=defaults)
     run.add_argument("--source", default="arith", help="`arith` or a folder of problem files (one shard per file)")
@@ -248,7 +255,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--policy", default=None, help="a pretrained policy directory instead of training the tiny one")
     run.add_argument("--prm-backbone", default=None,
                      help="a local causal-LM directory (Llama, Qwen2, Mistral, Gemma, ...) as the PRM's backbone")
-    run.add_argument("--engine", choices=["auto", "vllm", "transformers"], default=None)
+    run.add_argument("--engine", choices=["auto", "vllm", "transformers"], default=None,
+                     help="generation engine (default: $PRM_ENGINE, else auto: vLLM when it imports)")
     run.add_argument("--data-dir", default=None, help="where the data goes (default $PRM_DATA_DIR or ./data)")
     run.add_argument("--bench-per-class", type=at_least(1), default=300, help="ProcessBench-style set: erroneous and all-correct responses each")
     run.add_argument("--bon-problems", type=at_least(1), default=500, help="held-out problems for best-of-N")
@@ -267,8 +275,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--quiet", action="store_true", help="no progress bars")
     run.set_defaults(func=cmd_run)
     summary = sub.add_parser("summary", help="print the summary of the last run", formatter_class=defaults)
-    summary.add_argument("--json", action="store_true")
-    summary.add_argument("--data-dir", default=None)
+    summary.add_argument("--json", action="store_true", help="print the summary as JSON")
+    summary.add_argument("--data-dir", default=None, help="the run's data dir (default $PRM_DATA_DIR or ./data)")
     summary.set_defaults(func=cmd_summary)
     release = sub.add_parser("release", help="`prm release NAME` makes a release; `prm release verify NAME` checks one",
                              formatter_class=defaults)
@@ -276,11 +284,11 @@ def build_parser() -> argparse.ArgumentParser:
     release.add_argument("name", nargs="?", help="with `verify`: the release name or a manifest path")
     release.add_argument("--remote", default=None, help="DVC remote to push to (default: the repo's default remote)")
     release.add_argument("--allow-dirty", action="store_true", help="release from a working tree with changes")
-    release.add_argument("--data-dir", default=None)
+    release.add_argument("--data-dir", default=None, help="the data dir to release (default $PRM_DATA_DIR or ./data)")
     release.set_defaults(func=cmd_release)
     ui = sub.add_parser("ui", help="start `dagster dev` on this project's DAGSTER_HOME", formatter_class=defaults)
-    ui.add_argument("--port", type=at_least(1), default=3000)
-    ui.add_argument("--data-dir", default=None)
+    ui.add_argument("--port", type=at_least(1), default=3000, help="the UI's port")
+    ui.add_argument("--data-dir", default=None, help="the data dir the assets read and write (default ./data)")
     ui.set_defaults(func=cmd_ui)
     return parser
 
