@@ -38,10 +38,9 @@ def implicit_dir(storage: StorageResource, loss: str):
 def implicit_info(path) -> dict:
     """What `implicit_prm` recorded of a model (implicit.json, loss curve aside) with this run's reference path, timing
     and MLflow run (run_info.json, kept apart so that implicit.json is reproducible)."""
-    from prm_core.lineage.run_info import read_run_info
+    from prm_core.lineage.run_info import read_with_run_info
 
-    recorded = json.loads((path / "implicit.json").read_text())
-    return {**{k: v for k, v in recorded.items() if k != "losses"}, **read_run_info(path)}
+    return {k: v for k, v in read_with_run_info(path, "implicit.json").items() if k != "losses"}
 
 
 def outcomes(storage: StorageResource, dom, m: int, keys: list[str]):

@@ -115,11 +115,12 @@ def mc_estimates(context: dg.AssetExecutionContext, config: MCConfig, storage: S
         frames.append(shard_df)
     batch = pl.concat(frames)
     costs = pl.DataFrame(cost_rows)
-    all_costs = read_shards(storage.shard_tables("mc_costs", all_shards(context)))
+    keys = all_shards(context)
+    all_costs = read_shards(storage.shard_tables("mc_costs", keys))
     per_method = all_costs.group_by("method", maintain_order=True).agg(pl.col("rollouts", "tokens", "grade_timeouts").sum())
     summary = {f"mc.{r['method']}.{k}": r[k] for r in per_method.to_dicts() for k in ("rollouts", "tokens", "grade_timeouts")}
-    summary |= {f"mc.{m}.seconds": s for m, s in mc_seconds(storage, all_shards(context)).items()}
-    sc_tokens = int(read_shards(storage.shard_tables("self_confidence", all_shards(context)))["tokens"].sum())
+    summary |= {f"mc.{m}.seconds": s for m, s in mc_seconds(storage, keys).items()}
+    sc_tokens = int(read_shards(storage.shard_tables("self_confidence", keys))["tokens"].sum())
     all_in = cost_table({r["method"]: r for r in per_method.to_dicts()}, sc_tokens)
     ratios = {r["method"]: r for r in all_in.to_dicts()}
     if ratios.get("vanilla", {}).get("tokens"):  # the contract keys: rollouts alone, and all-in (+ SC's own samples)

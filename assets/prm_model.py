@@ -71,9 +71,9 @@ def launch_training(context: dg.AssetExecutionContext, backbone, corpus_path, cf
 def training_info(path) -> dict:
     """What `prm_model` recorded of a PRM's training: data and loss (training.json), with this run's timing and MLflow
     run, model version and URLs (run_info.json, kept apart so that training.json is reproducible)."""
-    from prm_core.lineage.run_info import read_run_info
+    from prm_core.lineage.run_info import read_with_run_info
 
-    return {**json.loads((path / "training.json").read_text()), **read_run_info(path)}
+    return read_with_run_info(path, "training.json")
 
 
 @dg.asset(

@@ -72,10 +72,12 @@ def problem_pool(context: dg.AssetExecutionContext, config: PoolConfig, storage:
             per_shard.append({"shard": shard, "problems": df.height, "quarantined": 0 if bad is None else bad.height})
     pool = pl.concat(frames)
     bad_all = pl.concat(quarantined) if quarantined else None
-    all_bad = read_shards(storage.shard_tables("problem_pool_quarantine", all_shards(context)))
+    keys = all_shards(context)
+    all_bad = read_shards(storage.shard_tables("problem_pool_quarantine", keys))
+    tables = storage.shard_tables("problem_pool", keys)
     update_summary(storage.base_dir, {
-        "pool.problems": sum(read_parquet(p).height for p in storage.shard_tables("problem_pool", all_shards(context))),
-        "pool.shards": len(storage.shard_tables("problem_pool", all_shards(context))),
+        "pool.problems": sum(read_parquet(p).height for p in tables),
+        "pool.shards": len(tables),
         "pool.quarantined": all_bad.height,
     })
     metadata = {

@@ -83,12 +83,13 @@ def rollouts(
                               "accuracy": accuracy(df), "tokens": int(df["num_tokens"].sum()),
                               "seconds": round(seconds, 2), "reused": reused})
     batch, skipped = pl.concat(frames), pl.concat(skipped_all)
-    tables = storage.shard_tables("rollouts", all_shards(context))
+    keys = all_shards(context)
+    tables = storage.shard_tables("rollouts", keys)
     everything = read_shards(tables)
     tokens_per_s = gen_tokens / gen_seconds if gen_seconds else None
     summary = {"rollouts.count": everything.height, "rollouts.tokens": int(everything["num_tokens"].sum()),
                "rollouts.accuracy": accuracy(everything), "rollouts.shards": len(tables),
-               "rollouts.skipped_prompts": read_shards(storage.shard_tables("rollouts_skipped", all_shards(context))).height,
+               "rollouts.skipped_prompts": read_shards(storage.shard_tables("rollouts_skipped", keys)).height,
                "rollouts.grade_timeouts": int((everything["grade"] == "timeout").sum())}
     if tokens_per_s:
         summary["rollouts.tokens_per_s"] = tokens_per_s

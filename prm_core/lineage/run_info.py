@@ -30,6 +30,11 @@ def read_run_info(folder: str | os.PathLike) -> dict:
     return json.loads(path.read_text()) if path.exists() else {}
 
 
+def read_with_run_info(folder: str | os.PathLike, name: str) -> dict:
+    """What an asset recorded of a model in `folder/name` (reproducible facts) with its run info (timings, ids)."""
+    return {**json.loads((as_path(folder) / name).read_text()), **read_run_info(folder)}
+
+
 def update_run_info(folder: str | os.PathLike, values: dict) -> dict:
     """Merge `values` into `folder/run_info.json` and write it atomically; returns the merged record."""
     with _LOCK:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 class Encoded:
     input_ids: list[int]
     step_positions: list[int]  # index of the separator ending each step
+    prompt_length: int  # ids of the prompt (with specials) before the first step, before truncation
 
 
 def separator_id(tokenizer, separator: str) -> int:
@@ -37,14 +38,14 @@ def encode_many(tokenizer, prompts: list[str], steps: list[list[str]], sep_id: i
     step_ids = iter(_ids(tokenizer, flat, specials=False) if flat else [])
     out = []
     for ids, example in zip(prompt_ids, steps):
-        ids, positions = list(ids), []
+        ids, positions, prompt_length = list(ids), [], len(ids)
         for _ in example:
             ids += next(step_ids) + [sep_id]
             positions.append(len(ids) - 1)
         if len(ids) > max_length:  # keep whole steps only
             positions = [p for p in positions if p < max_length]
             ids = ids[:max_length]
-        out.append(Encoded(ids, positions))
+        out.append(Encoded(ids, positions, prompt_length))
     return out
 
 

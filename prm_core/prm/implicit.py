@@ -72,9 +72,8 @@ def preference_pairs(outcomes: list[Outcome]) -> list[tuple[int, int]]:
 def encode_responses(tokenizer, prompts: list[str], steps: list[list[str]], separator: str,
                      max_length: int = 512) -> list[EncodedResponse]:
     """The one PRM encoding of each (prompt, steps), with where its response starts."""
-    sep = separator_id(tokenizer, separator)
-    starts = [len(e.input_ids) for e in encode_many(tokenizer, prompts, [[] for _ in prompts], sep, max_length)]
-    return [EncodedResponse(e, min(s, len(e.input_ids))) for e, s in zip(encode_many(tokenizer, prompts, steps, sep, max_length), starts)]
+    encoded = encode_many(tokenizer, prompts, steps, separator_id(tokenizer, separator), max_length)
+    return [EncodedResponse(e, min(e.prompt_length, len(e.input_ids))) for e in encoded]
 
 
 def _forward_logps(model, seqs: list[EncodedResponse], device):
@@ -113,7 +112,7 @@ def _mismatched(seqs: list[EncodedResponse]) -> list[EncodedResponse]:
     for i, s in enumerate(seqs):
         other = seqs[(i + 1) % len(seqs)]
         ids = other.encoded.input_ids[: other.start] + s.encoded.input_ids[s.start:]
-        out.append(EncodedResponse(Encoded(ids, []), other.start))
+        out.append(EncodedResponse(Encoded(ids, [], other.start), other.start))
     return out
 
 
