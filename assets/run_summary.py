@@ -2,6 +2,7 @@
 
 
 import time
+from datetime import datetime
 
 import dagster as dg
 
@@ -19,8 +20,9 @@ from prm_core.lineage.summary import format_summary, summary_path, update_summar
 )
 def run_summary(context: dg.AssetExecutionContext, storage: StorageResource) -> dg.MaterializeResult:
     stats = context.instance.get_run_stats(context.run_id)
-    # `prm run` chains two runs (shard stage, PRM stage) and tags both with its start time
-    started = float(context.run.tags.get("prm/started") or stats.start_time or time.time())
+    # `prm run` chains its runs (shards, implicit PRMs, PRMs) and tags each with its ISO start time
+    tagged = context.run.tags.get("prm/started")
+    started = datetime.fromisoformat(tagged).timestamp() if tagged else stats.start_time or time.time()
     summary = update_summary(storage.base_dir, {"run.seconds": round(time.time() - started, 1), "run.id": context.run_id})
     return dg.MaterializeResult(metadata={"summary": dg.MetadataValue.md(f"```\n{format_summary(summary)}\n```"),
                                           "path": dg.MetadataValue.path(str(storage.root / "reports" / "summary.json")),

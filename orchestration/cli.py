@@ -24,19 +24,21 @@ RANGE_END = "dagster/asset_partition_range_end"
 
 
 def set_env_defaults(data_dir: str | None = None) -> None:
-    """A persistent in-repo DAGSTER_HOME (so CLI runs show in the UI) and the data root."""
+    """The data root (absolute when local, as run workers start elsewhere) and its own Dagster instance."""
+    from orchestration.launch import dagster_home_for, ensure_instance
+    from prm_core.lineage.storage import as_path, is_local
+
     root = project_root()
-    os.environ.setdefault("DAGSTER_HOME", str(root / "dagster_home"))
-    home = Path(os.environ["DAGSTER_HOME"])
-    home.mkdir(parents=True, exist_ok=True)
-    if not (home / "dagster.yaml").exists():
-        (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\nnux:\n  enabled: false\n")
     if data_dir:
         os.environ["PRM_DATA_DIR"] = data_dir
     os.environ.setdefault("PRM_DATA_DIR", str(root / "data"))
+    if is_local(as_path(os.environ["PRM_DATA_DIR"])):
+        os.environ["PRM_DATA_DIR"] = str(Path(os.environ["PRM_DATA_DIR"]).resolve())
+    os.environ.setdefault("DAGSTER_HOME", str(dagster_home_for(os.environ["PRM_DATA_DIR"], root)))
+    ensure_instance(Path(os.environ["DAGSTER_HOME"]))
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     os.environ.setdefault("VLLM_LOGGING_LEVEL", "ERROR")
-    os.environ.setdefault("PYTHONWARNINGS", "ignore")  # reaches vLLM's engine process too
+    os.environ.setdefault("PYTHONWARNINGS", "ignore")  # reaches the run worker and vLLM's engine process too
     warnings.filterwarnings("ignore", module="dagster")
     try:
         import dagster as dg
@@ -75,7 +77,23 @@ def run_config(args: argparse.Namespace) -> dict:
                                             "real_prmbench": args.prmbench or ""}},
         },
         "loggers": {"console": {"config": {"log_level": args.log_level}}},
+        # the run carries its data dir, domain and engine: a run worker started elsewhere (a daemon, another launcher,
+        # a re-execution from the UI) works on the same data
+        "resources": {"storage": {"config": {"base_dir": os.environ["PRM_DATA_DIR"]}},
+                      **({"domain": {"config": {"name": args.domain}}} if args.domain else {}),
+                      **({"generator": {"config": {"engine": args.engine}}} if args.engine else {})},
     }
+
+
+def run_tags(args: argparse.Namespace, start: float) -> dict[str, str]:
+    """Tags of every run of one `prm run`: each argument as given or defaulted, the data dir, an ISO start time."""
+    from datetime import datetime, timezone
+
+    skip = {"command", "func", "json", "quiet", "log_level", "data_dir"}
+    tags = {f"prm/{k}": str(v) for k, v in sorted(vars(args).items()) if k not in skip and v is not None}
+    return {**tags, "prm/data_dir": os.environ["PRM_DATA_DIR"], "prm/domain": os.environ.get("PRM_DOMAIN", "arith"),
+            "prm/engine": os.environ.get("PRM_ENGINE", "auto"), "prm/command": " ".join(["prm", *sys.argv[1:]])[:1000],
+            "prm/started": datetime.fromtimestamp(start, timezone.utc).isoformat(timespec="seconds"), **process_tags()}
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -93,7 +111,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     import dagster as dg
 
     from assets.common.partitions import shards
-    from orchestration.definitions import defs
+    from orchestration.launch import LaunchError, failures, submit, wait
 
     instance = dg.DagsterInstance.get()
     for run_id in fail_abandoned_runs(instance):
@@ -114,33 +132,31 @@ def cmd_run(args: argparse.Namespace) -> int:
     stages = [("default_pipeline" if arith else "text_pipeline", keys, first)]
     stages += [("implicit_pipeline", r, IMPLICIT_STAGE) for r in implicit_ranges(args.implicit_losses)]
     stages += [("prm_pipeline", sets, PRM_STAGE)]
-    selection = [dg.AssetKey(a.strip()) for a in args.assets.split(",")] if args.assets else None
+    selection = [a.strip() for a in args.assets.split(",")] if args.assets else None
     config = run_config(args)
+    tags, run_id = run_tags(args, start), None
     for job_name, partition_keys, names in stages:  # one Dagster run per partition range: shards, losses, label sets
-        job = defs().resolve_job_def(job_name)
-        job_keys = {dg.AssetKey(n) for n in names}
-        chosen = [k for k in selection if k in job_keys] if selection else None
+        chosen = [n for n in names if n in selection] if selection else None
         if selection and not chosen:
             continue
-        ops = {k: v for k, v in config["ops"].items() if dg.AssetKey(k) in (set(chosen) if chosen else job_keys)}
-        result = job.execute_in_process(
-            run_config={**config, "ops": ops},
-            instance=instance,
-            tags={RANGE_START: partition_keys[0], RANGE_END: partition_keys[-1], "prm/command": "prm run",
-                  "prm/started": str(start), **process_tags()},
-            raise_on_error=False,
-            asset_selection=chosen,
-        )
-        if not result.success:
-            break
+        ops = {k: v for k, v in config["ops"].items() if k in (chosen or names)}
+        try:
+            run_id = submit(job_name, {**config, "ops": ops}, {RANGE_START: partition_keys[0], RANGE_END: partition_keys[-1],
+                                                               **tags}, chosen, project_root())
+            run = wait(instance, run_id)
+        except LaunchError as e:
+            print(f"prm: {e}", file=sys.stderr)
+            return 1
+        except KeyboardInterrupt:
+            print(f"prm: interrupted while run {run_id} of {job_name} was going (see `prm ui`)", file=sys.stderr)
+            return 130
+        if run.status != dg.DagsterRunStatus.SUCCESS:
+            for failure in failures(instance, run_id):
+                print(f"prm: {failure}", file=sys.stderr)
+            print(f"prm: run {run_id} of {job_name} {run.status.value.lower()} after {time.time() - start:.0f} s "
+                  "(see `prm ui` for the full log)", file=sys.stderr)
+            return 1
     wall = time.time() - start
-    if not result.success:
-        for event in result.all_events:
-            if event.is_failure:
-                error = getattr(event.event_specific_data, "error", None)
-                print(f"prm: step {event.step_key} failed:\n{error.to_string() if error else event.message}", file=sys.stderr)
-        print(f"prm: run {result.run_id} failed after {wall:.0f} s (see `prm ui` for the full log)", file=sys.stderr)
-        return 1
     from prm_core.lineage.summary import read_summary
 
     summary = read_summary(os.environ["PRM_DATA_DIR"])
@@ -148,7 +164,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if summary.get("pool.quarantined"):
         print(f"prm: {summary['pool.quarantined']} malformed problem rows quarantined, with file, line and reason, in "
               f"{Path(os.environ['PRM_DATA_DIR']) / 'problem_pool_quarantine'}", file=sys.stderr)
-    print(f"prm: run {result.run_id} finished in {wall:.0f} s (command wall time)", file=sys.stderr)
+    print(f"prm: run {run_id} finished in {wall:.0f} s (command wall time)", file=sys.stderr)
     return 0
 
 

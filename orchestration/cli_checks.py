@@ -114,22 +114,26 @@ def _alive(pid: int) -> bool:
 
 
 def process_tags() -> dict[str, str]:
-    """Tags that let a later `prm run` tell whether the process running a run is still alive."""
+    """Tags naming the `prm` process and host that submitted a run."""
     return {PID_TAG: str(os.getpid()), HOST_TAG: socket.gethostname()}
 
 
 def fail_abandoned_runs(instance) -> list[str]:
-    """Mark failed every STARTED run of a `prm` process on this host that no longer exists (killed); returns their
-    ids. Runs of live processes, other hosts and other launchers (the UI's, which Dagster's run monitoring
-    watches) are left alone."""
+    """Mark failed every STARTED run submitted by `prm` on this host whose run worker no longer exists (killed);
+    returns their ids. Runs of live workers, other hosts and other launchers (the UI's, which Dagster's run
+    monitoring watches) are left alone."""
     import dagster as dg
+
+    from orchestration.launch import worker_pid
 
     failed = []
     for run in instance.get_runs(filters=dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED])):
-        pid, host = run.tags.get(PID_TAG), run.tags.get(HOST_TAG)
-        if pid is None or host != socket.gethostname() or _alive(int(pid)):
+        if PID_TAG not in run.tags or run.tags.get(HOST_TAG) != socket.gethostname():
             continue
-        instance.report_run_failed(run, message=f"marked failed by a later `prm run`: its process {pid} on {host} is "
-                                                 "gone (killed or crashed) while the run was STARTED")
+        pid = worker_pid(instance, run.run_id)
+        if pid is None or _alive(pid):
+            continue
+        instance.report_run_failed(run, message=f"marked failed by a later `prm run`: its run worker {pid} on "
+                                                 f"{run.tags[HOST_TAG]} is gone (killed or crashed) while the run was STARTED")
         failed.append(run.run_id)
     return failed

@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -16,19 +17,60 @@ def _prm(args, env):
 
 
 def test_prm_run_then_summary(tmp_path):
-    env = {**os.environ, "DAGSTER_HOME": str(tmp_path / "home"), "PRM_DATA_DIR": str(tmp_path / "data"),
-           "PRM_ENGINE": "transformers", "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"}
+    """Real job runs, with the run's arguments as tags, in the data dir's own Dagster instance."""
+    import dagster as dg
+
+    env = {k: v for k, v in os.environ.items() if k != "DAGSTER_HOME"}
+    env.update({"PRM_DATA_DIR": str(tmp_path / "data"), "PRM_ENGINE": "transformers",
+                "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"})
     run = _prm(["run", "--shards", "1", "--shard-size", "4", "--samples", "2", "--policy-steps", "20",
                 "--eval-problems", "4", "--bench-per-class", "3", "--bon-problems", "4", "--backbone-steps", "5",
                 "--prm-steps", "10", "--quiet", "--json"], env)
     assert run.returncode == 0, run.stderr[-3000:]
     summary = json.loads(run.stdout)
     assert summary["rollouts.count"] == 8 and summary["run.seconds"] > 0
-    assert (Path(env["DAGSTER_HOME"]) / "dagster.yaml").exists()
+    home = tmp_path / "data" / "dagster_home"  # DAGSTER_HOME follows the data dir
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        runs = {r.job_name: r for r in instance.get_runs()}
+        assert sorted(runs) == ["default_pipeline", "implicit_pipeline", "prm_pipeline"]
+        for job in runs:  # what a job's Runs tab in the UI lists: runs of the job in this code location
+            shown = dg.RunsFilter(job_name=job, tags={".dagster/repository": "__repository__@orchestration.definitions"})
+            assert len(instance.get_runs(filters=shown)) == 1
+        for r in runs.values():
+            assert r.status == dg.DagsterRunStatus.SUCCESS and r.tags["dagster/code_location"] == "orchestration.definitions"
+            assert r.tags["prm/data_dir"] == str(tmp_path / "data") and r.tags["prm/shard_size"] == "4"
+            assert r.tags["prm/seed"] == "0" and r.tags["prm/engine"] == "transformers"
+            assert datetime.fromisoformat(r.tags["prm/started"]).tzinfo is not None
+            assert r.run_config["resources"]["storage"]["config"]["base_dir"] == str(tmp_path / "data")
+        assert instance.get_dynamic_partitions("shards") == ["arith-0000"]
     shown = _prm(["summary"], env)
     assert shown.returncode == 0 and "rollouts.tokens_per_s" in shown.stdout
     as_json = _prm(["summary", "--json"], env)
     assert json.loads(as_json.stdout) == summary
+
+
+def test_a_queued_run_coordinator_runs_prm_through_the_daemon(tmp_path):
+    """The same `prm run` with the instance's queue: the run waits until `dagster-daemon` starts it."""
+    import signal
+    import time
+
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\nrun_coordinator:\n  module: "
+                                       "dagster.core.run_coordinator\n  class: QueuedRunCoordinator\n")
+    env = {**os.environ, "DAGSTER_HOME": str(home), "PRM_DATA_DIR": str(tmp_path / "data"), "PRM_ENGINE": "transformers"}
+    daemon = subprocess.Popen([str(Path(sys.executable).with_name("dagster-daemon")), "run", "-m", "orchestration.definitions"],
+                              env=env, cwd=Path(__file__).resolve().parents[2], stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        start = time.time()
+        res = _prm(["run", "--shards", "1", "--shard-size", "2", "--quiet", "--assets", "problem_pool"], env)
+        assert res.returncode == 0, res.stderr[-3000:]
+        assert "is queued" in res.stderr and time.time() - start < 300
+        assert (tmp_path / "data" / "problem_pool" / "arith-0000.parquet").exists()
+    finally:
+        os.killpg(daemon.pid, signal.SIGTERM)
+        daemon.wait(timeout=60)
 
 
 def test_summary_before_any_run_says_what_to_do(tmp_path):
@@ -78,11 +120,13 @@ def test_same_stem_problem_files_are_one_line(tmp_path):
 
 
 def test_run_left_started_by_a_killed_process_is_marked_failed(tmp_path):
-    """kill -9 during a run leaves it STARTED; the next `prm run` marks it failed, with a message."""
+    """kill -9 of `prm` and of the run worker during a run leaves it STARTED; the next `prm run` marks it failed."""
     import signal
     import time
 
     import dagster as dg
+
+    from orchestration.launch import worker_pid
 
     env = {**os.environ, "DAGSTER_HOME": str(tmp_path / "home"), "PRM_DATA_DIR": str(tmp_path / "data"),
            "PRM_ENGINE": "transformers"}
@@ -98,9 +142,11 @@ def test_run_left_started_by_a_killed_process_is_marked_failed(tmp_path):
             while not instance.get_runs(filters=started) and time.time() < deadline:
                 time.sleep(1)
             (run,) = instance.get_runs(filters=started)
+            pid = worker_pid(instance, run.run_id)
         finally:
             proc.send_signal(signal.SIGKILL)
             proc.wait()
+        os.kill(pid, signal.SIGKILL)
     res = _prm(["run", "--shards", "1", "--shard-size", "2", "--quiet", "--assets", "problem_pool"], env)
     assert res.returncode == 0, res.stderr[-3000:]
     assert f"run {run.run_id} was left STARTED" in res.stderr

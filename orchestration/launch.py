@@ -1,0 +1,122 @@
+"""How `prm` reaches Dagster: the instance of a data dir, and real job runs submitted to it.
+
+Each data dir has its own Dagster instance (`<data dir>/dagster_home`, unless `DAGSTER_HOME` is set), so runs and
+partitions of two data dirs never share asset pages. A stage of `prm run` is a run of a job of the code location
+`orchestration.definitions`, submitted with `dagster job launch`: it goes through the instance's run coordinator
+and run launcher, shows under its job in the UI, and runs in a run worker of its own; `prm` waits for it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+
+LOCATION = "orchestration.definitions"
+# the instance `prm` creates: runs start at once (no daemon needed); a queued coordinator or another run launcher
+# configured here instead works the same way (a queued run waits for `dagster-daemon run` or `prm ui`)
+INSTANCE_YAML = """\
+# The Dagster instance of this data dir (created by `prm`): CLI runs and `prm ui` share it.
+telemetry:
+  enabled: false
+nux:
+  enabled: false
+run_coordinator:
+  module: dagster.core.run_coordinator
+  class: DefaultRunCoordinator
+"""
+
+
+def dagster_home_for(data_dir: str, project: Path) -> Path:
+    """`<data dir>/dagster_home` for a local data dir; for object storage one folder per URL under the project."""
+    from prm_core.lineage.storage import as_path, is_local
+
+    if is_local(as_path(data_dir)):
+        return Path(data_dir).resolve() / "dagster_home"
+    slug = re.sub(r"[^A-Za-z0-9]+", "-", data_dir).strip("-")[:40]
+    return project / "dagster_home" / f"{slug}-{hashlib.md5(data_dir.encode()).hexdigest()[:8]}"
+
+
+def ensure_instance(home: Path) -> None:
+    home.mkdir(parents=True, exist_ok=True)
+    if not (home / "dagster.yaml").exists():
+        (home / "dagster.yaml").write_text(INSTANCE_YAML)
+
+
+def _forward(stream, out) -> None:
+    """Copy the launch's output (the run worker's logs and progress bars) to `out`, minus the code server's
+    start/stop lines."""
+    buffer = ""
+    for chunk in iter(lambda: stream.read1(4096), b""):
+        buffer += chunk.decode(errors="replace")
+        *lines, buffer = buffer.split("\n")
+        out.write("".join(f"{line}\n" for line in lines if "dagster.code_server" not in line))
+        if "\r" in buffer:  # a progress bar's update
+            done, buffer = buffer.rsplit("\r", 1)
+            out.write(done + "\r")
+        out.flush()
+    out.write(buffer)
+    out.flush()
+
+
+def submit(job: str, run_config: dict, tags: dict, assets: list[str] | None, cwd: Path) -> str:
+    """Submit a run of `job` (only `assets` of it, when given) to the instance; returns its run id."""
+    run_id = str(uuid.uuid4())
+    dagster = Path(sys.executable).with_name("dagster")
+    cmd = [str(dagster), "job", "launch", "-m", LOCATION, "-j", job, "--run-id", run_id,
+           "--config-json", json.dumps(run_config), "--tags", json.dumps(tags)]
+    if assets:
+        cmd += ["-o", ",".join(assets)]
+    proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    threading.Thread(target=_forward, args=(proc.stdout, sys.stderr), daemon=True).start()
+    if proc.wait() != 0:
+        raise LaunchError(f"`dagster job launch -j {job}` failed (exit code {proc.returncode}); its output is above")
+    return run_id
+
+
+class LaunchError(RuntimeError):
+    pass
+
+
+def wait(instance, run_id: str, poll_s: float = 1.0):
+    """The run once it has finished (a queued run waits for the daemon to start it, said once)."""
+    import dagster as dg
+
+    said = False
+    while True:
+        run = instance.get_run_by_id(run_id)
+        if run is not None and run.is_finished:
+            return run
+        if run is not None and run.status == dg.DagsterRunStatus.QUEUED and not said:
+            print(f"prm: run {run_id} is queued: the instance's run coordinator starts it (a queued coordinator needs "
+                  "`dagster-daemon run` or `prm ui` running)", file=sys.stderr)
+            said = True
+        time.sleep(poll_s)
+
+
+def failures(instance, run_id: str) -> list[str]:
+    """What failed in a run: each failed step with its error, or the run's own failure message."""
+    import dagster as dg
+
+    found = []
+    for entry in instance.all_logs(run_id, of_type={dg.DagsterEventType.STEP_FAILURE, dg.DagsterEventType.RUN_FAILURE}):
+        event = entry.dagster_event
+        error = getattr(event.event_specific_data, "error", None)
+        where = f"step {event.step_key}" if event.step_key else "run"
+        found.append(f"{where} failed:\n{error.to_string() if error else entry.message}")
+    return found
+
+
+def worker_pid(instance, run_id: str) -> int | None:
+    """The process that executes a run (its run worker), from the run's start event."""
+    import dagster as dg
+
+    for entry in instance.all_logs(run_id, of_type=dg.DagsterEventType.RUN_START):
+        return entry.dagster_event.pid
+    return None
