@@ -125,11 +125,15 @@ def check_partitions(b: Browser, data_dir: Path, asset: str) -> Check:
     counts = {k: int(n) for k, n in re.findall(r"(Failed|Materialized|Materializing|Missing) \((\d+)\)", text)}
     shown = sum(counts.values())
     missing = [f for f in files if f not in text]
+    keys = graphql(b.base, "query($k: [String!]!) { assetNodeOrError(assetKey: {path: $k}) { ... on AssetNode "
+                           "{ partitionKeys } } }", k=[asset])["assetNodeOrError"]["partitionKeys"]
+    others = [k for k in keys if k not in files and k in text]
     text_o, _ = b.open(f"/assets/{asset}", METADATA, f"d_{asset}_latest")
     shown_dir = value_after(text_o, "lineage/data_dir")
     same_dir = shown_dir is not None and os.path.realpath(shown_dir) == os.path.realpath(data_dir)
-    ok = shown == len(files) and not missing and same_dir
+    ok = shown == len(files) and not missing and not others and same_dir
     saw = (f"{shown} partitions shown {counts}, {len(files)} shard files {files}; files not shown {missing}; "
+           f"shown without a file {others}; "
            f"latest materialization's lineage/data_dir {shown_dir}")
     return Check("d", f"{asset} shows only this data dir's shards", ok, saw, path, shot)
 
