@@ -244,6 +244,9 @@ def main(argv: list[str] | None = None) -> int:
                 page = chromium.new_page(viewport=VIEWPORT)
                 checks = run_checks(Browser(page, base, shots, args.timeout), loc, data_dir, args.asset, keys)
                 chromium.close()
+        except RuntimeError as e:  # the server did not come up, or answered with an error
+            print(f"ui_check: {e}", file=sys.stderr)
+            return 1
         finally:
             stop_server(proc)
     ok, seconds = all(c.ok for c in checks), round(time.monotonic() - t0, 1)
