@@ -92,7 +92,7 @@ def check_partition_metadata(b: Browser, data_dir: Path, asset: str, keys: list[
         shots.append(shot)
         panel = text[text.find("Latest materialization"):] if "Latest materialization" in text else ""
         panels[k], facts = panel, shard_facts(data_dir, asset, k)
-        rows, cost = (number(value_after(panel, k)) for k in ("dagster/row_count", "cost/generated_tokens"))
+        rows, cost = (number(value_after(panel, key)) for key in ("dagster/row_count", "cost/generated_tokens"))
         saw.append(f"{k}: row_count {value_after(panel, 'dagster/row_count')} (file {facts['rows']}), "
                    f"cost/generated_tokens {value_after(panel, 'cost/generated_tokens')} (file {facts['tokens']}), "
                    f"mentions {other}: {other in panel}")
