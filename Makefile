@@ -10,7 +10,7 @@ STAMP   := $(VENV)/.installed-$(EXTRA)
 # DVC gets an environment of its own: its hydra pins an antlr runtime that breaks dagster's
 TOOLS   ?= .venv-tools
 
-.PHONY: run test install ui clean-data
+.PHONY: run test install ui ui-check clean-data
 
 run: $(STAMP)
 	$(VENV)/bin/prm run
@@ -20,6 +20,14 @@ test: $(STAMP)
 
 ui: $(STAMP)
 	$(VENV)/bin/prm ui
+
+# The UI checked in headless Chromium (scripts/ui_check.py); Playwright and a browser on first use, not for `make test`.
+# Playwright's Chromium comes from its CDN; where that is blocked, the system's (`apt-get install chromium`) is used.
+UI_CHECK_ARGS ?=
+ui-check: $(STAMP)
+	$(PY) -c "import playwright" 2>/dev/null || $(PIP) install -q "playwright==1.65.2"
+	$(PY) scripts/ui_check.py --which-browser >/dev/null 2>&1 || $(PY) -m playwright install chromium || true
+	$(PY) scripts/ui_check.py $(UI_CHECK_ARGS)
 
 install: $(STAMP)
 
