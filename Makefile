@@ -43,4 +43,4 @@ $(STAMP): pyproject.toml
 	touch $@
 
 clean-data:
-	rm -rf data dagster_home/storage dagster_home/history dagster_home/logs dagster_home/schedules dagster_home/*.db
+	rm -rf data dagster_home  # the data and its Dagster instance (data/dagster_home)

@@ -302,7 +302,7 @@ def build_parser() -> argparse.ArgumentParser:
     release.add_argument("--allow-dirty", action="store_true", help="release from a working tree with changes")
     release.add_argument("--data-dir", default=None, help="the data dir to release (default $PRM_DATA_DIR or ./data)")
     release.set_defaults(func=cmd_release)
-    ui = sub.add_parser("ui", help="start `dagster dev` on this project's DAGSTER_HOME", formatter_class=defaults)
+    ui = sub.add_parser("ui", help="start `dagster dev` on the data dir's Dagster instance", formatter_class=defaults)
     ui.add_argument("--port", type=at_least(1), default=3000, help="the UI's port")
     ui.add_argument("--data-dir", default=None, help="the data dir the assets read and write (default ./data)")
     ui.set_defaults(func=cmd_ui)
