@@ -120,7 +120,7 @@ def test_same_stem_problem_files_are_one_line(tmp_path):
 
 
 def test_run_left_started_by_a_killed_process_is_marked_failed(tmp_path):
-    """kill -9 of `prm` and of the run worker during a run leaves it STARTED; the next `prm run` marks it failed."""
+    """kill -9 of `prm`, the code server and the run worker leaves the run STARTED; the next `prm run` marks it failed."""
     import signal
     import time
 
@@ -146,6 +146,9 @@ def test_run_left_started_by_a_killed_process_is_marked_failed(tmp_path):
         finally:
             proc.send_signal(signal.SIGKILL)
             proc.wait()
+        # the whole tree: the code server that started the worker would otherwise report its death itself
+        server = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+        os.kill(server, signal.SIGKILL)
         os.kill(pid, signal.SIGKILL)
     res = _prm(["run", "--shards", "1", "--shard-size", "2", "--quiet", "--assets", "problem_pool"], env)
     assert res.returncode == 0, res.stderr[-3000:]
