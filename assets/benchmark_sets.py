@@ -4,7 +4,7 @@ import dagster as dg
 import polars as pl
 from pydantic import Field
 
-from assets.common.metadata import Timer, compute_or_reuse, cost, files_written, preview, table
+from assets.common.metadata import compute_or_reuse, computed_seconds, cost, files_written, preview, table
 from assets.common.resources import DomainResource, GeneratorResource, StorageResource
 
 CODE_VERSION = "1"
@@ -38,14 +38,14 @@ def benchmark_sets(context: dg.AssetExecutionContext, config: BenchmarkSetsConfi
         raise ValueError(f"domain {dom.name!r} cannot make fresh problems with exact labels; the real ProcessBench is scored by `benchmark_scores`")
     policy = storage.model("policy")
     base = {"code_version": CODE_VERSION, "policy_md5": md5_dir(policy), "domain": domain.fingerprint(), "seed": config.seed}
-    with Timer() as t:
-        pb, pb_reused = compute_or_reuse(
-            storage.table("benchmark_sets", "processbench"), {**base, "per_class": config.processbench_per_class},
-            config.reuse, lambda: processbench_set(dom, generator.get(policy), config.processbench_per_class, seed=config.seed))
-        bon, bon_reused = compute_or_reuse(
-            storage.table("benchmark_sets", "bon"), {**base, "problems": config.bon_problems, "n": config.bon_n},
-            config.reuse, lambda: bon_candidates(dom, generator.get(policy), config.bon_problems, config.bon_n, seed=config.seed))
-    tokens = 0 if bon_reused else int(bon["num_tokens"].sum())
+    pb, pb_reused = compute_or_reuse(
+        storage.table("benchmark_sets", "processbench"), {**base, "per_class": config.processbench_per_class},
+        config.reuse, lambda: processbench_set(dom, generator.get(policy), config.processbench_per_class, seed=config.seed))
+    bon, bon_reused = compute_or_reuse(
+        storage.table("benchmark_sets", "bon"), {**base, "problems": config.bon_problems, "n": config.bon_n},
+        config.reuse, lambda: bon_candidates(dom, generator.get(policy), config.bon_problems, config.bon_n, seed=config.seed))
+    # kept tables: the cost they had when generated (their tokens are in the table, their seconds in run_info.json)
+    seconds = [computed_seconds(storage.table("benchmark_sets", n)) for n in ("processbench", "bon")]
     per_problem = bon.group_by("problem_id").agg(pl.col("correct").mean(), pl.col("greedy_correct").first())
     n_err, n_cor = int((pb["label"] >= 0).sum()), int((pb["label"] == -1).sum())
     balanced = n_err == n_cor == config.processbench_per_class
@@ -59,6 +59,6 @@ def benchmark_sets(context: dg.AssetExecutionContext, config: BenchmarkSetsConfi
         "bon_pass_at_1": float(bon["correct"].mean()),
         "bon_greedy": float(per_problem["greedy_correct"].mean()),
         "reused": pb_reused and bon_reused,
-        **cost(t.seconds, generated_tokens=tokens, rollouts=0 if bon_reused else bon.height),
+        **cost(None if None in seconds else sum(seconds), generated_tokens=int(bon["num_tokens"].sum()), rollouts=bon.height),
         **files_written(storage, [storage.table("benchmark_sets", n) for n in ("processbench", "bon")]),
     })

@@ -4,11 +4,11 @@ import dagster as dg
 import polars as pl
 from pydantic import Field
 
-from assets.common.metadata import Timer, cost, files_written, preview, table
+from assets.common.metadata import Timer, record_partition, table
 from assets.common.partitions import shard_backfill, shards
 from assets.common.resources import StorageResource
 from prm_core.lineage.storage import frame_md5, read_parquet, write_parquet
-from prm_core.lineage.summary import summary_path, update_summary
+from prm_core.lineage.summary import update_summary
 
 
 class DenoisedLabelsConfig(dg.Config):
@@ -37,19 +37,22 @@ def denoised_labels(context: dg.AssetExecutionContext, config: DenoisedLabelsCon
 
     cfg = LabelConfig(balance=config.balance, seed=config.seed)
     frames, counts = [], []
-    with Timer() as t:
-        for shard in context.partition_keys:
+    for shard in context.partition_keys:
+        with Timer() as t:
             mc = read_parquet(storage.table("mc_estimates", shard))
             roll = read_parquet(storage.table("rollouts", shard))
             steps = dict(zip(roll["response_id"], roll["steps"].to_list()))
-            parts = []
+            parts, shard_counts = [], []
             for method in mc["method"].unique(maintain_order=True).to_list():
                 labels, c = build_labels(mc.filter(pl.col("method") == method), steps, cfg, key=f"{shard}/{method}")
                 parts.append(labels)
-                counts.append({"shard": shard, "method": method, **c})
+                shard_counts.append({"shard": shard, "method": method, **c})
             df = pl.concat(parts) if parts else pl.DataFrame(schema=LABEL_SCHEMA)  # an empty shard: zero rows
             write_parquet(df, storage.table("denoised_labels", shard))
-            frames.append(df)
+        frames.append(df)
+        counts += shard_counts
+        record_partition(context, storage, shard, df, [storage.table("denoised_labels", shard)], t.seconds,
+                         **_shard_tables(df, shard_counts))
     batch = pl.concat(frames)
     flat = batch.select("method", "labels").explode("labels")
     scan_neg = batch.filter((pl.col("method") != "vanilla") & ~pl.col("is_positive"))
@@ -67,14 +70,6 @@ def denoised_labels(context: dg.AssetExecutionContext, config: DenoisedLabelsCon
                          ("train_positives", "positives"), ("train_negatives", "negatives"))
     })
     return dg.MaterializeResult(
-        metadata={
-            "dagster/row_count": batch.height,
-            "counts_by_method": table(by_method),
-            "label_mean_by_method": table(flat.group_by("method").agg(mean_label=pl.col("labels").mean(), steps=pl.len()).sort("method")),
-            "preview": preview(batch),
-            **cost(t.seconds),
-            **files_written(storage, [*storage.shard_tables("denoised_labels", context.partition_keys), summary_path(storage.base_dir)]),
-        },
         data_version=dg.DataVersion(frame_md5(batch)),
         check_results=[
             dg.AssetCheckResult(check_name="labels_in_unit_interval", passed=out_of_range == 0, metadata={"violations": out_of_range}),
@@ -82,3 +77,12 @@ def denoised_labels(context: dg.AssetExecutionContext, config: DenoisedLabelsCon
             dg.AssetCheckResult(check_name="nothing_after_detected_error", passed=after == 0, metadata={"violations": after}),
         ],
     )
+
+
+def _shard_tables(df: pl.DataFrame, counts: list[dict]) -> dict:
+    """One shard's label counts and mean label per method."""
+    flat = df.select("method", "labels").explode("labels")
+    by_method = pl.DataFrame(counts).drop("shard") if counts else pl.DataFrame()
+    return {"counts_by_method": table(by_method),
+            "label_mean_by_method": table(flat.group_by("method").agg(mean_label=pl.col("labels").mean(),
+                                                                      steps=pl.len()).sort("method"))}

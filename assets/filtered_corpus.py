@@ -4,11 +4,11 @@ import dagster as dg
 import polars as pl
 from pydantic import Field
 
-from assets.common.metadata import Timer, cost, files_written, preview, read_shards, table
+from assets.common.metadata import Timer, read_shards, record_partition, table
 from assets.common.partitions import all_shards, label_set_backfill, label_sets
 from assets.common.resources import DomainResource, StorageResource
 from prm_core.lineage.storage import frame_md5, write_parquet
-from prm_core.lineage.summary import summary_path, update_summary
+from prm_core.lineage.summary import update_summary
 
 ALL_SHARDS = dg.AllPartitionMapping()
 
@@ -45,8 +45,8 @@ def filtered_corpus(context: dg.AssetExecutionContext, config: CorpusAssetConfig
     prompts = dict(prompts_frame(dom, pool).iter_rows())
     labels = read_shards(storage.shard_tables("denoised_labels", keys))
     frames, counts = [], []
-    with Timer() as t:
-        for label_set in context.partition_keys:
+    for label_set in context.partition_keys:
+        with Timer() as t:
             if label_set == "oracle":
                 truth = read_shards(storage.shard_tables("step_truth", keys))
                 if truth.is_empty():
@@ -58,17 +58,16 @@ def filtered_corpus(context: dg.AssetExecutionContext, config: CorpusAssetConfig
                 context.log.warning(f"label set {label_set!r} has no labelled responses: its PRM is not trained")
             corpus, c = build_corpus(chosen, prompts, cfg)
             write_parquet(corpus, storage.table("filtered_corpus", label_set))
-            frames.append(corpus)
-            counts.append({"label_set": label_set, **c, "mean_target": float(corpus["targets"].explode().mean() or 0.0)})
+        frames.append(corpus)
+        counts.append({"label_set": label_set, **c, "mean_target": float(corpus["targets"].explode().mean() or 0.0)})
+        record_partition(context, storage, label_set, corpus, [storage.table("filtered_corpus", label_set)], t.seconds,
+                         counts=table(pl.DataFrame(counts[-1:])))
     batch = pl.concat(frames)
     update_summary(storage.base_dir, {f"corpus.{c['label_set']}.{k}": c[k] for c in counts
                                       for k in ("labelled", "hard_negatives", "steps")})
     bad = batch.filter((pl.col("steps").list.len() != pl.col("targets").list.len())
                        | (pl.col("targets").list.min() < 0) | (pl.col("targets").list.max() > 1)).height
     return dg.MaterializeResult(
-        metadata={"dagster/row_count": batch.height, "counts": table(pl.DataFrame(counts)), "preview": preview(batch),
-                  **cost(t.seconds),
-                  **files_written(storage, [*storage.shard_tables("filtered_corpus", context.partition_keys), summary_path(storage.base_dir)])},
         data_version=dg.DataVersion(frame_md5(batch)),
         check_results=[dg.AssetCheckResult(check_name="targets_match_steps", passed=bad == 0, metadata={"violations": bad})],
     )

@@ -6,7 +6,7 @@ import dagster as dg
 import polars as pl
 from pydantic import Field
 
-from assets.common.metadata import Timer, cost, files_written, is_current, mark_current, read_shards, table
+from assets.common.metadata import Timer, is_current, mark_current, read_shards, record_partition, table
 from assets.common.partitions import all_shards, implicit_loss_backfill, implicit_losses
 from assets.common.resources import DomainResource, StorageResource, TrackingResource
 
@@ -133,42 +133,40 @@ def implicit_prm(context: dg.AssetExecutionContext, config: ImplicitPRMConfig, s
 
     keys = all_shards(context)
     inputs = {"rollouts": [md5_file(p) for p in storage.shard_tables("rollouts", keys)], "policy": md5_dir(storage.model("policy"))}
-    per_loss, seconds = {}, 0.0
+    per_loss, sweep = {}, {}
     for loss in context.partition_keys:
         out = implicit_dir(storage, loss)
         fingerprint = {"code": CODE_VERSION, "loss": loss, "inputs": inputs,
                        "config": config.model_dump(exclude={"reuse"})}
         if config.reuse and is_current(out / "model.safetensors", fingerprint):
             context.log.info(f"implicit PRM {loss} unchanged: reusing {out}")
-            per_loss[loss] = {"reused": True, **implicit_info(out)}
+            per_loss[loss] = {"reused": True, **implicit_info(out)}  # with the cost it had when trained
             continue
-        with Timer() as t:
-            info = train_one(storage, domain.get(), config, loss, config.responses_per_problem, out, keys, tracking, context.run_id)
+        info = train_one(storage, domain.get(), config, loss, config.responses_per_problem, out, keys, tracking, context.run_id)
         if info is None:
             context.log.warning(f"implicit PRM {loss}: no training data (no question with both outcomes): not trained")
-            per_loss[loss] = {"trained": False, "reason": "no training data"}
+            per_loss[loss] = {"trained": False, "reason": "no training data", "train_seconds": 0.0}
             continue
         mark_current(out / "model.safetensors", fingerprint)
         per_loss[loss] = {"reused": False, **info}
-        seconds += t.seconds
     if "ce" in context.partition_keys:  # the responses-per-question sweep (no registered model: a measurement)
         for m in config.ce_sweep:
             out = implicit_dir(storage, f"ce_m{m}")
             fingerprint = {"code": CODE_VERSION, "loss": "ce", "m": m, "inputs": inputs, "config": config.model_dump(exclude={"reuse"})}
-            if not (config.reuse and is_current(out / "model.safetensors", fingerprint)):
-                with Timer() as t:
-                    trained = train_one(storage, domain.get(), config, "ce", m, out, keys)
-                if trained is not None:
-                    mark_current(out / "model.safetensors", fingerprint)
-                seconds += t.seconds
-    rows = pl.from_dicts([{"loss": k, **{c: v.get(c) for c in ("responses", "pairs", "steps", "tokens_trained", "loss_first",
-                                                                "loss_last", "train_seconds", "flops")}} for k, v in per_loss.items()],
-                         infer_schema_length=None)
-    return dg.MaterializeResult(metadata={
-        "path": dg.MetadataValue.path(str(storage.model_dir("implicit"))),
-        "per_loss": dg.MetadataValue.json(per_loss),
-        "training": table(rows),
-        **cost(seconds),
-        **files_written(storage, [implicit_dir(storage, loss) for loss in context.partition_keys]
-                        + [implicit_dir(storage, f"ce_m{m}") for m in config.ce_sweep if "ce" in context.partition_keys]),
-    })
+            if config.reuse and is_current(out / "model.safetensors", fingerprint):
+                sweep[m] = {"reused": True, **implicit_info(out)}
+            elif (trained := train_one(storage, domain.get(), config, "ce", m, out, keys)) is not None:
+                mark_current(out / "model.safetensors", fingerprint)
+                sweep[m] = {"reused": False, **trained}
+    for loss, info in per_loss.items():
+        swept = sweep if loss == "ce" else {}
+        models = {loss: info, **{f"ce_m{m}": v for m, v in swept.items()}}
+        rows = pl.from_dicts([{"model": k, **{c: v.get(c) for c in ("reused", "responses", "pairs", "steps", "tokens_trained",
+                                                                     "loss_first", "loss_last", "train_seconds", "flops")}}
+                              for k, v in models.items()], infer_schema_length=None)
+        record_partition(context, storage, loss, None, [implicit_dir(storage, k) for k in models],
+                         sum(v.get("train_seconds") or 0.0 for v in models.values()),  # kept models: as recorded
+                         path=dg.MetadataValue.path(str(implicit_dir(storage, loss))),
+                         per_model=dg.MetadataValue.json(json.loads(json.dumps(models, default=str))), training=table(rows),
+                         **{k: info[k] for k in ("reused", "loss_last") if k in info})
+    return dg.MaterializeResult()

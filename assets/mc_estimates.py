@@ -4,18 +4,16 @@ Chunked and resumable: each (shard, method, chunk of responses) is written as so
 seed, so a killed run recomputes at most the chunk in flight and ends with the same table.
 """
 
-import time
-
 import dagster as dg
 import polars as pl
 from pydantic import Field
 
-from assets.common.metadata import compute_or_reuse, cost, files_written, preview, read_shards, table
+from assets.common.metadata import compute_or_reuse, read_shards, record_partition, table
 from assets.common.partitions import all_shards, shard_backfill, shards
 from assets.common.resources import DomainResource, GeneratorResource, StorageResource
 from prm_core.lineage.run_info import read_run_info, update_run_info
 from prm_core.lineage.storage import frame_md5, md5_file, read_parquet, write_parquet
-from prm_core.lineage.summary import summary_path, update_summary
+from prm_core.lineage.summary import update_summary
 
 CODE_VERSION = "2"
 
@@ -69,7 +67,6 @@ def mc_estimates(context: dg.AssetExecutionContext, config: MCConfig, storage: S
     policy_md5 = md5_dir(policy)
     ann = AnnotationConfig(k=config.k, sc_threshold=config.sc_threshold, d=config.d)
     frames, cost_rows, mismatches = [], [], []
-    start = time.perf_counter()
     for shard in context.partition_keys:
         pool = read_parquet(storage.table("problem_pool", shard))
         roll = read_parquet(storage.table("rollouts", shard))  # every method labels all N responses of every problem
@@ -113,6 +110,7 @@ def mc_estimates(context: dg.AssetExecutionContext, config: MCConfig, storage: S
         update_run_info(storage.root / "mc_costs", {shard: [{k: r[k] for k in ("method", "chunk", "seconds", "reused")}
                                                             for r in shard_costs]})
         frames.append(shard_df)
+        _record_shard(context, storage, shard, shard_df, pl.DataFrame(shard_costs))
     batch = pl.concat(frames)
     costs = pl.DataFrame(cost_rows)
     keys = all_shards(context)
@@ -129,24 +127,26 @@ def mc_estimates(context: dg.AssetExecutionContext, config: MCConfig, storage: S
                 summary[prefix] = ratios[method]["token_ratio_vs_vanilla"]
                 summary[f"{prefix}_all_in"] = ratios[method]["all_in_ratio_vs_vanilla"]
     update_summary(storage.base_dir, summary)
-    new = costs.filter(~pl.col("reused"))
     return dg.MaterializeResult(
-        metadata={
-            "dagster/row_count": batch.height,
-            "responses_by_method": table(batch.group_by("method").agg(responses=pl.col("response_id").n_unique(),
-                                                                      steps=pl.len(), valued=pl.col("mc_value").is_not_null().sum()).sort("method")),
-            "cost_by_method": table(costs.group_by("method").agg(pl.col("rollouts", "tokens", "grade_timeouts", "seconds").sum(),
-                                                               chunks=pl.len(), reused=pl.col("reused").sum()).sort("method")),
-            "cost_vs_vanilla_all_in": table(all_in),
-            "chunks_computed": new.height,
-            "chunks_reused": costs.height - new.height,
-            "preview": preview(batch),
-            **cost(time.perf_counter() - start, generated_tokens=int(new["tokens"].sum()) if new.height else 0,
-                   rollouts=int(new["rollouts"].sum()) if new.height else 0),
-            **files_written(storage, [*storage.shard_tables("mc_estimates", context.partition_keys),
-                                      *storage.shard_tables("mc_costs", context.partition_keys), summary_path(storage.base_dir)]),
+        metadata={  # every partition's event gets these: the run's chunks, and the cost ratios over all shards
+            "run/chunks_computed": int((~costs["reused"]).sum()),
+            "run/chunks_reused": int(costs["reused"].sum()),
+            "all_shards/cost_vs_vanilla_all_in": table(all_in),
         },
         data_version=dg.DataVersion(frame_md5(batch)),
         check_results=[dg.AssetCheckResult(check_name="rollouts_add_up", passed=not mismatches,
                                            metadata={"mismatches": "; ".join(mismatches) or "none"})],
     )
+
+
+def _record_shard(context, storage: StorageResource, shard: str, df: pl.DataFrame, costs: pl.DataFrame) -> None:
+    """One shard's metadata; its cost is every chunk's recorded cost, a kept chunk's as it was when computed."""
+    record_partition(
+        context, storage, shard, df, [storage.table("mc_estimates", shard), storage.table("mc_costs", shard)],
+        float(costs["seconds"].sum()), generated_tokens=int(costs["tokens"].sum()), rollouts=int(costs["rollouts"].sum()),
+        reused=bool(costs["reused"].all()), chunks_computed=int((~costs["reused"]).sum()),
+        chunks_reused=int(costs["reused"].sum()),
+        responses_by_method=table(df.group_by("method").agg(responses=pl.col("response_id").n_unique(), steps=pl.len(),
+                                                            valued=pl.col("mc_value").is_not_null().sum()).sort("method")),
+        cost_by_method=table(costs.group_by("method").agg(pl.col("rollouts", "tokens", "grade_timeouts", "seconds").sum(),
+                                                          chunks=pl.len(), reused=pl.col("reused").sum()).sort("method")))

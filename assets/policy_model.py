@@ -49,6 +49,7 @@ def policy_model(
     from prm_core.evaluation.policy_eval import evaluate_policy
     from prm_core.generation.policy import PolicyConfig, save_policy, tokenizer_corpus, train_policy
     from prm_core.generation.tokenizer import build_tokenizer
+    from prm_core.lineage.run_info import read_run_info, update_run_info
     from prm_core.lineage.storage import md5_dir
 
     dom = domain.get()
@@ -56,34 +57,37 @@ def policy_model(
     cfg = PolicyConfig(**{k: v for k, v in config.model_dump().items() if k in {f.name for f in dataclass_fields(PolicyConfig)}})
     fingerprint = {"code_version": CODE_VERSION, "policy": asdict(cfg), "domain": domain.fingerprint()}
     train_meta: dict = {}
-    with Timer() as t:
-        if config.pretrained:
-            context.log.info(f"using the pretrained policy at {config.pretrained}")
-        elif config.reuse and is_current(path / "model.safetensors", fingerprint):
-            context.log.info(f"policy unchanged (same config and code): reusing {path}")
-            train_meta["reused"] = True
-        else:
-            if not has_exact_labeller(dom):
-                raise ValueError(f"domain {dom.name!r} has no reference solutions to train a policy on; give a model: config `pretrained` (`prm run --policy DIR`)")
+    train_seconds: float | None = 0.0  # a pretrained policy: no training here
+    if config.pretrained:
+        context.log.info(f"using the pretrained policy at {config.pretrained}")
+    elif config.reuse and is_current(path / "model.safetensors", fingerprint):
+        context.log.info(f"policy unchanged (same config and code): reusing {path}")
+        recorded = read_run_info(path)  # the training's report and seconds, as they were when it was trained
+        train_meta, train_seconds = {"reused": True, **recorded.get("train", {})}, recorded.get("train_seconds")
+    else:
+        if not has_exact_labeller(dom):
+            raise ValueError(f"domain {dom.name!r} has no reference solutions to train a policy on; give a model: config `pretrained` (`prm run --policy DIR`)")
+        with Timer() as t:
             tokenizer = build_tokenizer(tokenizer_corpus(dom, cfg.tokenizer_texts, seed=cfg.seed + 1))
             model, report = train_policy(dom, tokenizer, cfg)
             save_policy(model, tokenizer, cfg, path)
-            mark_current(path / "model.safetensors", fingerprint)
-            train_meta = {"reused": False, **asdict(report)}
-    train_seconds = t.seconds
+        train_meta, train_seconds = {"reused": False, **asdict(report)}, round(t.seconds, 2)
+        # timings differ between runs: the model folder's run record (md5_dir, the fingerprint ignore it)
+        update_run_info(path, {"train": asdict(report), "train_seconds": train_seconds, "dagster_run_id": context.run_id})
+        mark_current(path / "model.safetensors", fingerprint)
     storage.set_model("policy", path)
     engine = generator.get(path)
     if not has_exact_labeller(dom):  # real data: accuracy is measured on the pool by `rollouts`
         return dg.MaterializeResult(metadata={
             "path": dg.MetadataValue.path(str(path)), "engine": engine.name,
             "evaluation": "none here: the domain has no held-out generator; see rollouts' accuracy",
+            "train": dg.MetadataValue.json(json.loads(json.dumps(train_meta, default=str))),
             **cost(train_seconds), **files_written(storage, [path])})
     with Timer() as t_eval:
         ev = evaluate_policy(dom, engine, config.eval_problems, seed=config.seed, max_new_tokens=config.max_new_tokens)
-    update_summary(
-        storage.base_dir,
-        {"policy.accuracy": ev.accuracy, "policy.greedy_accuracy": ev.greedy_accuracy, "policy.eval_problems": config.eval_problems},
-    )
+    trained = {"policy.train_seconds": train_seconds, "policy.final_loss": train_meta["final_loss"]} if "final_loss" in train_meta else {}
+    update_summary(storage.base_dir, {"policy.accuracy": ev.accuracy, "policy.greedy_accuracy": ev.greedy_accuracy,
+                                      "policy.eval_problems": config.eval_problems, **trained})
     samples = ev.samples.select("problem_id", "response", "correct", "first_error", "first_error_kind")
     return dg.MaterializeResult(
         metadata={
@@ -101,7 +105,9 @@ def policy_model(
             "engine": engine.name,
             "eval_samples": preview(samples, n=8, max_chars=200),
             "eval_seconds": round(t_eval.seconds, 2),
-            **cost(train_seconds + t_eval.seconds, generated_tokens=ev.generated_tokens, rollouts=2 * config.eval_problems),
+            # training (a kept policy's as recorded when trained) and this run's evaluation, which is always run
+            **cost(None if train_seconds is None else train_seconds + t_eval.seconds, generated_tokens=ev.generated_tokens,
+                   rollouts=2 * config.eval_problems),
             **files_written(storage, [path, summary_path(storage.base_dir)]),
         }
     )

@@ -32,7 +32,7 @@ def prm_backbone(context: dg.AssetExecutionContext, config: BackboneModelConfig,
                  domain: DomainResource) -> dg.MaterializeResult:
     from prm_core.domains import has_exact_labeller
     from prm_core.generation.policy import save_policy
-    from prm_core.lineage.run_info import update_run_info
+    from prm_core.lineage.run_info import read_with_run_info, update_run_info
     from prm_core.lineage.storage import local_copy, md5_dir, write_json
     from prm_core.prm.backbone import BackboneConfig, train_backbone
 
@@ -63,11 +63,13 @@ def prm_backbone(context: dg.AssetExecutionContext, config: BackboneModelConfig,
             update_run_info(path, timing)
             mark_current(path / "model.safetensors", fingerprint)
     storage.set_model("prm_backbone", path)
+    # a kept backbone: its report and seconds as recorded when it was trained
+    train = asdict(report) if report else read_with_run_info(path, "train_report.json")
     return dg.MaterializeResult(metadata={
         "path": dg.MetadataValue.path(str(path)),
         "reused": report is None,
-        "train": dg.MetadataValue.json(json.loads(json.dumps(asdict(report) if report else {}, default=str))),
+        "train": dg.MetadataValue.json(json.loads(json.dumps(train, default=str))),
         "config": dg.MetadataValue.json(asdict(cfg)),
-        **cost(t.seconds),
+        **cost(t.seconds if report else train.get("seconds")),
         **files_written(storage, [path]),
     })

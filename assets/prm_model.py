@@ -8,7 +8,7 @@ from typing import Literal
 import dagster as dg
 from pydantic import Field
 
-from assets.common.metadata import Timer, cost, files_written, is_current, mark_current
+from assets.common.metadata import Timer, is_current, mark_current, record_partition
 from assets.common.partitions import label_set_backfill, label_sets
 from assets.common.paths import project_root
 from assets.common.resources import StorageResource, TrackingResource
@@ -105,20 +105,19 @@ def prm_model(context: dg.AssetExecutionContext, config: PRMModelConfig, storage
     backbone = local_copy(storage.model("prm_backbone"))
     tokenizer = AutoTokenizer.from_pretrained(backbone)
     backbone_md5 = md5_dir(backbone)
-    per_set, seconds = {}, 0.0
     for label_set in context.partition_keys:
         corpus = read_parquet(storage.table("filtered_corpus", label_set))
         path = prm_dir(storage, label_set)
         if corpus.is_empty():
             context.log.warning(f"empty training corpus for {label_set!r}: no PRM (see filtered_corpus)")
-            per_set[label_set] = {"trained": False, "reason": "empty corpus"}
+            _record(context, storage, label_set, {"trained": False, "reason": "empty corpus"}, seconds=0.0)
             continue
         fingerprint = {"code_version": CODE_VERSION, "train": asdict(cfg), "separator": config.separator,
                        "features": config.features, "hidden_term": config.hidden_term, "processes": config.num_processes if config.launcher == "accelerate" else 1,
                        "corpus": frame_md5(corpus), "backbone": backbone_md5}
         if config.reuse and is_current(path / "model.safetensors", fingerprint):
             context.log.info(f"PRM {label_set} unchanged: reusing {path}")
-            per_set[label_set] = {"reused": True, **training_info(path)}
+            _record(context, storage, label_set, {"reused": True, **training_info(path)})  # the cost it had
             continue
         launched = {}
         with Timer() as t:
@@ -161,12 +160,15 @@ def prm_model(context: dg.AssetExecutionContext, config: PRMModelConfig, storage
         mark_current(path / "model.safetensors", fingerprint)
         if config.launcher == "accelerate":
             shutil.rmtree(out, ignore_errors=True)
-        per_set[label_set] = {"reused": False, **info, **run_info}
-        seconds += t.seconds
-    return dg.MaterializeResult(metadata={
-        "path": dg.MetadataValue.path(str(storage.model_dir("prm"))),
-        "per_label_set": dg.MetadataValue.json(per_set),
-        **{f"mlflow/{k}": dg.MetadataValue.url(v["mlflow_ui"]) for k, v in per_set.items() if v.get("mlflow_ui")},
-        **cost(seconds),
-        **files_written(storage, [prm_dir(storage, label_set) for label_set in context.partition_keys]),
-    })
+        _record(context, storage, label_set, {"reused": False, **info, **run_info})
+    return dg.MaterializeResult()
+
+
+def _record(context, storage: StorageResource, label_set: str, training: dict, seconds: float | None = None) -> None:
+    """One label set's metadata: its training (a kept model's as recorded when trained), cost, MLflow run, files."""
+    extra = {"mlflow": dg.MetadataValue.url(training["mlflow_ui"])} if training.get("mlflow_ui") else {}
+    extra |= {k: training[k] for k in ("reused", "loss_first", "loss_last") if k in training}
+    record_partition(context, storage, label_set, None, [prm_dir(storage, label_set)],
+                     training.get("train_seconds") if seconds is None else seconds,
+                     path=dg.MetadataValue.path(str(prm_dir(storage, label_set))),
+                     training=dg.MetadataValue.json(json.loads(json.dumps(training, default=str))), **extra)

@@ -5,12 +5,12 @@ import dagster as dg
 import polars as pl
 from pydantic import Field
 
-from assets.common.metadata import Timer, cost, files_written, preview, read_shards
+from assets.common.metadata import Timer, preview, read_shards, record_partition
 from assets.common.partitions import all_shards, shard_backfill, shards
 from assets.common.resources import DomainResource, StorageResource
 from prm_core.domains.problems import MAX_QUESTION_CHARS, load_problem_file, problem_files, synthetic_shard
 from prm_core.lineage.storage import frame_md5, read_parquet, write_parquet
-from prm_core.lineage.summary import summary_path, update_summary
+from prm_core.lineage.summary import update_summary
 
 
 class PoolConfig(dg.Config):
@@ -47,8 +47,9 @@ def _shard_file(source: str, shard: str):
 )
 def problem_pool(context: dg.AssetExecutionContext, config: PoolConfig, storage: StorageResource, domain: DomainResource) -> dg.MaterializeResult:
     frames, quarantined, per_shard = [], [], []
-    with Timer() as t:
-        for shard in context.partition_keys:
+    for shard in context.partition_keys:
+        with Timer() as t:
+            bad_path = storage.table("problem_pool_quarantine", shard)
             if config.source == "arith":
                 df, bad = synthetic_shard(domain.get(), shard, config.shard_size, config.seed), None
             else:
@@ -61,17 +62,22 @@ def problem_pool(context: dg.AssetExecutionContext, config: PoolConfig, storage:
                     max_question_chars=config.max_question_chars,
                 )
                 df, bad = loaded.problems, loaded.quarantine
-                write_parquet(bad, storage.table("problem_pool_quarantine", shard))
+                write_parquet(bad, bad_path)
                 if bad.height:
-                    context.log.warning(f"shard {shard}: {bad.height} malformed rows quarantined ({storage.table('problem_pool_quarantine', shard)})")
+                    context.log.warning(f"shard {shard}: {bad.height} malformed rows quarantined ({bad_path})")
                     quarantined.append(bad)
             if df.height == 0:
                 context.log.warning(f"shard {shard}: no problems (an empty shard flows through as zero rows)")
             write_parquet(df, storage.table("problem_pool", shard))
-            frames.append(df)
-            per_shard.append({"shard": shard, "problems": df.height, "quarantined": 0 if bad is None else bad.height})
+        frames.append(df)
+        per_shard.append({"shard": shard, "problems": df.height, "quarantined": 0 if bad is None else bad.height})
+        extra = {"quarantined_rows": 0 if bad is None else bad.height}
+        if bad is not None and bad.height:
+            extra["quarantine_preview"] = preview(bad, n=20)
+        if "n_steps" in df.columns and df["n_steps"].null_count() < df.height:
+            extra["steps_histogram"] = preview(df.group_by("n_steps").len("problems").sort("n_steps"), n=20)
+        record_partition(context, storage, shard, df, [storage.table("problem_pool", shard), bad_path], t.seconds, **extra)
     pool = pl.concat(frames)
-    bad_all = pl.concat(quarantined) if quarantined else None
     keys = all_shards(context)
     all_bad = read_shards(storage.shard_tables("problem_pool_quarantine", keys))
     tables = storage.shard_tables("problem_pool", keys)
@@ -80,18 +86,9 @@ def problem_pool(context: dg.AssetExecutionContext, config: PoolConfig, storage:
         "pool.shards": len(tables),
         "pool.quarantined": all_bad.height,
     })
-    metadata = {
-        "dagster/row_count": pool.height,
-        "shards": preview(pl.DataFrame(per_shard), n=50),
-        "quarantined_rows": bad_all.height if bad_all is not None else 0,
-        "empty_shards": [s["shard"] for s in per_shard if s["problems"] == 0],
-        "preview": preview(pool),
-        **cost(t.seconds),
-        **files_written(storage, [*storage.shard_tables("problem_pool", context.partition_keys),
-                                  *storage.shard_tables("problem_pool_quarantine", context.partition_keys), summary_path(storage.base_dir)]),
+    metadata = {  # every partition's event gets these: facts of the whole run
+        "run/shards": preview(pl.DataFrame(per_shard), n=50),
+        "run/quarantined_rows": sum(s["quarantined"] for s in per_shard),
+        "run/empty_shards": [s["shard"] for s in per_shard if s["problems"] == 0],
     }
-    if bad_all is not None:
-        metadata["quarantine_preview"] = preview(bad_all, n=20)
-    if "n_steps" in pool.columns and pool["n_steps"].null_count() < pool.height:
-        metadata["steps_histogram"] = preview(pool.group_by("n_steps").len("problems").sort("n_steps"), n=20)
     return dg.MaterializeResult(metadata=metadata, data_version=dg.DataVersion(frame_md5(pool)))

@@ -6,13 +6,13 @@ import dagster as dg
 import polars as pl
 from pydantic import Field
 
-from assets.common.metadata import Timer, compute_or_reuse, cost, files_written, preview, read_shards, table
+from assets.common.metadata import compute_or_reuse, computed_seconds, read_shards, record_partition, table
 from assets.common.partitions import all_shards, shard_backfill, shards
 from assets.common.resources import DomainResource, GeneratorResource, StorageResource
 from assets.common.sampling import ShardSamplingConfig
 from prm_core.labels.self_confidence import sc_bucket
 from prm_core.lineage.storage import frame_md5, md5_file, read_parquet
-from prm_core.lineage.summary import summary_path, update_summary
+from prm_core.lineage.summary import update_summary
 
 CODE_VERSION = "2"
 
@@ -43,31 +43,31 @@ def self_confidence(context: dg.AssetExecutionContext, config: SelfConfidenceCon
 
     fresh = config.source == "fresh"
     policy = storage.model("policy")
-    frames, tokens, sampled = [], 0, 0
-    with Timer() as t:
-        for shard in context.partition_keys:
-            out = storage.table("self_confidence", shard)
-            if fresh:
-                pool_path = storage.table("problem_pool", shard)
-                inputs = {"policy": md5_dir(policy), "pool": md5_file(pool_path)}
-                spec = config.spec(shard)
+    frames = []
+    for shard in context.partition_keys:
+        out = storage.table("self_confidence", shard)
+        if fresh:
+            pool_path = storage.table("problem_pool", shard)
+            inputs = {"policy": md5_dir(policy), "pool": md5_file(pool_path)}
+            spec = config.spec(shard)
 
-                def compute(pool_path=pool_path, spec=spec):
-                    return fresh_self_confidence(domain.get(), generator.get(policy), read_parquet(pool_path), spec)
-            else:
-                roll_path = storage.table("rollouts", shard)
-                inputs = {"rollouts": md5_file(roll_path)}
+            def compute(pool_path=pool_path, spec=spec):
+                return fresh_self_confidence(domain.get(), generator.get(policy), read_parquet(pool_path), spec)
+        else:
+            roll_path = storage.table("rollouts", shard)
+            inputs = {"rollouts": md5_file(roll_path)}
 
-                def compute(roll_path=roll_path):
-                    roll = read_parquet(roll_path)
-                    return compute_sc(roll, int(roll["sample_index"].max()) + 1 if roll.height else 1)
-            fingerprint = {"code": CODE_VERSION, "source": config.source, "inputs": inputs,
-                           "config": config.model_dump(exclude={"reuse", "source"}) if fresh else {}}
-            df, reused = compute_or_reuse(out, fingerprint, config.reuse, compute)
-            if not reused and fresh:
-                tokens += int(df["tokens"].sum())
-                sampled += int(df["n_samples"].sum())
-            frames.append(df)
+            def compute(roll_path=roll_path):
+                roll = read_parquet(roll_path)
+                return compute_sc(roll, int(roll["sample_index"].max()) + 1 if roll.height else 1)
+        fingerprint = {"code": CODE_VERSION, "source": config.source, "inputs": inputs,
+                       "config": config.model_dump(exclude={"reuse", "source"}) if fresh else {}}
+        df, reused = compute_or_reuse(out, fingerprint, config.reuse, compute)
+        frames.append(df)
+        record_partition(  # kept: the cost it had when computed (its tokens are in the table)
+            context, storage, shard, df, [out], computed_seconds(out), generated_tokens=int(df["tokens"].sum()),
+            rollouts=int(df["n_samples"].sum()) if fresh else 0, reused=reused,
+            mean_self_confidence=float(df["self_confidence"].mean() or 0.0), **_distribution(df))
     batch = pl.concat(frames)
     everything = read_shards(storage.shard_tables("self_confidence", all_shards(context)))
     update_summary(storage.base_dir, {
@@ -77,18 +77,14 @@ def self_confidence(context: dg.AssetExecutionContext, config: SelfConfidenceCon
         "sc.source": config.source,
         "sc.n": int(everything["n_samples"].max()),
     })
-    buckets = batch.group_by(bucket=sc_bucket(pl.col("self_confidence"))).agg(
-        problems=pl.len(), mean_sc=pl.col("self_confidence").mean()).sort("bucket")
     return dg.MaterializeResult(
-        metadata={
-            "dagster/row_count": batch.height,
-            "source": config.source,
-            "mean_self_confidence": float(batch["self_confidence"].mean()),
-            "buckets": table(buckets),
-            "histogram": table(batch.group_by("n_correct").len("problems").sort("n_correct")),
-            "preview": preview(batch),
-            **cost(t.seconds, generated_tokens=tokens, rollouts=sampled),
-            **files_written(storage, [*storage.shard_tables("self_confidence", context.partition_keys), summary_path(storage.base_dir)]),
-        },
+        metadata={"run/source": config.source},  # every partition's event gets it: the whole run's setting
         data_version=dg.DataVersion(frame_md5(batch)),
     )
+
+
+def _distribution(df: pl.DataFrame) -> dict:
+    """SC buckets and the n_correct histogram of one shard."""
+    buckets = df.group_by(bucket=sc_bucket(pl.col("self_confidence"))).agg(
+        problems=pl.len(), mean_sc=pl.col("self_confidence").mean()).sort("bucket")
+    return {"buckets": table(buckets), "histogram": table(df.group_by("n_correct").len("problems").sort("n_correct"))}

@@ -4,11 +4,11 @@
 import dagster as dg
 import polars as pl
 
-from assets.common.metadata import Timer, cost, files_written, plot_md, preview, read_shards, table
+from assets.common.metadata import Timer, plot_md, read_shards, record_partition, table
 from assets.common.partitions import all_shards, shard_backfill, shards
 from assets.common.resources import DomainResource, StorageResource
 from prm_core.lineage.storage import frame_md5, read_parquet, write_parquet
-from prm_core.lineage.summary import summary_path, update_summary
+from prm_core.lineage.summary import update_summary
 
 
 @dg.asset(
@@ -34,15 +34,20 @@ def step_truth(context: dg.AssetExecutionContext, storage: StorageResource, doma
     if not has_exact_labeller(dom):
         raise ValueError(f"domain {dom.name!r} has no exact step labeller; step_truth exists for the arith testbed only")
     frames, disagree = [], 0
-    with Timer() as t:
-        for shard in context.partition_keys:
+    for shard in context.partition_keys:
+        with Timer() as t:
             pool = read_parquet(storage.table("problem_pool", shard))
             roll = read_parquet(storage.table("rollouts", shard))
             truth = label_rollouts(dom, pool, roll)
-            disagree += truth.join(roll.select("response_id", "correct"), on="response_id").filter(
-                pl.col("final_correct") != pl.col("correct")).height
             write_parquet(truth, storage.table("step_truth", shard))
-            frames.append(truth)
+        disagree += truth.join(roll.select("response_id", "correct"), on="response_id").filter(
+            pl.col("final_correct") != pl.col("correct")).height
+        frames.append(truth)
+        record_partition(context, storage, shard, truth, [storage.table("step_truth", shard)], t.seconds,
+                         steps=int(truth["n_steps"].sum()),
+                         process_correct_share=float((truth["first_error"] == -1).mean() or 0.0),
+                         final_correct_share=float(truth["final_correct"].mean() or 0.0),
+                         first_errors=table(first_error_counts(truth)), first_error_plot=_first_error_plot(truth))
     batch = pl.concat(frames)
     inconsistent = batch.filter(
         (pl.col("first_error") < -1) | (pl.col("first_error") >= pl.col("n_steps"))
@@ -57,17 +62,6 @@ def step_truth(context: dg.AssetExecutionContext, storage: StorageResource, doma
         "truth.mean_first_error": float(wrong["first_error"].mean()) if wrong.height else -1.0,
     })
     return dg.MaterializeResult(
-        metadata={
-            "dagster/row_count": batch.height,
-            "steps": int(batch["n_steps"].sum()),
-            "process_correct_share": float((batch["first_error"] == -1).mean()),
-            "final_correct_share": float(batch["final_correct"].mean()),
-            "first_errors": table(first_error_counts(batch)),
-            "first_error_plot": _first_error_plot(batch),
-            "preview": preview(batch),
-            **cost(t.seconds),
-            **files_written(storage, [*storage.shard_tables("step_truth", context.partition_keys), summary_path(storage.base_dir)]),
-        },
         data_version=dg.DataVersion(frame_md5(batch)),
         check_results=[
             dg.AssetCheckResult(check_name="first_error_consistent", passed=inconsistent == 0, metadata={"violations": inconsistent}),

@@ -38,13 +38,23 @@ def table(df: pl.DataFrame) -> dg.MetadataValue:
     return preview(df, n=df.height, max_chars=200)
 
 
-def cost(seconds: float, generated_tokens: int = 0, rollouts: int = 0) -> dict:
-    """The cost keys every asset records."""
-    return {
-        "cost/seconds": dg.MetadataValue.float(round(seconds, 2)),
-        "cost/generated_tokens": dg.MetadataValue.int(int(generated_tokens)),
-        "cost/rollouts": dg.MetadataValue.int(int(rollouts)),
-    }
+def cost(seconds: float | None, generated_tokens: int = 0, rollouts: int = 0) -> dict:
+    """The cost keys every asset records (no `cost/seconds` when they are unknown: a shard an older version kept)."""
+    out = {} if seconds is None else {"cost/seconds": dg.MetadataValue.float(round(seconds, 2))}
+    return {**out, "cost/generated_tokens": dg.MetadataValue.int(int(generated_tokens)),
+            "cost/rollouts": dg.MetadataValue.int(int(rollouts))}
+
+
+def record_partition(context, storage, key: str, rows: pl.DataFrame | None, files, seconds: float | None,
+                     generated_tokens: int = 0, rollouts: int = 0, **extra) -> None:
+    """Partition `key`'s own metadata on its own materialization event (one run covers a range of partitions):
+    its rows and preview (a table; None for a model), the cost of its work (kept work: the cost it had when
+    computed) and the files written for it. The run's `MaterializeResult` keys go to every partition: keep them
+    to facts of the whole run, named `run/...` (or `all_shards/...` for what covers every shard of the data dir)."""
+    table_md = {} if rows is None else {"dagster/row_count": rows.height, "preview": preview(rows)}
+    context.add_asset_metadata({
+        **table_md, **cost(seconds, generated_tokens=generated_tokens, rollouts=rollouts),
+        **files_written(storage, files), **extra}, partition_key=key)
 
 
 def files_written(storage, paths) -> dict:
@@ -96,17 +106,30 @@ def mark_current(table_path, fingerprint: dict) -> None:
 
 
 def compute_or_reuse(table_path, fingerprint: dict, reuse: bool, compute) -> tuple[pl.DataFrame, bool]:
-    """The table at `table_path` if it was made from exactly these inputs, else `compute()` written atomically.
+    """The table at `table_path` if it was made from exactly these inputs, else `compute()` written atomically, its
+    seconds recorded (`computed_seconds`) so that a rerun keeping it reports the cost it had.
 
     This is what makes long stages resumable: each unit (shard, chunk) is kept as soon as it is done."""
+    from prm_core.lineage.run_info import update_run_info
     from prm_core.lineage.storage import write_parquet
 
     if reuse and is_current(table_path, fingerprint):
         return read_parquet(table_path), True
+    start = time.perf_counter()
     df = compute()
+    seconds = time.perf_counter() - start
     write_parquet(df, table_path)
+    # timings differ between runs: the folder's run record, keyed by table, never the fingerprint or the table
+    update_run_info(as_path(table_path).parent, {as_path(table_path).name: {"seconds": round(seconds, 3)}})
     mark_current(table_path, fingerprint)
     return df, False
+
+
+def computed_seconds(table_path) -> float | None:
+    """The seconds `compute_or_reuse` took to compute the table at `table_path` (None: not recorded)."""
+    from prm_core.lineage.run_info import read_run_info
+
+    return read_run_info(as_path(table_path).parent).get(as_path(table_path).name, {}).get("seconds")
 
 
 class Timer:

@@ -46,8 +46,9 @@ def test_empty_shards_and_overlong_prompts_flow_through(tmp_path):
     skipped = pl.read_parquet(data / "rollouts_skipped" / "b-good.parquet")
     assert skipped["problem_id"].to_list() == ["too-long"] and skipped["shard"].to_list() == ["b-good"]
     assert "256" in skipped["reason"][0]
-    md = result.asset_materializations_for_node("rollouts")[0].metadata
-    assert md["skipped_prompts"].value == 1
+    md = {m.partition: m.metadata for m in result.asset_materializations_for_node("rollouts")}  # per shard
+    assert md["b-good"]["skipped_prompts"].value == 1 and md["a-empty"]["skipped_prompts"].value == 0
+    assert md["a-empty"]["dagster/row_count"].value == 0 and md["b-good"]["dagster/row_count"].value == 12
     summary = read_summary(data)
     assert summary["rollouts.count"] == 12 and summary["rollouts.skipped_prompts"] == 1
     assert summary["pool.problems"] == 7 and summary["pool.quarantined"] == 2

@@ -16,6 +16,7 @@ from orchestration.definitions import defs
 from orchestration.jobs import SHARD_STAGE
 from tests.conftest import SHARED_DATA
 from tests.orchestration.test_mc_pipeline import PRM_CONFIG
+from tests.orchestration.test_partition_metadata import by_partition
 
 TINY_POLICY = {"hidden_size": 64, "num_layers": 1, "num_heads": 2, "intermediate_size": 128, "train_steps": 30,
                "eval_problems": 10, "max_new_tokens": 160}
@@ -74,8 +75,10 @@ def test_whole_graph_materializes_on_two_shards(instance, tmp_path):
     assert summary["rollouts.count"] == roll.height and summary["rollouts.tokens"] == roll["num_tokens"].sum()
     # errors must pass; warnings may not (the 30-step policy rarely answers right: the benchmark set is unbalanced)
     assert all(c.passed for c in result.get_asset_check_evaluations() if c.severity == dg.AssetCheckSeverity.ERROR)
-    md = _metadata(result, "rollouts")
-    assert md["cost/rollouts"] == roll.height and md["cost/generated_tokens"] == roll["num_tokens"].sum()
+    md = by_partition(result, "rollouts")  # each shard's event: that shard's cost
+    for key in KEYS:
+        shard = roll.filter(pl.col("shard") == key)
+        assert md[key]["cost/rollouts"] == shard.height and md[key]["cost/generated_tokens"] == shard["num_tokens"].sum()
     # every shard was recorded as materialized
     for key in KEYS:
         assert instance.get_latest_materialization_event(dg.AssetKey("step_truth")) is not None
@@ -92,7 +95,7 @@ def test_rerun_keeps_finished_work_and_new_shards_only_compute_themselves(instan
     again = _run(instance, data)
     assert again.success
     md = _metadata(again, "rollouts")
-    reused = {r.data["shard"]: r.data["reused"] for r in md["shards"].records}
+    reused = {r.data["shard"]: r.data["reused"] for r in md["run/shards"].records}
     assert reused == {"arith-0000": True, "arith-0001": False}
     assert pl.read_parquet(data / "rollouts" / "arith-0000.parquet").equals(first)
     assert _metadata(again, "policy_model")["train"]["reused"] is True

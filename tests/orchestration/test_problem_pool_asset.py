@@ -25,8 +25,7 @@ def _materialize(data, keys, pool_config):
             tags={RANGE_START: keys[0], RANGE_END: keys[-1]},
         )
     mats = [m for m in result.get_asset_materialization_events() if m.asset_key == dg.AssetKey("problem_pool")]
-    metadata = {k: v.value for k, v in mats[-1].materialization.metadata.items()} if mats else {}
-    return result, metadata
+    return result, {m.partition: {k: v.value for k, v in m.materialization.metadata.items()} for m in mats}
 
 
 def test_the_corpus_folder_materializes_shard_by_shard_with_its_expected_counts(tmp_path):
@@ -41,10 +40,12 @@ def test_the_corpus_folder_materializes_shard_by_shard_with_its_expected_counts(
         pool = pl.read_parquet(data / "problem_pool" / f"{key}.parquet")
         quarantine = pl.read_parquet(data / "problem_pool_quarantine" / f"{key}.parquet")
         assert pool.schema == pl.Schema(POOL_SCHEMA) and (pool.height, quarantine.height) == (ok[key], bad[key]), key
-    per_shard = {r.data["shard"]: (r.data["problems"], r.data["quarantined"]) for r in md["shards"].records}
-    assert per_shard == {k: (ok[k], bad[k]) for k in keys}
-    assert md["dagster/row_count"] == sum(ok.values()) and md["quarantined_rows"] == sum(bad.values())
-    assert md["empty_shards"] == [k for k in keys if ok[k] == 0] and "empty" in md["empty_shards"]
+    # each shard's event: its own rows and quarantine; every event: the run's table of shards
+    assert {k: (md[k]["dagster/row_count"], md[k]["quarantined_rows"]) for k in keys} == {k: (ok[k], bad[k]) for k in keys}
+    run = md[keys[0]]
+    per_shard = {r.data["shard"]: (r.data["problems"], r.data["quarantined"]) for r in run["run/shards"].records}
+    assert per_shard == {k: (ok[k], bad[k]) for k in keys} and run["run/quarantined_rows"] == sum(bad.values())
+    assert run["run/empty_shards"] == [k for k in keys if ok[k] == 0] and "empty" in run["run/empty_shards"]
     summary = json.loads((data / "reports" / "summary.json").read_text())
     assert (summary["pool.problems"], summary["pool.shards"], summary["pool.quarantined"]) == (
         sum(ok.values()), len(keys), sum(bad.values()))
@@ -54,7 +55,7 @@ def test_generated_shards_of_size_zero_are_empty_frames(tmp_path):
     keys = ["arith-0000", "arith-0001"]
     data = tmp_path / "data"
     result, md = _materialize(data, keys, {"shard_size": 0})
-    assert result.success and md["dagster/row_count"] == 0 and md["empty_shards"] == keys
+    assert result.success and all(md[k]["dagster/row_count"] == 0 and md[k]["run/empty_shards"] == keys for k in keys)
     for key in keys:
         pool = pl.read_parquet(data / "problem_pool" / f"{key}.parquet")
         assert pool.height == 0 and pool.schema == pl.Schema(POOL_SCHEMA)
