@@ -111,9 +111,10 @@ def check_partition_metadata(b: Browser, data_dir: Path, asset: str, keys: list[
 def check_costs(b: Browser, asset: str) -> Check:
     path = f"/assets/{asset}"
     text, shot = b.open(path, METADATA, f"c_{asset}_latest")
-    values = {k: value_after(text, k) for k in ("cost/generated_tokens", "generated_tokens", "tokens_per_s")}
+    keys = ("cost/generated_tokens", "cost/rollouts", "cost/seconds", "tokens_per_s")
+    values = {k: value_after(text, k) for k in (*keys, "reused")}
     latest = value_after(text, "Latest materialization")
-    ok = all((number(values[k]) or 0) > 0 for k in ("cost/generated_tokens", "generated_tokens"))
+    ok = all((number(values[k]) or 0) > 0 for k in keys)
     saw = f"latest materialization {latest}: " + ", ".join(f"{k} {v}" for k, v in values.items())
     return Check("c", f"{asset}'s latest materialization has non-zero costs", ok, saw, path, shot)
 
