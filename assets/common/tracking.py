@@ -30,8 +30,10 @@ def artifact_root(uri: str) -> Path | None:
     return Path(uri[len("sqlite:///"):]).resolve().parent / "mlartifacts"
 
 
-def _local_path(location: str) -> Path:
-    return Path(unquote(urlparse(location).path) if location.startswith("file:") else location).resolve()
+def _elsewhere(location: str, wanted: Path | None) -> bool:
+    """A local artifact location other than `wanted`: the store was copied or moved (or made by older code)."""
+    parsed = urlparse(location)
+    return wanted is not None and parsed.scheme in ("", "file") and Path(unquote(parsed.path)).resolve() != wanted
 
 
 def use_experiment(root: Path, experiment: str):
@@ -49,14 +51,14 @@ def use_experiment(root: Path, experiment: str):
     folder = artifact_root(uri)
     wanted = folder / experiment if folder else None
     found = mlflow.get_experiment_by_name(experiment)
-    if found is not None and wanted is not None and _local_path(found.artifact_location) != wanted:
+    if found is not None and _elsewhere(found.artifact_location, wanted):
         stale = f"{experiment} (artifacts in {found.artifact_location})"  # a copied or moved checkout: keep, set aside
         MlflowClient().rename_experiment(found.experiment_id, stale)
         logging.getLogger(__name__).warning(f"MLflow experiment {experiment!r} kept its artifacts outside this store "
                                             f"({found.artifact_location}): renamed {stale!r}, a new one at {wanted}")
         found = None
     if found is None:
-        mlflow.create_experiment(experiment, artifact_location=wanted.as_uri() if wanted else None, tags={KIND_TAG: KIND})
+        mlflow.create_experiment(experiment, artifact_location=wanted and wanted.as_uri(), tags={KIND_TAG: KIND})
     elif found.tags.get(KIND_TAG) != KIND:
         MlflowClient().set_experiment_tag(found.experiment_id, KIND_TAG, KIND)
     mlflow.set_experiment(experiment)

@@ -58,7 +58,8 @@ def _ensemble(config: dict, artifacts: dict):
     heads = EnsembleHeads.from_pretrained(artifacts["heads"]).eval()
 
     def score(prompts, steps):
-        return [probabilities(heads, x).mean(0).tolist() for x in step_inputs(backbone, tok, prompts, steps, config["separator"])]
+        inputs = step_inputs(backbone, tok, prompts, steps, config["separator"])
+        return [probabilities(heads, x).mean(0).tolist() for x in inputs]
 
     return score
 
@@ -82,7 +83,8 @@ def _scorer_class():
             self.scores = load_scorer(context.model_config, context.artifacts)
 
         def predict(self, context, model_input: pd.DataFrame, params=None):  # a hint MLflow infers nothing from
-            return self.scores([str(q) for q in model_input["question"]], [[str(s) for s in row] for row in model_input["steps"]])
+            steps = [[str(s) for s in row] for row in model_input["steps"]]  # rows arrive as arrays
+            return self.scores([str(q) for q in model_input["question"]], steps)
 
     StepScorer.__module__, StepScorer.__qualname__ = __name__, "StepScorer"  # pickled by reference, found on load
     return StepScorer
@@ -102,8 +104,8 @@ def signature():
     from mlflow.types import ColSpec, DataType, Schema
     from mlflow.types.schema import Array
 
-    return ModelSignature(inputs=Schema([ColSpec(DataType.string, "question"), ColSpec(Array(DataType.string), "steps")]),
-                          outputs=Schema([ColSpec(Array(DataType.double))]))
+    inputs = Schema([ColSpec(DataType.string, "question"), ColSpec(Array(DataType.string), "steps")])
+    return ModelSignature(inputs=inputs, outputs=Schema([ColSpec(Array(DataType.double))]))
 
 
 def log_step_scorer(kind: str, artifacts: dict, config: dict, example: tuple[str, list[str]], name: str = "model"):
@@ -122,7 +124,8 @@ def log_step_scorer(kind: str, artifacts: dict, config: dict, example: tuple[str
     from prm_core.prm.pyfunc import StepScorer
 
     return mlflow.pyfunc.log_model(
-        name=name, python_model=StepScorer(), artifacts={k: str(v) for k, v in artifacts.items()}, model_config={**config, "kind": kind},
+        name=name, python_model=StepScorer(), artifacts={k: str(v) for k, v in artifacts.items()},
+        model_config={**config, "kind": kind},
         code_paths=[str(Path(__file__).resolve().parents[1])], signature=signature(),
         input_example=pd.DataFrame({"question": [example[0]], "steps": [list(example[1])]}),
         pip_requirements=[f"mlflow=={mlflow.__version__}", f"torch=={torch.__version__.split('+')[0]}",
