@@ -77,6 +77,7 @@ def active_prm(context: dg.AssetExecutionContext, config: ActivePRMConfig, stora
     from prm_core.lineage.run_info import update_run_info
     from prm_core.lineage.storage import atomic_dir, local_copy, read_parquet, write_parquet
     from prm_core.prm.discriminative import init_prm, step_inputs
+    from prm_core.prm.pyfunc import log_step_scorer
 
     dom = domain.get()
     if not has_exact_labeller(dom) or not storage.table("benchmark_sets", "processbench").exists():
@@ -162,7 +163,10 @@ def active_prm(context: dg.AssetExecutionContext, config: ActivePRMConfig, stora
             mlflow.set_tags({"dagster_run_id": context.run_id, "kind": "actprm"})
             mlflow.log_params({k: v for k, v in config.model_dump().items()})
             mlflow.log_metrics({k.replace("actprm.", ""): float(v) for k, v in summary.items()})
-            logged = log_model(mlflow, tmp, REGISTERED, context.run_id, "ActPRM ensemble heads (pool-based)")
+            scorer = log_step_scorer("ensemble", {"heads": tmp, "backbone": backbone}, {"separator": config.separator},
+                                     (prompts[roll["problem_id"][0]], roll["steps"][0].to_list()))
+            logged = log_model(mlflow, scorer.model_uri, REGISTERED, context.run_id,
+                               "ActPRM ensemble heads (pool-based) on the PRM backbone's step inputs")
         version = logged["mlflow_version"]  # paths and ids: run_info.json, so that actprm.json is reproducible
         update_run_info(tmp, {"backbone": str(storage.model("prm_backbone")), "dagster_run_id": context.run_id, **logged})
     return dg.MaterializeResult(metadata={

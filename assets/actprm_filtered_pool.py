@@ -52,6 +52,7 @@ def actprm_filtered_pool(context: dg.AssetExecutionContext, config: FilteredPool
     from prm_core.lineage.storage import atomic_dir, local_copy, read_parquet, write_parquet
     from prm_core.prm.discriminative import init_prm, step_inputs
     from prm_core.prm.ensemble import EnsembleHeads, probabilities
+    from prm_core.prm.pyfunc import log_step_scorer
 
     dom = domain.get()
     active_dir = storage.model_dir("active_prm")
@@ -102,7 +103,10 @@ def actprm_filtered_pool(context: dg.AssetExecutionContext, config: FilteredPool
             mlflow.set_tags({"dagster_run_id": context.run_id, "kind": "actprm_final"})
             mlflow.log_params(config.model_dump())
             mlflow.log_metrics({k.replace("actprm.filtered_pool.", ""): float(v) for k, v in summary.items()})
-            logged = log_model(mlflow, tmp, "prm-foundry-actprm-final", context.run_id, "ActPRM final PRM (one-shot filtered pool)")
+            scorer = log_step_scorer("ensemble", {"heads": tmp, "backbone": backbone}, {"separator": config.separator},
+                                     (prompts[roll["problem_id"][0]], roll["steps"][0].to_list()))
+            logged = log_model(mlflow, scorer.model_uri, "prm-foundry-actprm-final", context.run_id,
+                               "ActPRM final PRM (one-shot filtered pool) on the PRM backbone's step inputs")
         update_run_info(tmp, {"dagster_run_id": context.run_id, **logged})  # ids: run info, actprm.json is reproducible
     return dg.MaterializeResult(metadata={
         "summary": table(pl.DataFrame([summary])),

@@ -99,6 +99,7 @@ def train_one(storage: StorageResource, dom, config: ImplicitPRMConfig, loss: st
             data_flops=flops.data, train_flops=flops.training))
         if tracking is not None:
             from assets.common.tracking import log_model
+            from prm_core.prm.pyfunc import log_step_scorer
 
             mlflow = tracking.experiment(EXPERIMENT)
             with mlflow.start_run(run_name=f"implicit-{loss}"):
@@ -109,7 +110,10 @@ def train_one(storage: StorageResource, dom, config: ImplicitPRMConfig, loss: st
                     mlflow.log_metric("train_loss", v, step=i)
                 mlflow.log_metrics({"train_seconds": run_info["train_seconds"],
                                     **{k: float(info[k]) for k in ("loss_last", "flops", "tokens_trained")}})
-                logged = log_model(mlflow, tmp, REGISTERED.format(loss=loss), run_id, f"implicit PRM ({loss} on outcome labels)")
+                scorer = log_step_scorer("implicit", {"theta": tmp, "ref": policy},
+                                         {"separator": config.separator, "coef": info["coef"]}, (data[0].prompt, data[0].steps))
+                logged = log_model(mlflow, scorer.model_uri, REGISTERED.format(loss=loss), run_id,
+                                   f"implicit PRM ({loss} on outcome labels)")
                 info["mlflow_model"] = logged.pop("mlflow_model")
                 run_info.update(logged)
         (tmp / "implicit.json").write_text(json.dumps({**info, "losses": losses}, indent=2))

@@ -98,6 +98,7 @@ def prm_model(context: dg.AssetExecutionContext, config: PRMModelConfig, storage
     from prm_core.prm.corpus import examples
     from prm_core.prm.discriminative import PRMTrainConfig, init_prm, train_prm
     from prm_core.prm.encoding import encode_many, separator_id
+    from prm_core.prm.pyfunc import log_step_scorer
 
     cfg = PRMTrainConfig(steps=config.steps, batch_size=config.batch_size, lr_head=config.lr_head, lr_body=config.lr_body,
                          freeze_backbone=config.freeze_backbone, seed=config.seed,
@@ -151,7 +152,9 @@ def prm_model(context: dg.AssetExecutionContext, config: PRMModelConfig, storage
             with atomic_dir(path) as tmp:
                 model.save_pretrained(tmp)
                 tokenizer.save_pretrained(tmp)
-                logged = log_model(mlflow, tmp, REGISTERED.format(label_set=label_set), context.run_id,
+                scorer = log_step_scorer("discriminative", {"prm": tmp}, {"separator": config.separator},
+                                         (corpus["prompt"][0], corpus["steps"][0].to_list()))
+                logged = log_model(mlflow, scorer.model_uri, REGISTERED.format(label_set=label_set), context.run_id,
                                    f"PRM trained on {label_set} labels")
                 info["mlflow_model"] = logged.pop("mlflow_model")
                 run_info.update(logged, mlflow_ui=f"{MLFLOW_UI}/#/experiments/{run.info.experiment_id}/runs/{run.info.run_id}")

@@ -103,17 +103,38 @@ def preflight(root: Path, instance, check_keys: list, allow_dirty: bool) -> None
         raise ReleaseError("asset checks are not green: " + ", ".join(red))
 
 
-def _log_to_mlflow(root: Path, name: str, policy_dir: Path, params: dict, metrics: dict):
+def _log_policy(mlflow, policy_dir: Path, example: str):
+    """The policy as an MLflow `transformers` model (text-generation) with `example` as its input example."""
+    import torch
+    import transformers
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    components = {"model": AutoModelForCausalLM.from_pretrained(policy_dir),
+                  "tokenizer": AutoTokenizer.from_pretrained(policy_dir)}
+    return mlflow.transformers.log_model(  # requirements pinned: MLflow's inference loads the model once more
+        components, name="policy", task="text-generation", input_example=example,
+        pip_requirements=[f"mlflow=={mlflow.__version__}", f"torch=={torch.__version__.split('+')[0]}",
+                          f"transformers=={transformers.__version__}"])
+
+
+def _log_to_mlflow(root: Path, name: str, data_dir: Path, params: dict, metrics: dict):
     """An MLflow run for the release, the policy logged and registered; returns (mlflow module, run, info)."""
+    from prm_core.lineage.storage import read_parquet
+
+    corpora = sorted((data_dir / "filtered_corpus").glob("*.parquet"))  # prompts the policy answered: its input example
+    example = next((p for f in corpora for p in read_parquet(f)["prompt"].head(1)), None)
+    if example is None:
+        raise ReleaseError(f"no prompt in the PRM training corpora under {data_dir / 'filtered_corpus'}: no input example "
+                           "for the policy's MLflow model")
+
     experiment = "prm-foundry-releases"
     mlflow = use_experiment(root, experiment)
     run = mlflow.start_run(run_name=f"release-{name}")
     mlflow.log_params(params)
     mlflow.log_metrics({k: float(v) for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)})
-    mlflow.log_artifacts(str(policy_dir), artifact_path="policy")
+    logged = _log_policy(mlflow, data_dir / "models" / "policy", example)
     alias = f"release-{name}".replace(".", "-")
-    version = register(MODEL_NAME, f"{run.info.artifact_uri}/policy", run.info.run_id, [alias],
-                       "The tiny policy that generated and labelled the data.")
+    version = register(MODEL_NAME, logged.model_uri, [alias], "The tiny policy that generated and labelled the data.")
     info = {"tracking_uri": tracking_uri(root), "experiment": experiment, "run_id": run.info.run_id,
             "model_name": MODEL_NAME, "model_version": version, "alias": alias}
     return mlflow, run, info
@@ -149,8 +170,8 @@ def make_release(name: str, root: Path, data_dir: Path, instance, asset_keys: li
     from prm_core.lineage.summary import read_summary
 
     summary = read_summary(data_dir)
-    mlflow, run, mlflow_info = _log_to_mlflow(root, name, data_dir / "models" / "policy",
-                                              {"git_sha": sha, "release": name, "files": len(files)}, summary)
+    mlflow, run, mlflow_info = _log_to_mlflow(root, name, data_dir, {"git_sha": sha, "release": name, "files": len(files)},
+                                              summary)
     try:
         manifest = Manifest(
             name=name,

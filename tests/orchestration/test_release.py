@@ -49,6 +49,21 @@ def _keys(instance):
     return pipeline_keys()
 
 
+def _registered_models_load_by_alias(root, alias):
+    """The pipeline's registered PRMs score benchmark steps as `benchmark_scores` did; the policy is a transformers model."""
+    import mlflow
+
+    from prm_core.lineage.storage import read_parquet
+
+    for name, registered in (("vanilla", "prm-foundry-prm-vanilla"), ("implicit_ce", "prm-foundry-implicit-ce")):
+        bench = read_parquet(root / "data" / "reports" / "per_sample" / "processbench" / f"{name}.parquet").head(3)
+        prm = mlflow.pyfunc.load_model(f"models:/{registered}@current")
+        scores = prm.predict(bench.select(question="prompt", steps="steps").to_pandas())
+        assert scores == [pytest.approx(s, abs=1e-5) for s in bench["step_scores"].to_list()]
+    policy = mlflow.pyfunc.load_model(f"models:/prm-foundry-policy@{alias}")
+    assert {"transformers", "python_function"} <= set(policy.metadata.flavors) and policy.metadata.signature
+
+
 def test_release_round_trip_and_tampering(project, monkeypatch):
     root, instance = project
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{root / 'mlflow.db'}")
@@ -65,6 +80,7 @@ def test_release_round_trip_and_tampering(project, monkeypatch):
     assert set(manifest.assets) == set(keys) and all(a["code_version"] for a in manifest.assets.values())
     assert list(manifest.assets["rollouts"]["partitions"]) == ["arith-0000"] and manifest.assets["policy_model"]["partitions"] == {}
     assert manifest.mlflow["model_version"] and manifest.dvc["remote"] == "local" and "local" in manifest.dvc["remotes"]
+    _registered_models_load_by_alias(root, manifest.mlflow["alias"])
     tags = subprocess.run(["git", "tag"], cwd=root, capture_output=True, text=True).stdout.split()
     assert "release/demo" in tags
     # manifest md5s equal DVC's: dvc.lock's per-directory listings are made of the same file hashes
