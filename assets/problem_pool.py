@@ -87,7 +87,6 @@ def problem_pool(context: dg.AssetExecutionContext, config: PoolConfig, storage:
         "pool.quarantined": all_bad.height,
     })
     metadata = {  # every partition's event gets these: facts of the whole run
-        "run/shards": preview(pl.DataFrame(per_shard), n=50),
         "run/quarantined_rows": sum(s["quarantined"] for s in per_shard),
         "run/empty_shards": [s["shard"] for s in per_shard if s["problems"] == 0],
     }

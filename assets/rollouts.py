@@ -103,7 +103,6 @@ def rollouts(
     return dg.MaterializeResult(
         metadata={  # every partition's event gets these: facts of the whole run
             "run/engine_startup_seconds": round(startup, 2),
-            "run/shards": preview(pl.DataFrame(per_shard), n=100),
         },
         data_version=dg.DataVersion(frame_md5(batch.drop("steps"))),
         check_results=[dg.AssetCheckResult(check_name="n_per_problem", passed=not bad_counts,

@@ -94,8 +94,8 @@ def test_rerun_keeps_finished_work_and_new_shards_only_compute_themselves(instan
     (data / "rollouts" / "arith-0001.parquet").unlink()
     again = _run(instance, data)
     assert again.success
-    md = _metadata(again, "rollouts")
-    reused = {r.data["shard"]: r.data["reused"] for r in md["run/shards"].records}
+    reused = {m.partition: m.materialization.metadata["reused"].value for m in again.get_asset_materialization_events()
+              if m.asset_key == dg.AssetKey("rollouts")}
     assert reused == {"arith-0000": True, "arith-0001": False}
     assert pl.read_parquet(data / "rollouts" / "arith-0000.parquet").equals(first)
     assert _metadata(again, "policy_model")["train"]["reused"] is True
