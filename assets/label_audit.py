@@ -15,7 +15,7 @@ SUMMARY_METHODS = ("vanilla", "scan", "scan_binary")
     deps=["mc_estimates", "step_truth", "self_confidence"],
     code_version="2",
     group_name="labels",
-    kinds={"polars", "matplotlib"},
+    kinds={"polars", "matplotlib", "parquet"},
     description="First-error accuracy, under/over-estimation and noise ratio per method and SC bucket; rollout costs.",
 )
 def label_audit(context: dg.AssetExecutionContext, storage: StorageResource) -> dg.MaterializeResult:
