@@ -44,3 +44,16 @@ def test_the_blocking_checks_are_in_the_code_location():
                         ("benchmark_sets", "processbench_sound")}
     job = d.resolve_job_def("prm_pipeline")
     assert dg.AssetCheckKey(dg.AssetKey("prm_model"), "training_loss_finite") in job.asset_layer.asset_graph.asset_check_keys
+
+
+def test_previews_fit_the_asset_page_and_name_the_columns_they_leave_out():
+    import polars as pl
+
+    from assets.common.metadata import preview, table
+
+    wide = pl.DataFrame({f"c{i}": ["x" * 100] for i in range(12)})
+    shown = preview(wide).value
+    assert [c.name for c in shown.schema.columns] == [f"c{i}" for i in range(8)] + ["+4 more"]
+    assert shown.schema.columns[-1].description == "not shown: c8, c9, c10, c11"
+    assert shown.records[0].data["c0"] == "x" * 59 + "…"
+    assert len(table(wide).value.schema.columns) == 12  # a whole small frame keeps every column
