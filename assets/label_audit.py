@@ -78,6 +78,7 @@ def write_tables(storage: StorageResource, fe: pl.DataFrame, steps: pl.DataFrame
 @dg.asset_check(asset=label_audit, blocking=True,
                 description="every method's responses and steps counted once, buckets add up, rates in [0, 1] (blocks downstream)")
 def audit_is_sound(context: dg.AssetCheckExecutionContext, storage: StorageResource) -> dg.AssetCheckResult:
+    """Recounts the written audit against the labels, so a response lost in a join (no step truth) fails the run."""
     from prm_core.labels.audit import audit_violations
     from prm_core.lineage.storage import read_parquet
 
