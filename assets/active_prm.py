@@ -55,7 +55,7 @@ def _plot(points: pl.DataFrame):
     + ["prm_backbone", "benchmark_sets", "policy_model"],
     code_version=CODE_VERSION,
     group_name="prm",
-    kinds={"pytorch", "mlflow"},
+    kinds={"pytorch", "mlflow", "parquet"},
     description="ActPRM pool-based: per batch, the ensemble's uncertain trajectories go to the judge and train the "
                 "heads; vs full data and random selection at the same budget (seeds, thresholds chosen on dev).",
 )

@@ -27,7 +27,7 @@ class FilteredPoolConfig(dg.Config):
     deps=["active_prm", "policy_model", "prm_backbone", "benchmark_sets"],
     code_version=CODE_VERSION,
     group_name="prm",
-    kinds={"vllm", "pytorch", "mlflow"},
+    kinds={"vllm", "pytorch", "mlflow", "parquet"},
     description="One-shot ActPRM: score a fresh pool with the active ensemble, keep the uncertain trajectories, judge "
                 "them, train the final ensemble PRM on them; its F1 beside the active and full-data ones.",
 )

@@ -170,7 +170,7 @@ def _sweep_plot(sweep: pl.DataFrame):
           "benchmark_sets", "active_prm"],
     code_version="3",
     group_name="evaluation",
-    kinds={"polars", "mlflow"},
+    kinds={"polars", "mlflow", "parquet"},
     description="Per PRM: ProcessBench-style F1 (test; τ from dev, and τ=0.5), best-of-N (min, last, weighted vote vs majority, pass@N, greedy), real ProcessBench F1, PRMBench PRMScore; per-sample step scores under reports/per_sample/.",
 )
 def benchmark_scores(context: dg.AssetExecutionContext, config: BenchmarkConfig, storage: StorageResource,

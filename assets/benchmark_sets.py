@@ -4,7 +4,7 @@ import dagster as dg
 import polars as pl
 from pydantic import Field
 
-from assets.common.metadata import compute_or_reuse, computed_seconds, cost, files_written, preview, table
+from assets.common.metadata import compute_or_reuse, computed_seconds, cost, files_written, fingerprint_path, preview, table
 from assets.common.resources import DomainResource, GeneratorResource, StorageResource
 
 CODE_VERSION = "1"
@@ -62,3 +62,19 @@ def benchmark_sets(context: dg.AssetExecutionContext, config: BenchmarkSetsConfi
         **cost(None if None in seconds else sum(seconds), generated_tokens=int(bon["num_tokens"].sum()), rollouts=bon.height),
         **files_written(storage, [storage.table("benchmark_sets", n) for n in ("processbench", "bon")]),
     })
+
+
+@dg.asset_check(asset=benchmark_sets, blocking=True,
+                description="ProcessBench set as built: one class full, none over, labels in range, each class half dev (blocks downstream)")
+def processbench_sound(storage: StorageResource) -> dg.AssetCheckResult:
+    """Unlike `processbench_balanced` (a warning: a weak policy leaves the all-correct class short), a broken table."""
+    import json
+
+    from prm_core.evaluation.benchmark_sets import processbench_violations
+    from prm_core.lineage.storage import read_parquet
+
+    path = storage.table("benchmark_sets", "processbench")
+    asked = json.loads(fingerprint_path(path).read_text())["per_class"]  # what the table was built from
+    problems = processbench_violations(read_parquet(path), asked)
+    return dg.AssetCheckResult(passed=not problems, severity=dg.AssetCheckSeverity.ERROR,
+                               metadata={"asked_per_class": asked, "problems": dg.MetadataValue.json(problems)})

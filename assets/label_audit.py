@@ -15,7 +15,7 @@ SUMMARY_METHODS = ("vanilla", "scan", "scan_binary")
     deps=["mc_estimates", "step_truth", "self_confidence"],
     code_version="2",
     group_name="labels",
-    kinds={"polars", "matplotlib"},
+    kinds={"polars", "matplotlib", "parquet"},
     description="First-error accuracy, under/over-estimation and noise ratio per method and SC bucket; rollout costs.",
 )
 def label_audit(context: dg.AssetExecutionContext, storage: StorageResource) -> dg.MaterializeResult:
@@ -62,12 +62,30 @@ def label_audit(context: dg.AssetExecutionContext, storage: StorageResource) -> 
     )
 
 
+TABLES = ("first_error", "steps", "cost")
+
+
+def table_path(storage: StorageResource, name: str):
+    return storage.root / "reports" / f"label_audit_{name}.parquet"
+
+
 def write_tables(storage: StorageResource, fe: pl.DataFrame, steps: pl.DataFrame, ct: pl.DataFrame) -> list:
     from prm_core.lineage.storage import write_parquet
 
-    return [write_parquet(fe, storage.root / "reports" / "label_audit_first_error.parquet"),
-            write_parquet(steps, storage.root / "reports" / "label_audit_steps.parquet"),
-            write_parquet(ct, storage.root / "reports" / "label_audit_cost.parquet")]
+    return [write_parquet(df, table_path(storage, name)) for df, name in zip((fe, steps, ct), TABLES)]
+
+
+@dg.asset_check(asset=label_audit, blocking=True,
+                description="every method's responses and steps counted once, buckets add up, rates in [0, 1] (blocks downstream)")
+def audit_is_sound(context: dg.AssetCheckExecutionContext, storage: StorageResource) -> dg.AssetCheckResult:
+    """Recounts the written audit against the labels, so a response lost in a join (no step truth) fails the run."""
+    from prm_core.labels.audit import audit_violations
+    from prm_core.lineage.storage import read_parquet
+
+    mc = read_shards(storage.shard_tables("mc_estimates", all_shards(context)))
+    problems = audit_violations(mc, *(read_parquet(table_path(storage, name)) for name in TABLES))
+    return dg.AssetCheckResult(passed=not problems, severity=dg.AssetCheckSeverity.ERROR,
+                               metadata={"violations": len(problems), "problems": dg.MetadataValue.json(problems[:20])})
 
 
 def _markdown(fe: pl.DataFrame, ct: pl.DataFrame) -> str:

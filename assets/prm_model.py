@@ -175,3 +175,25 @@ def _record(context, storage: StorageResource, label_set: str, training: dict, s
                      training.get("train_seconds") if seconds is None else seconds,
                      path=dg.MetadataValue.path(str(prm_dir(storage, label_set))),
                      training=dg.MetadataValue.json(json.loads(json.dumps(training, default=str))), **extra)
+
+
+def loss_violations(per_set: dict[str, dict]) -> list[str]:
+    """Label sets whose recorded training loss (mean of the first 20 steps, of the last 50) is not a finite number."""
+    import math
+
+    def finite(v) -> bool:
+        return isinstance(v, (int, float)) and math.isfinite(v)
+
+    return [f"{s}: loss_first {i.get('loss_first')}, loss_last {i.get('loss_last')}" for s, i in per_set.items()
+            if not (finite(i.get("loss_first")) and finite(i.get("loss_last")))]
+
+
+@dg.asset_check(asset=prm_model, blocking=True,
+                description="each PRM of the run trained to a finite loss, as its training.json records (blocks downstream)")
+def training_loss_finite(context: dg.AssetCheckExecutionContext, storage: StorageResource) -> dg.AssetCheckResult:
+    """The run's label sets (all of them when the check runs alone); one with an empty corpus has no PRM to check."""
+    keys = context.partition_keys if context.has_partition_key_range or context.has_partition_key else label_sets.get_partition_keys()
+    trained = {s: training_info(prm_dir(storage, s)) for s in keys if (prm_dir(storage, s) / "training.json").exists()}
+    problems = loss_violations(trained)
+    return dg.AssetCheckResult(passed=not problems, severity=dg.AssetCheckSeverity.ERROR, metadata={
+        "checked": dg.MetadataValue.json(sorted(trained)), "problems": dg.MetadataValue.json(problems)})

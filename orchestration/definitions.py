@@ -1,7 +1,9 @@
-"""The code location: assets and checks from `assets/`, resources chosen by environment, jobs and sensors."""
+"""The code location: assets and checks from `assets/`, resources chosen by environment, jobs and sensors; every
+asset's owner, tags (stage, layer, domain) and, on the sensor's path, freshness policy are set here."""
 
 
 import os
+from datetime import timedelta
 
 import dagster as dg
 
@@ -13,7 +15,16 @@ from assets.common.resources import (
     TrackingResource,
     default_data_dir,
 )
-from orchestration.jobs import default_pipeline, implicit_pipeline, prm_pipeline, text_pipeline
+from orchestration.jobs import (
+    EXACT_ONLY,
+    IMPLICIT_STAGE,
+    PRM_STAGE,
+    SHARD_STAGE,
+    default_pipeline,
+    implicit_pipeline,
+    prm_pipeline,
+    text_pipeline,
+)
 from orchestration.release_job import release_job
 from orchestration.sensors import new_problem_files
 
@@ -34,10 +45,37 @@ def resources_for(env: str) -> dict:
     return base
 
 
+OWNER = "team:prm-foundry"
+STAGES = {**dict.fromkeys(SHARD_STAGE, "shard"), **dict.fromkeys(IMPLICIT_STAGE, "implicit"), **dict.fromkeys(PRM_STAGE, "prm")}
+# what a new problem file (the `new_problem_files` sensor) changes: the shard's tables and the label reports over them;
+# the models and benchmark sets it reuses are not expected to move
+FRESH_ON_NEW_FILES = ("problem_pool", "rollouts", "step_truth", "self_confidence", "mc_estimates", "denoised_labels",
+                      "label_audit", "label_exports")
+FRESHNESS_HOURS = 24.0  # PRM_FRESHNESS_HOURS overrides (0: none); warned at half of it
+
+
+def freshness_policy() -> dg.FreshnessPolicy | None:
+    """Fail when the newest materialization is older than PRM_FRESHNESS_HOURS (default 24), warn at half of that."""
+    hours = float(os.environ.get("PRM_FRESHNESS_HOURS", FRESHNESS_HOURS))
+    if hours <= 0:
+        return None
+    return dg.FreshnessPolicy.time_window(fail_window=timedelta(hours=hours), warn_window=timedelta(hours=hours / 2))
+
+
+def annotated(spec: dg.AssetSpec, policy: dg.FreshnessPolicy | None = None) -> dg.AssetSpec:
+    """Owner and tags for the catalog's filters: its run stage, its `prm_core` layer (the group), its domain (`arith`:
+    needs the exact step labeller; `any`); `policy` on the assets that new problem files keep fresh."""
+    name = spec.key.to_user_string()
+    spec = spec.merge_attributes(owners=[OWNER], tags={
+        "stage": STAGES.get(name, "none"), "layer": spec.group_name or "none", "domain": "arith" if name in EXACT_ONLY else "any"})
+    return spec.replace_attributes(freshness_policy=policy) if name in FRESH_ON_NEW_FILES and policy else spec
+
+
 @dg.definitions
 def defs() -> dg.Definitions:
+    policy = freshness_policy()
     return dg.Definitions(
-        assets=dg.load_assets_from_package_module(assets),
+        assets=dg.map_asset_specs(lambda spec: annotated(spec, policy), dg.load_assets_from_package_module(assets)),
         asset_checks=dg.load_asset_checks_from_package_module(assets),
         jobs=[default_pipeline, text_pipeline, implicit_pipeline, prm_pipeline, release_job],
         sensors=[new_problem_files],

@@ -54,6 +54,7 @@ prm_pipeline = dg.define_asset_job(
 
 def pipeline_keys() -> tuple[list[str], list[dg.AssetCheckKey]]:
     """The pipeline's asset keys (both stages) and every asset check on them: what a release needs green."""
-    specs = [spec for a in dg.load_assets_from_package_module(assets) for spec in a.check_specs]
+    defs = [*dg.load_assets_from_package_module(assets), *dg.load_asset_checks_from_package_module(assets)]
+    specs = [spec for a in defs for spec in a.check_specs]  # checks inside assets and blocking ones beside them
     checks = sorted((s.key for s in specs if s.asset_key.to_user_string() in PIPELINE_ASSETS), key=str)
     return sorted(PIPELINE_ASSETS), checks

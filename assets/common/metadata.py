@@ -12,9 +12,12 @@ import polars as pl
 from prm_core.lineage.storage import as_path, md5_file, read_parquet
 
 
-def preview(df: pl.DataFrame, n: int = 5, max_chars: int = 80) -> dg.MetadataValue:
-    """The first rows of a frame as a Dagster table (long text and lists truncated)."""
-    head = df.head(n)
+def preview(df: pl.DataFrame, n: int = 5, max_chars: int = 60, max_columns: int | None = 8) -> dg.MetadataValue:
+    """The first rows of a frame as a Dagster table narrow enough for the asset page, which shows a table whole and
+    never scrolls it: at most `max_columns` columns, then one headed "+k more" whose schema entry names the rest
+    (the UI's "Show schema"); long text and lists cut at `max_chars`. The files hold every column."""
+    shown = df.columns if max_columns is None else df.columns[:max_columns]
+    head = df.head(n).select(shown)
     columns, records = [], []
     for name, dtype in head.schema.items():
         kind = "int" if dtype.is_integer() else "float" if dtype.is_float() else "bool" if dtype == pl.Boolean else "string"
@@ -30,12 +33,15 @@ def preview(df: pl.DataFrame, n: int = 5, max_chars: int = 80) -> dg.MetadataVal
                 value = value if len(value) <= max_chars else value[: max_chars - 1] + "…"
             rec[name] = value
         records.append(dg.TableRecord(rec))
+    hidden = [c for c in df.columns if c not in shown]
+    if hidden:
+        columns.append(dg.TableColumn(f"+{len(hidden)} more", "string", description="not shown: " + ", ".join(hidden)))
     return dg.MetadataValue.table(records=records, schema=dg.TableSchema(columns=columns))
 
 
 def table(df: pl.DataFrame) -> dg.MetadataValue:
-    """A whole (small) frame as a Dagster table."""
-    return preview(df, n=df.height, max_chars=200)
+    """A whole (small) frame as a Dagster table: every column."""
+    return preview(df, n=df.height, max_chars=200, max_columns=None)
 
 
 def cost(seconds: float | None, generated_tokens: int = 0, rollouts: int = 0) -> dict:
@@ -74,7 +80,8 @@ def files_written(storage, paths) -> dict:
 
 
 def plot_md(fig) -> dg.MetadataValue:
-    """A matplotlib figure embedded as a base64 PNG in markdown (Dagster has no plot type)."""
+    """A matplotlib figure as a base64 PNG in markdown. Dagster 1.13 has no image type (a url or path shows as text);
+    the UI renders markdown inline only under 1000 characters, so a plot opens under "[Show Markdown]"."""
     import matplotlib.pyplot as plt
 
     buf = io.BytesIO()

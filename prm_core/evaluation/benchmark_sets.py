@@ -22,6 +22,8 @@ from prm_core.labels.step_truth import label_rollouts
 
 PROCESSBENCH_SEED = 30_000_000  # fresh problems: disjoint from training (10M+), eval (20M+) and pool seeds
 BON_SEED = 40_000_000
+OVERSAMPLE = 4  # problems sampled per response asked of each class: ≥ 2 fills at least one class
+DEV_SHARE = 0.5
 
 PB_SCHEMA = {
     "id": pl.String,
@@ -36,7 +38,7 @@ PB_SCHEMA = {
 
 
 def processbench_set(domain: ExactDomain, engine: Engine, n_per_class: int, seed: int, generator: str = "policy",
-                     dev_share: float = 0.5, max_new_tokens: int = 192, oversample: int = 4) -> pl.DataFrame:
+                     dev_share: float = DEV_SHARE, max_new_tokens: int = 192, oversample: int = OVERSAMPLE) -> pl.DataFrame:
     """`n_per_class` erroneous and `n_per_class` all-correct responses, split into dev and test."""
     n_problems = max(1, oversample * n_per_class)
     pool = problems_frame(domain.problems(n_problems, PROCESSBENCH_SEED + seed), "processbench")
@@ -61,6 +63,30 @@ def processbench_set(domain: ExactDomain, engine: Engine, n_per_class: int, seed
             out.append((r["response_id"], generator, r["question"], r["prompt"], r["steps"], r["correct"],
                         r["first_error"], "dev" if i < n_dev else "test"))
     return pl.DataFrame(out, schema=PB_SCHEMA, orient="row")
+
+
+def processbench_violations(pb: pl.DataFrame, n_per_class: int, dev_share: float = DEV_SHARE) -> list[str]:
+    """What shows that a `processbench_set` table was not built as promised: no rows, a repeated id, a label outside
+    [-1, steps), an all-correct response with a wrong answer, a class over `n_per_class` or both short (one class is
+    always full: the builder samples `OVERSAMPLE`·n problems), a class not split `dev_share` dev. Empty: sound."""
+    if pb.is_empty():
+        return ["no responses"]
+    problems = []
+    if pb["id"].n_unique() != pb.height:
+        problems.append(f"{pb.height - pb['id'].n_unique()} repeated ids")
+    bad = pb.filter((pl.col("label") < -1) | (pl.col("label") >= pl.col("steps").list.len())
+                    | ((pl.col("label") == -1) & ~pl.col("final_answer_correct")))
+    if bad.height:
+        problems.append(f"{bad.height} labels outside [-1, steps) or all-correct with a wrong answer, e.g. {bad['id'][0]!r}")
+    counts = {}
+    for name, cls in (("erroneous", pb.filter(pl.col("label") >= 0)), ("all-correct", pb.filter(pl.col("label") == -1))):
+        counts[name] = cls.height
+        n_dev = int((cls["split"] == "dev").sum())
+        if n_dev != int(round(dev_share * cls.height)) or n_dev + int((cls["split"] == "test").sum()) != cls.height:
+            problems.append(f"{name}: {n_dev} of {cls.height} in dev, {cls.height - n_dev} elsewhere; asked {dev_share:.0%} dev, rest test")
+    if max(counts.values()) != n_per_class:
+        problems.append(f"classes {counts}: the fuller one must hold the {n_per_class} asked")
+    return problems
 
 
 def bon_candidates(domain: ExactDomain, engine: Engine, n_problems: int, n: int, seed: int,

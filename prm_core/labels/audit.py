@@ -127,3 +127,45 @@ def same_responses_accuracy(mc: pl.DataFrame, truth: pl.DataFrame, reference: st
         mc.filter(pl.col("method") == on).select("response_id").unique(), on="response_id"), truth)
     row = fe.filter(pl.col("bucket") == "all")
     return float(row["first_error_acc"][0]) if row.height else None
+
+
+FE_RATES = ("first_error_acc", "under_rate", "over_rate", "noise_ratio")
+STEP_RATES = ("step_acc", "step_under_rate", "step_over_rate")
+
+
+def audit_violations(mc: pl.DataFrame, fe: pl.DataFrame, steps: pl.DataFrame, costs: pl.DataFrame) -> list[str]:
+    """What is wrong with an audit (`first_error_accuracy`, `step_confusion`, `cost_table`) of the labels `mc`: a
+    method without a cost row, a response or step a method labels that the audit lost (e.g. no step truth for it),
+    buckets that do not add up to `all`, a rate outside [0, 1], acc + noise ≠ 1 or under + over ≠ noise. Empty: sound."""
+    if mc.is_empty():
+        return [] if fe.is_empty() and steps.is_empty() else ["an audit of no labels has rows"]
+    methods = mc["method"].unique(maintain_order=True).to_list()
+    problems = [f"{m}: labels but no cost row" for m in methods if m not in costs.get_column("method", default=pl.Series()).to_list()]
+    kept = response_predictions(mc).filter(~pl.col("dropped")).group_by("method").len()
+    judged = step_predictions(mc).group_by("method").len()
+    steps = steps.with_columns(n=pl.sum_horizontal("tp", "fp", "tn", "fn")) if steps.height else steps.with_columns(n=pl.lit(0))
+    problems += _counts(fe, "responses", dict(kept.iter_rows()), methods, "responses")
+    problems += _counts(steps, "n", dict(judged.iter_rows()), methods, "steps")
+    for df, rates, undefined in ((fe, FE_RATES, False), (steps, STEP_RATES, True)):  # a step rate of no steps: NaN
+        for c in rates:
+            rate = pl.col(c).fill_nan(None)  # polars sorts NaN above 1
+            bad = df.filter((pl.col(c).is_nan() & (not undefined)) | (rate < 0) | (rate > 1)) if df.height else df
+            problems += [f"{c} outside [0, 1] for {bad.select('method', 'bucket').rows()}"] if bad.height else []
+    off = fe.filter(((pl.col("first_error_acc") + pl.col("noise_ratio") - 1).abs() > 1e-9)
+                    | ((pl.col("under_rate") + pl.col("over_rate") - pl.col("noise_ratio")).abs() > 1e-9)) if fe.height else fe
+    if off.height:
+        problems.append(f"first_error_acc + noise_ratio ≠ 1 or under + over ≠ noise for {off.select('method', 'bucket').rows()}")
+    return problems
+
+
+def _counts(df: pl.DataFrame, col: str, expected: dict, methods: list, what: str) -> list[str]:
+    """Each method's `all` count equals what its labels hold and the sum over its self-confidence buckets."""
+    problems = []
+    for m in sorted(set(methods) | set(df.get_column("method", default=pl.Series()).to_list())):
+        rows = df.filter(pl.col("method") == m)
+        overall = int(rows.filter(pl.col("bucket") == "all")[col].sum())
+        if overall != expected.get(m, 0):
+            problems.append(f"{m}: the audit counts {overall} {what}, its labels {expected.get(m, 0)}")
+        if int(rows.filter(pl.col("bucket") != "all")[col].sum()) != overall:
+            problems.append(f"{m}: {what} per self-confidence bucket do not add up to the {overall} of `all`")
+    return problems

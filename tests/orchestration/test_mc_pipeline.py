@@ -11,7 +11,7 @@ from assets.common.partitions import shards
 from assets.common.resources import DomainResource, GeneratorResource, StorageResource, TrackingResource
 from orchestration.cli import RANGE_END, RANGE_START
 
-ALL_ASSETS = [*dg.load_assets_from_package_module(assets)]
+ALL_ASSETS = [*dg.load_assets_from_package_module(assets), *dg.load_asset_checks_from_package_module(assets)]
 KEYS = ["arith-0000"]
 CONFIG = {"ops": {
     "problem_pool": {"config": {"shard_size": 6}},

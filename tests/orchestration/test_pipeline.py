@@ -21,7 +21,7 @@ from tests.orchestration.test_partition_metadata import by_partition
 TINY_POLICY = {"hidden_size": 64, "num_layers": 1, "num_heads": 2, "intermediate_size": 128, "train_steps": 30,
                "eval_problems": 10, "max_new_tokens": 160}
 KEYS = ["arith-0000", "arith-0001"]
-ALL_ASSETS = [*dg.load_assets_from_package_module(assets)]
+ALL_ASSETS = [*dg.load_assets_from_package_module(assets), *dg.load_asset_checks_from_package_module(assets)]
 
 
 def _run(instance, data_dir, keys=KEYS, pool=None, selection=None):
