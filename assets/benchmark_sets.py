@@ -4,7 +4,15 @@ import dagster as dg
 import polars as pl
 from pydantic import Field
 
-from assets.common.metadata import compute_or_reuse, computed_seconds, cost, files_written, fingerprint_path, preview, table
+from assets.common.metadata import (
+    compute_or_reuse,
+    computed_seconds,
+    cost,
+    files_written,
+    fingerprint_path,
+    preview,
+    table,
+)
 from assets.common.resources import DomainResource, GeneratorResource, StorageResource
 
 CODE_VERSION = "1"
