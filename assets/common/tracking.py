@@ -17,10 +17,14 @@ KIND_TAG, KIND = "mlflow.experimentKind", "custom_model_development"  # else MLf
 _SET_HERE: set[str] = set()  # URIs this process set: `mlflow.set_tracking_uri` copies them into MLFLOW_TRACKING_URI
 
 
+def default_uri(root: Path) -> str:
+    return f"sqlite:///{Path(root) / 'mlflow.db'}"
+
+
 def tracking_uri(root: Path) -> str:
     """`MLFLOW_TRACKING_URI` when the user set it, else the sqlite store `mlflow.db` in `root`."""
     env = os.environ.get("MLFLOW_TRACKING_URI")
-    return env if env and env not in _SET_HERE else f"sqlite:///{Path(root) / 'mlflow.db'}"
+    return env if env and env not in _SET_HERE else default_uri(root)
 
 
 def artifact_root(uri: str) -> Path | None:
@@ -46,7 +50,8 @@ def use_experiment(root: Path, experiment: str):
 
     logging.getLogger("alembic").setLevel(logging.WARNING)
     uri = tracking_uri(root)
-    _SET_HERE.add(uri)
+    if uri == default_uri(root):  # ours, not the user's: a later call for another root must not take it for theirs
+        _SET_HERE.add(uri)
     mlflow.set_tracking_uri(uri)
     folder = artifact_root(uri)
     wanted = folder / experiment if folder else None

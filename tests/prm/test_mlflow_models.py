@@ -127,3 +127,15 @@ def test_a_copied_store_keeps_its_artifacts_beside_the_copy(project, tmp_path):
     log_one(copy, "third")  # a store whose artifacts are in place is used as it is
     assert len(mlflow.search_experiments()) == len(experiments)
     assert artifact_root(tracking_uri(copy)) == copy / "mlartifacts"
+
+
+def test_a_user_tracking_uri_holds_for_every_call(tmp_path, monkeypatch):
+    """`MLFLOW_TRACKING_URI` set by the user stays the store for later calls in the same process (a run worker
+    logs training, then benchmark metrics into the same runs)."""
+    from assets.common.tracking import tracking_uri, use_experiment
+
+    uri = f"sqlite:///{tmp_path / 'team.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    use_experiment(tmp_path / "a", "first")
+    use_experiment(tmp_path / "b", "second")
+    assert tracking_uri(tmp_path / "c") == uri
