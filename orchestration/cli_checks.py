@@ -104,13 +104,18 @@ def run_problems(args: argparse.Namespace) -> list[str]:
 
 
 def _alive(pid: int) -> bool:
+    """Whether process `pid` runs (a zombie does not: an orphan killed before init reaped it)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:  # someone else's process
         return True
-    return True
+    stat = Path(f"/proc/{pid}/stat")
+    try:
+        return stat.read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:  # no /proc (not Linux), or gone meanwhile
+        return stat.parent.exists() or not Path("/proc").exists()
 
 
 def process_tags() -> dict[str, str]:

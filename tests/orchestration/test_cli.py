@@ -59,6 +59,9 @@ def test_a_queued_run_coordinator_runs_prm_through_the_daemon(tmp_path):
     (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\nrun_coordinator:\n  module: "
                                        "dagster.core.run_coordinator\n  class: QueuedRunCoordinator\n")
     env = {**os.environ, "DAGSTER_HOME": str(home), "PRM_DATA_DIR": str(tmp_path / "data"), "PRM_ENGINE": "transformers"}
+    import dagster as dg
+
+    dg.DagsterInstance.from_config(str(home)).dispose()  # its storage, before two processes race to create it
     daemon = subprocess.Popen([str(Path(sys.executable).with_name("dagster-daemon")), "run", "-m", "orchestration.definitions"],
                               env=env, cwd=Path(__file__).resolve().parents[2], stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL, start_new_session=True)

@@ -58,8 +58,9 @@ def test_prm_model_asset_trains_through_pipes(tiny_policy, tmp_path):
                                 resources={"storage": storage, "tracking": TrackingResource(root=str(tmp_path))},
                                 run_config={"ops": {"prm_model": {"config": config}}})
     assert result.success
-    md = result.get_asset_materialization_events()[0].materialization.metadata
-    info = md["per_label_set"].value["vanilla"]
+    (event,) = result.get_asset_materialization_events()  # the label set's own metadata
+    assert event.partition == "vanilla"
+    info = event.materialization.metadata["training"].value
     assert info["launcher"] == "accelerate" and info["world_size"] == 2 and info["train_seconds"] > 0
     saved = data / "models" / "prm" / "vanilla"
     assert (saved / "model.safetensors").exists() and (saved / "modeling_prm.py").exists()  # exports load anywhere
