@@ -17,10 +17,14 @@ import warnings
 from pathlib import Path
 
 from assets.common.paths import project_root
-from orchestration.cli_checks import at_least, fail_abandoned_runs, implicit_ranges, process_tags, run_problems
-
-RANGE_START = "dagster/asset_partition_range_start"
-RANGE_END = "dagster/asset_partition_range_end"
+from orchestration.cli_checks import (
+    at_least,
+    fail_abandoned_runs,
+    implicit_ranges,
+    process_tags,
+    run_problems,
+)
+from orchestration.launch import RANGE_END, RANGE_START
 
 
 def set_env_defaults(data_dir: str | None = None) -> None:
@@ -125,7 +129,12 @@ def cmd_run(args: argparse.Namespace) -> int:
           f"DAGSTER_HOME={os.environ['DAGSTER_HOME']}", file=sys.stderr)
     arith = os.environ.get("PRM_DOMAIN", "arith") == "arith"
     from assets.common.partitions import label_sets
-    from orchestration.jobs import IMPLICIT_STAGE, PRM_STAGE, SHARD_STAGE, TEXT_SHARD_STAGE
+    from orchestration.jobs import (
+        IMPLICIT_STAGE,
+        PRM_STAGE,
+        SHARD_STAGE,
+        TEXT_SHARD_STAGE,
+    )
 
     sets = label_sets.get_partition_keys() if arith else [k for k in label_sets.get_partition_keys() if k != "oracle"]
     first = SHARD_STAGE if arith else TEXT_SHARD_STAGE

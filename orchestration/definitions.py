@@ -26,7 +26,7 @@ from orchestration.jobs import (
     text_pipeline,
 )
 from orchestration.release_job import release_job
-from orchestration.sensors import new_problem_files
+from orchestration.sensors import new_problem_files, regenerate_new_shards
 
 
 def resources_for(env: str) -> dict:
@@ -79,5 +79,6 @@ def defs() -> dg.Definitions:
         asset_checks=dg.load_asset_checks_from_package_module(assets),
         jobs=[default_pipeline, text_pipeline, implicit_pipeline, prm_pipeline, release_job],
         sensors=[new_problem_files],
+        schedules=[regenerate_new_shards],
         resources=resources_for(os.environ.get("PRM_ENV", "local")),
     )

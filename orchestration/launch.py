@@ -19,6 +19,8 @@ import uuid
 from pathlib import Path
 
 LOCATION = "orchestration.definitions"
+# the tags that make one run cover a range of partitions (the shards of a run, its label sets, its losses)
+RANGE_START, RANGE_END = "dagster/asset_partition_range_start", "dagster/asset_partition_range_end"
 # the instance `prm` creates: runs start at once (no daemon needed); a queued coordinator or another run launcher
 # configured here instead works the same way (a queued run waits for `dagster-daemon run` or `prm ui`)
 INSTANCE_YAML = """\

@@ -1,4 +1,6 @@
-"""Sensors: new problem files become new shards (dynamic partitions) and are processed."""
+"""New problem files become new shards (dynamic partitions), and only those are processed: by a sensor (every
+minute) or a schedule (cron), both off by default. Either requests one run of `default_pipeline` over the range of
+the new shards, so the engine starts once and old shards are neither recomputed nor re-materialized."""
 
 
 import os
@@ -7,11 +9,13 @@ import dagster as dg
 
 from assets.common.partitions import shards
 from orchestration.jobs import default_pipeline
+from orchestration.launch import RANGE_END, RANGE_START
+
+CRON_ENV, DEFAULT_CRON = "PRM_REGENERATE_CRON", "0 3 * * *"  # the schedule's cron (daily at 03:00 by default)
 
 
-@dg.sensor(job=default_pipeline, minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.STOPPED,
-           description="Adds a shard for every new file in $PRM_PROBLEMS_DIR and runs the pipeline on it.")
-def new_problem_files(context: dg.SensorEvaluationContext) -> dg.SensorResult | dg.SkipReason:
+def new_shards(instance) -> tuple[str, list[str]] | dg.SkipReason:
+    """The problem folder and the stems of its files that are not shards yet, or why there is nothing to do."""
     from prm_core.domains.problems import ProblemFileError, problem_files
 
     folder = os.environ.get("PRM_PROBLEMS_DIR")
@@ -21,12 +25,37 @@ def new_problem_files(context: dg.SensorEvaluationContext) -> dg.SensorResult | 
         stems = list(problem_files(folder))
     except ProblemFileError as e:  # e.g. two files with one stem: both named
         return dg.SkipReason(str(e))
-    known = set(context.instance.get_dynamic_partitions(shards.name))
+    known = set(instance.get_dynamic_partitions(shards.name))
     new = [s for s in stems if s not in known]
-    if not new:
-        return dg.SkipReason("no new problem files")
-    config = {"ops": {"problem_pool": {"config": {"source": folder}}}}
-    return dg.SensorResult(
-        run_requests=[dg.RunRequest(partition_key=key, run_key=key, run_config=config) for key in new],
-        dynamic_partitions_requests=[shards.build_add_request(new)],
-    )
+    return (folder, new) if new else dg.SkipReason("no new problem files")
+
+
+def new_shards_request(instance, run_key: str) -> dg.SensorResult | dg.SkipReason:
+    """Add the new shards and request one run over their range (they are added last, so the range is exactly them)."""
+    found = new_shards(instance)
+    if isinstance(found, dg.SkipReason):
+        return found
+    folder, new = found
+    request = dg.RunRequest(run_key=f"{run_key}:{new[0]}..{new[-1]}",
+                            run_config={"ops": {"problem_pool": {"config": {"source": folder}}}},
+                            tags={RANGE_START: new[0], RANGE_END: new[-1], "prm/new_shards": ",".join(new)[:1000]})
+    return dg.SensorResult(run_requests=[request], dynamic_partitions_requests=[shards.build_add_request(new)])
+
+
+@dg.sensor(job=default_pipeline, minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.STOPPED,
+           description="Adds a shard for every new file in $PRM_PROBLEMS_DIR and runs the pipeline on the new shards.")
+def new_problem_files(context: dg.SensorEvaluationContext) -> dg.SensorResult | dg.SkipReason:
+    return new_shards_request(context.instance, "new_problem_files")
+
+
+@dg.schedule(job=default_pipeline, cron_schedule=os.environ.get(CRON_ENV, DEFAULT_CRON),
+             default_status=dg.DefaultScheduleStatus.STOPPED,
+             description="Scheduled regeneration: the shards of files new in $PRM_PROBLEMS_DIR since the last run "
+                         f"(cron ${CRON_ENV}, default '{DEFAULT_CRON}').")
+def regenerate_new_shards(context: dg.ScheduleEvaluationContext):
+    result = new_shards_request(context.instance, f"regenerate@{context.scheduled_execution_time:%Y-%m-%dT%H:%M}")
+    if isinstance(result, dg.SkipReason):
+        return result
+    for add in result.dynamic_partitions_requests:  # a schedule returns run requests only: add the shards first
+        context.instance.add_dynamic_partitions(add.partitions_def_name, list(add.partition_keys))
+    return result.run_requests

@@ -168,17 +168,44 @@ def test_text_pipeline_runs_a_pretrained_policy_on_real_gsm8k(instance, tmp_path
 
 
 def test_new_problem_files_become_shards(tmp_path, monkeypatch):
+    """The sensor adds a shard per new file and requests one run over the new shards' range only."""
     from orchestration.sensors import new_problem_files
 
     folder = tmp_path / "incoming"
     folder.mkdir()
-    (folder / "batch-001.jsonl").write_text(json.dumps({"question": "q", "answer": "1"}) + "\n")
+    for name in ("batch-001", "batch-002"):
+        (folder / f"{name}.jsonl").write_text(json.dumps({"question": "q", "answer": "1"}) + "\n")
     (folder / "notes.txt").write_text("ignored")
     monkeypatch.setenv("PRM_PROBLEMS_DIR", str(folder))
     with dg.instance_for_test() as inst:
         result = new_problem_files(dg.build_sensor_context(instance=inst))
-        assert [r.partition_key for r in result.run_requests] == ["batch-001"]
-        assert result.dynamic_partitions_requests[0].partition_keys == ["batch-001"]
-        inst.add_dynamic_partitions(shards.name, ["batch-001"])
-        again = new_problem_files(dg.build_sensor_context(instance=inst))
-        assert isinstance(again, dg.SkipReason)
+        (request,) = result.run_requests
+        assert (request.tags[RANGE_START], request.tags[RANGE_END]) == ("batch-001", "batch-002")
+        assert request.run_config["ops"]["problem_pool"]["config"]["source"] == str(folder)
+        assert result.dynamic_partitions_requests[0].partition_keys == ["batch-001", "batch-002"]
+        inst.add_dynamic_partitions(shards.name, ["batch-001", "batch-002"])
+        assert isinstance(new_problem_files(dg.build_sensor_context(instance=inst)), dg.SkipReason)
+        (folder / "batch-003.jsonl").write_text(json.dumps({"question": "q", "answer": "2"}) + "\n")
+        (grown,) = new_problem_files(dg.build_sensor_context(instance=inst)).run_requests
+        assert (grown.tags[RANGE_START], grown.tags[RANGE_END]) == ("batch-003", "batch-003")  # the old ones stay
+
+
+def test_schedule_regenerates_only_new_shards_and_is_off_by_default(tmp_path, monkeypatch):
+    from datetime import datetime, timezone
+
+    from orchestration.sensors import regenerate_new_shards
+
+    assert regenerate_new_shards.default_status == dg.DefaultScheduleStatus.STOPPED
+    folder = tmp_path / "incoming"
+    folder.mkdir()
+    monkeypatch.setenv("PRM_PROBLEMS_DIR", str(folder))
+    with dg.instance_for_test() as inst:
+        inst.add_dynamic_partitions(shards.name, ["old"])
+        for name in ("old", "new-a", "new-b"):
+            (folder / f"{name}.jsonl").write_text(json.dumps({"question": "q", "answer": "1"}) + "\n")
+        when = datetime(2026, 11, 24, 3, 0, tzinfo=timezone.utc)
+        (request,) = regenerate_new_shards(dg.build_schedule_context(instance=inst, scheduled_execution_time=when))
+        assert (request.tags[RANGE_START], request.tags[RANGE_END]) == ("new-a", "new-b")
+        assert inst.get_dynamic_partitions(shards.name) == ["old", "new-a", "new-b"]
+        assert isinstance(regenerate_new_shards(dg.build_schedule_context(instance=inst, scheduled_execution_time=when)),
+                          dg.SkipReason)
