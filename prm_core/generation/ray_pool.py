@@ -85,7 +85,8 @@ class RayEnginePool:
         try:
             facts = ray.get([a.describe.remote() for a in self.actors], timeout=startup_timeout)
         except ray.exceptions.GetTimeoutError:
-            self.close()
+            for a in self.actors:  # never started: nothing to shut down gracefully
+                ray.kill(a)
             raise TimeoutError(
                 f"{replicas} engine actors ({cpus_per_replica} CPU, {gpus_per_replica} GPU each) did not start within "
                 f"{startup_timeout:.0f} s; the cluster has {ray.available_resources()} free of "
