@@ -30,19 +30,38 @@ from orchestration.sensors import new_problem_files, regenerate_new_shards
 
 
 def resources_for(env: str) -> dict:
-    """Resources by `PRM_ENV`: `local` (default) and `ci` use the embedded testbed on this machine."""
-    base = {
+    """Resources by `PRM_ENV`: `local` (default) and `ci` use the embedded testbed on this machine, `prod` vLLM on
+    GPUs; `PRM_PLACEMENT=ray` puts the engines on a Ray cluster (`ray_placement`)."""
+    settings = {"engine": os.environ.get("PRM_ENGINE", "transformers" if env == "ci" else "auto")}
+    if env == "prod":
+        settings = {"engine": "vllm", "gpu_memory_utilization": 0.9, "max_num_seqs": 1024,
+                    "tensor_parallel_size": int(os.environ.get("PRM_TENSOR_PARALLEL", "1"))}
+    if os.environ.get("PRM_PLACEMENT", "local") == "ray":
+        settings.update(ray_placement(settings.get("tensor_parallel_size", 1) if env == "prod" else 0))
+    return {
         "storage": StorageResource(base_dir=default_data_dir()),
         "domain": DomainResource(name=os.environ.get("PRM_DOMAIN", "arith")),
-        "generator": GeneratorResource(engine=os.environ.get("PRM_ENGINE", "auto")),
+        "generator": GeneratorResource(**settings),
         "tracking": TrackingResource(),
     }
-    if env == "ci":
-        base["generator"] = GeneratorResource(engine=os.environ.get("PRM_ENGINE", "transformers"))
-    if env == "prod":
-        base["generator"] = GeneratorResource(engine="vllm", gpu_memory_utilization=0.9, max_num_seqs=1024,
-                                              tensor_parallel_size=int(os.environ.get("PRM_TENSOR_PARALLEL", "1")))
-    return base
+
+
+def ray_placement(gpus: float) -> dict:
+    """The generator's Ray settings: `PRM_RAY_REPLICAS` engine actors (default 1) of `PRM_RAY_GPUS_PER_REPLICA` GPUs
+    (default: `gpus`, the tensor-parallel size in prod, none elsewhere) on dagster-ray's cluster: `PRM_RAY_CLUSTER=kuberay`
+    a KubeRay cluster (dagster-ray[kuberay]); else `LocalRay`, which joins `RAY_ADDRESS` when set (`ray start`'s head,
+    `ray://head:10001`) and starts a Ray on this machine otherwise."""
+    if os.environ.get("PRM_RAY_CLUSTER", "local") == "kuberay":
+        from dagster_ray.kuberay import KubeRayCluster
+
+        cluster = KubeRayCluster()
+    else:
+        from dagster_ray import LocalRay
+
+        cluster = LocalRay(ray_init_options={"ignore_reinit_error": True})
+    return {"placement": "ray", "replicas": int(os.environ.get("PRM_RAY_REPLICAS", "1")), "ray_cluster": cluster,
+            "gpus_per_replica": float(os.environ.get("PRM_RAY_GPUS_PER_REPLICA", gpus)),
+            "cpus_per_replica": float(os.environ.get("PRM_RAY_CPUS_PER_REPLICA", "1"))}
 
 
 OWNER = "team:prm-foundry"

@@ -38,3 +38,30 @@ class ScriptedEngine:
 
     def close(self):
         pass
+
+
+@dataclass
+class SeedEchoEngine:
+    """Answers every prompt with its request seed and the process it ran in (unit tests of how a pool splits work)."""
+
+    name: str = "seed-echo"
+    stats: GenerationStats = field(default_factory=GenerationStats)
+    context_len: int = 100_000
+    tokenizer = staticmethod(char_tokenizer)
+
+    def generate(self, prompts, spec, offset=0):
+        import os
+
+        from prm_core.generation.sampling import request_seed
+
+        self.stats.prompt_tokens += sum(len(p) for p in prompts)
+        return [[Sample(text=f"{p}|{request_seed(spec.seed, offset + i)}|{j}|{os.getpid()}", token_ids=[i],
+                        finish_reason="stop") for j in range(spec.n)] for i, p in enumerate(prompts)]
+
+    def close(self):
+        pass
+
+
+def seed_echo_engine(kind, model_dir, **options):
+    """A pool's engine factory that builds a `SeedEchoEngine` whatever the settings."""
+    return SeedEchoEngine()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Literal
 
 import dagster as dg
 from pydantic import Field, PrivateAttr
@@ -107,13 +108,19 @@ class GeneratorResource(dg.ConfigurableResource):
                                     "CPU, where it starts faster; on GPU a core process of its own overlaps scheduling)")
     enable_prefix_caching: bool = Field(default=True, description="vLLM: reuse KV of shared prefixes (MC rollouts share "
                                                                   "every step prefix of a response)")
+    placement: Literal["local", "ray"] = Field(default="local", description="local: one engine in this process (Ray "
+                                               "not imported); ray: a pool of Ray actors, one engine each")
+    replicas: int = Field(default=1, description="ray: engine actors (vllm for more than one)")
+    gpus_per_replica: float = Field(default=1.0, description="ray: GPUs per actor (tensor_parallel_size when it spans several)")
+    cpus_per_replica: float = Field(default=1.0, description="ray: CPUs per actor (fractional leaves room for the driver)")
+    ray_cluster: dg.ConfigurableResource | None = Field(default=None, description="ray: dagster-ray's cluster resource "
+                                                        "(LocalRay, KubeRayCluster), connected before the engines start")
 
     _engines: dict = PrivateAttr(default_factory=dict)
 
     def get(self, model_dir) -> object:
         """The engine on `model_dir`, created on first use and kept for the rest of the run."""
-        from prm_core.generation.engines import make_engine
-        from prm_core.lineage.storage import local_copy
+        from prm_core.lineage.storage import as_path, is_local, local_copy
 
         local = local_copy(model_dir)
         # a cheap signature (no hashing on every call): a retrained model is written anew, so its files change
@@ -122,9 +129,10 @@ class GeneratorResource(dg.ConfigurableResource):
             for old in self._engines.values():
                 old.close()
             self._engines.clear()
-            self._engines[key] = make_engine(
-                self.engine,
-                local,
+            # Ray actors copy a remote model on their own nodes: they get its URL, or the local path made absolute
+            where = local.resolve() if is_local(as_path(model_dir)) else str(model_dir)
+            self._engines[key] = self._start(
+                where,
                 batch_size=self.batch_size,
                 max_model_len=self.max_model_len,
                 max_num_seqs=self.max_num_seqs,
@@ -136,6 +144,19 @@ class GeneratorResource(dg.ConfigurableResource):
                 in_process=self.in_process,
             )
         return self._engines[key]
+
+    def _start(self, model_dir, **options):
+        """One engine in this process, or a pool of Ray actors on the cluster `ray_cluster` connected to."""
+        if self.placement == "local":
+            from prm_core.generation.engines import make_engine
+
+            return make_engine(self.engine, model_dir, **options)
+        from prm_core.generation.ray_pool import RayEnginePool
+
+        if self.ray_cluster is None:
+            raise ValueError("placement='ray' needs ray_cluster: a dagster-ray resource (LocalRay, KubeRayCluster)")
+        return RayEnginePool(self.engine, model_dir, replicas=self.replicas, gpus_per_replica=self.gpus_per_replica,
+                             cpus_per_replica=self.cpus_per_replica, **options)
 
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
         for engine in self._engines.values():

@@ -53,8 +53,8 @@ class Engine(Protocol):
     tokenizer: object  # the model's own (a transformers tokenizer)
     context_len: int  # prompt + generated tokens per sequence
 
-    def generate(self, prompts: Sequence[str], spec: SamplingSpec) -> list[list[Sample]]:
-        """`spec.n` samples for every prompt, in prompt order."""
+    def generate(self, prompts: Sequence[str], spec: SamplingSpec, offset: int = 0) -> list[list[Sample]]:
+        """`spec.n` samples for every prompt, in prompt order; prompt i is seeded as global index `offset + i`."""
         ...
 
     def close(self) -> None: ...

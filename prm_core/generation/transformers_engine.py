@@ -35,8 +35,11 @@ class TransformersEngine:
         self.context_len = min(max_model_len or positions, positions)  # vLLM's limit, when given, holds here too
         self.stats = GenerationStats()
 
-    def generate(self, prompts: Sequence[str], spec: SamplingSpec) -> list[list[Sample]]:
+    def generate(self, prompts: Sequence[str], spec: SamplingSpec, offset: int = 0) -> list[list[Sample]]:
         import torch
+
+        if offset:  # it seeds per batch: a slice of a call cannot sample what the whole call would
+            raise ValueError("the transformers engine seeds per batch and cannot generate a slice (offset > 0)")
 
         start = time.perf_counter()
         tok = self.tokenizer

@@ -75,7 +75,8 @@ class VllmEngine:
         self.startup_seconds = time.perf_counter() - start
         self.stats = GenerationStats()
 
-    def generate(self, prompts: Sequence[str], spec: SamplingSpec) -> list[list[Sample]]:
+    def generate(self, prompts: Sequence[str], spec: SamplingSpec, offset: int = 0) -> list[list[Sample]]:
+        """`offset`: the global index of `prompts[0]` (a slice of a larger call seeds as the whole call would)."""
         from vllm import SamplingParams
         from vllm.inputs import TokensPrompt
 
@@ -90,7 +91,7 @@ class VllmEngine:
                 top_p=1.0 if greedy else spec.top_p,
                 max_tokens=spec.max_new_tokens,
                 # one seed per request: a prompt's samples do not depend on what else is in the batch
-                seed=request_seed(spec.seed, i) if self.per_request_seed else None,
+                seed=request_seed(spec.seed, offset + i) if self.per_request_seed else None,
                 logprobs=0 if spec.logprobs else None,
                 detokenize=False,
                 stop_token_ids=[tok.eos_token_id],
