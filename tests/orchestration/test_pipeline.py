@@ -94,8 +94,7 @@ def test_rerun_keeps_finished_work_and_new_shards_only_compute_themselves(instan
     (data / "rollouts" / "arith-0001.parquet").unlink()
     again = _run(instance, data)
     assert again.success
-    reused = {m.partition: m.materialization.metadata["reused"].value for m in again.get_asset_materialization_events()
-              if m.asset_key == dg.AssetKey("rollouts")}
+    reused = {k: md["reused"] for k, md in by_partition(again, "rollouts").items()}
     assert reused == {"arith-0000": True, "arith-0001": False}
     assert pl.read_parquet(data / "rollouts" / "arith-0000.parquet").equals(first)
     assert _metadata(again, "policy_model")["train"]["reused"] is True

@@ -13,6 +13,7 @@ from assets.problem_pool import problem_pool
 from orchestration.cli import RANGE_END, RANGE_START
 from prm_core.domains.problems import POOL_SCHEMA, ProblemFileError
 from tests.domains.test_problem_corpus import EXPECTED, FILES
+from tests.orchestration.test_partition_metadata import by_partition
 
 
 def _materialize(data, keys, pool_config):
@@ -24,8 +25,7 @@ def _materialize(data, keys, pool_config):
             run_config={"ops": {"problem_pool": {"config": pool_config}}},
             tags={RANGE_START: keys[0], RANGE_END: keys[-1]},
         )
-    mats = [m for m in result.get_asset_materialization_events() if m.asset_key == dg.AssetKey("problem_pool")]
-    return result, {m.partition: {k: v.value for k, v in m.materialization.metadata.items()} for m in mats}
+    return result, by_partition(result, "problem_pool")
 
 
 def test_the_corpus_folder_materializes_shard_by_shard_with_its_expected_counts(tmp_path):
