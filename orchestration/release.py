@@ -105,16 +105,14 @@ def preflight(root: Path, instance, check_keys: list, allow_dirty: bool) -> None
 
 def _log_policy(mlflow, policy_dir: Path, example: str):
     """The policy as an MLflow `transformers` model (text-generation) with `example` as its input example."""
-    import torch
-    import transformers
     from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from prm_core.prm.pyfunc import pinned_requirements
 
     components = {"model": AutoModelForCausalLM.from_pretrained(policy_dir),
                   "tokenizer": AutoTokenizer.from_pretrained(policy_dir)}
-    return mlflow.transformers.log_model(  # requirements pinned: MLflow's inference loads the model once more
-        components, name="policy", task="text-generation", input_example=example,
-        pip_requirements=[f"mlflow=={mlflow.__version__}", f"torch=={torch.__version__.split('+')[0]}",
-                          f"transformers=={transformers.__version__}"])
+    return mlflow.transformers.log_model(components, name="policy", task="text-generation", input_example=example,
+                                         pip_requirements=pinned_requirements())
 
 
 def _log_to_mlflow(root: Path, name: str, data_dir: Path, params: dict, metrics: dict):

@@ -108,15 +108,24 @@ def signature():
     return ModelSignature(inputs=inputs, outputs=Schema([ColSpec(Array(DataType.double))]))
 
 
+def pinned_requirements() -> list[str]:
+    """What a logged model needs, pinned to this environment's versions (MLflow's own inference would load the
+    model once more, in a subprocess)."""
+    import mlflow
+    import torch
+    import transformers
+
+    return [f"mlflow=={mlflow.__version__}", f"torch=={torch.__version__.split('+')[0]}",
+            f"transformers=={transformers.__version__}"]
+
+
 def log_step_scorer(kind: str, artifacts: dict, config: dict, example: tuple[str, list[str]], name: str = "model"):
     """Log a PRM of `kind` (its local folders `artifacts`, its scoring `config`: separator, coef for implicit) in the
     active MLflow run as a pyfunc model with a signature and the input example `(question, steps)`; its ModelInfo.
 
-    Requirements are pinned here: MLflow's inference would load the model once more, in a subprocess."""
+    Requirements are pinned (`pinned_requirements`)."""
     import mlflow
     import pandas as pd
-    import torch
-    import transformers
 
     missing = set(KINDS.get(kind, ())) - set(artifacts)
     if kind not in KINDS or missing:
@@ -128,5 +137,4 @@ def log_step_scorer(kind: str, artifacts: dict, config: dict, example: tuple[str
         model_config={**config, "kind": kind},
         code_paths=[str(Path(__file__).resolve().parents[1])], signature=signature(),
         input_example=pd.DataFrame({"question": [example[0]], "steps": [list(example[1])]}),
-        pip_requirements=[f"mlflow=={mlflow.__version__}", f"torch=={torch.__version__.split('+')[0]}",
-                          f"transformers=={transformers.__version__}", f"pandas=={pd.__version__}"])
+        pip_requirements=[*pinned_requirements(), f"pandas=={pd.__version__}"])
