@@ -10,6 +10,7 @@ import time
 from collections.abc import Sequence
 
 from prm_core.generation.sampling import GenerationStats, Sample, SamplingSpec, record_call, request_seed
+from prm_core.runtime.device import release_host_memory
 from prm_core.runtime.progress import progress_bar, quiet_transformers
 
 
@@ -90,6 +91,7 @@ class TransformersEngine:
                     )
                 bar.update(len(batch))
         result = [list(row) for row in out]  # type: ignore[arg-type]
+        release_host_memory()  # a CPU engine
         record_call(self.stats, ids, result, time.perf_counter() - start)
         return result
 

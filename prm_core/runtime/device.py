@@ -46,3 +46,16 @@ def inference_dtype(device):
     import torch
 
     return torch.bfloat16 if device_type(device) == "cuda" else torch.float32
+
+
+def release_host_memory() -> None:
+    """Hand freed native heap pages back to the OS (glibc `malloc_trim`): glibc keeps what torch/oneDNN freed, so a
+    CPU engine's RSS crept up ~100 MiB per MC chunk (peak RSS grew with the pool); with this it stays ~flat."""
+    import ctypes
+    import sys
+
+    if sys.platform.startswith("linux"):
+        try:
+            ctypes.CDLL("libc.so.6").malloc_trim(0)
+        except (OSError, AttributeError):  # not glibc (musl): nothing to trim
+            pass
