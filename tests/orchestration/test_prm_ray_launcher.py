@@ -111,8 +111,9 @@ def _scores(model_dir: Path) -> list[list[float]]:
 
 def test_prm_model_trains_as_a_ray_job(ray_head, tiny_policy, tmp_path, monkeypatch):
     monkeypatch.setenv("RAY_ADDRESS", ray_head)
-    local, _ = _materialize(tmp_path / "local", tiny_policy, tmp_path, TRAIN)
-    remote, logs = _materialize(tmp_path / "ray", tiny_policy, tmp_path, {**TRAIN, **ON_RAY})
+    monkeypatch.chdir(tmp_path)  # a relative data dir (the default `data`): the job, in a dir of its own, still finds it
+    local, _ = _materialize(Path("local"), tiny_policy, tmp_path, TRAIN)
+    remote, logs = _materialize(Path("ray"), tiny_policy, tmp_path, {**TRAIN, **ON_RAY})
     assert local.success and remote.success
     (event,) = remote.get_asset_materialization_events()
     info = event.materialization.metadata["training"].value
