@@ -2,7 +2,6 @@
 
 import json
 from dataclasses import asdict
-from pathlib import Path
 from typing import Literal
 
 import dagster as dg
@@ -10,13 +9,14 @@ from pydantic import Field
 
 from assets.common.metadata import Timer, is_current, mark_current, record_partition
 from assets.common.partitions import label_set_backfill, label_sets
-from assets.common.paths import project_root
+from assets.common.prm_launch import launch_training
 from assets.common.resources import StorageResource, TrackingResource
 
 CODE_VERSION = "3"  # 2: the PRM wraps any causal LM (features optional); 3: the hidden-state term optional, off
 EXPERIMENT = "prm-foundry-prm"
 REGISTERED = "prm-foundry-prm-{label_set}"
 MLFLOW_UI = "http://127.0.0.1:5000"  # `mlflow ui --backend-store-uri sqlite:///mlflow.db` (README)
+RUN_SPECIFIC = ("train_seconds", "ray_job_id")  # a launched job's metrics kept out of training.json (reproducible)
 
 
 class PRMModelConfig(dg.Config):
@@ -31,9 +31,13 @@ class PRMModelConfig(dg.Config):
                                                          "head cannot learn the label set's problem-difficulty prior (modeling_prm.py)")
     gradient_checkpointing: bool = Field(default=False, description="fine-tuning: recompute activations (7B+ backbones)")
     lora_rank: int = Field(default=0, description="fine-tuning: train LoRA adapters of this rank (peft) instead of every weight")
-    launcher: Literal["in_process", "accelerate"] = Field(default="in_process", description="in_process, or accelerate: train in `accelerate launch` "
-                                                          "processes (multi-GPU by accelerate's config) through Dagster Pipes")
-    num_processes: int = Field(default=1, description="accelerate launcher: processes (one per GPU)")
+    launcher: Literal["in_process", "accelerate", "ray"] = Field(default="in_process", description="in_process; accelerate: "
+                                                                 "train in `accelerate launch` processes on this machine (multi-GPU by "
+                                                                 "accelerate's config); ray: as a Ray job on the cluster in RAY_ADDRESS "
+                                                                 "(assets/common/prm_launch.py); both through Dagster Pipes")
+    num_processes: int = Field(default=1, description="accelerate and ray launchers: processes (one per GPU)")
+    ray_gpus_per_process: float = Field(default=1.0, description="ray launcher: GPUs the job reserves per process (0: on CPU)")
+    ray_cpus_per_process: float = Field(default=1.0, description="ray launcher: CPUs the job reserves per process")
     seed: int = 0
     separator: str = Field(default="\n", description="step separator appended as one token id after each step")
     reuse: bool = Field(default=True, description="keep a model trained on the same corpus, backbone, config and code")
@@ -41,31 +45,6 @@ class PRMModelConfig(dg.Config):
 
 def prm_dir(storage: StorageResource, label_set: str):
     return storage.model_dir("prm") / label_set
-
-
-def launch_training(context: dg.AssetExecutionContext, backbone, corpus_path, cfg, config: PRMModelConfig, out):
-    """Train in `accelerate launch` processes (assets/common/prm_train_job.py) through Dagster Pipes: their logs
-    stream into this run, their metrics come back as a Pipes message. Returns (model, losses, metrics)."""
-    import shutil
-    import sys
-
-    from prm_core.prm.discriminative import load_prm
-    from prm_core.runtime.device import on_gpu
-
-    params = {"backbone": str(backbone), "corpus": str(corpus_path), "train": asdict(cfg), "separator": config.separator,
-              "features": config.features, "hidden_term": config.hidden_term, "out": str(out)}
-    (out / "params.json").write_text(json.dumps(params))
-    accelerate = shutil.which("accelerate", path=str(Path(sys.executable).parent)) or "accelerate"
-    command = [accelerate, "launch", "--num_processes", str(config.num_processes), "--num_machines", "1",
-               "--mixed_precision", "no", "--dynamo_backend", "no"]
-    if config.num_processes > 1:
-        command += ["--multi_gpu"]  # torchrun: one process per GPU (gloo processes on a CPU-only machine)
-    elif not on_gpu():
-        command += ["--cpu"]
-    command += ["-m", "assets.common.prm_train_job", str(out / "params.json")]
-    invocation = dg.PipesSubprocessClient().run(command=command, context=context, cwd=str(project_root()))
-    metrics = {k: v for m in invocation.get_custom_messages() if isinstance(m, dict) for k, v in m.items()}
-    return load_prm(out), json.loads((out / "losses.json").read_text()), metrics
 
 
 def training_info(path) -> dict:
@@ -87,8 +66,6 @@ def training_info(path) -> dict:
 )
 def prm_model(context: dg.AssetExecutionContext, config: PRMModelConfig, storage: StorageResource,
               tracking: TrackingResource) -> dg.MaterializeResult:
-    import shutil
-    import tempfile
 
     from transformers import AutoTokenizer
 
@@ -114,7 +91,7 @@ def prm_model(context: dg.AssetExecutionContext, config: PRMModelConfig, storage
             _record(context, storage, label_set, {"trained": False, "reason": "empty corpus"}, seconds=0.0)
             continue
         fingerprint = {"code_version": CODE_VERSION, "train": asdict(cfg), "separator": config.separator,
-                       "features": config.features, "hidden_term": config.hidden_term, "processes": config.num_processes if config.launcher == "accelerate" else 1,
+                       "features": config.features, "hidden_term": config.hidden_term, "processes": config.num_processes if config.launcher != "in_process" else 1,
                        "corpus": frame_md5(corpus), "backbone": backbone_md5}
         if config.reuse and is_current(path / "model.safetensors", fingerprint):
             context.log.info(f"PRM {label_set} unchanged: reusing {path}")
@@ -122,10 +99,8 @@ def prm_model(context: dg.AssetExecutionContext, config: PRMModelConfig, storage
             continue
         launched = {}
         with Timer() as t:
-            if config.launcher == "accelerate":
-                out = Path(tempfile.mkdtemp(prefix=f"prm-{label_set}-"))
-                model, losses, launched = launch_training(context, backbone, storage.table("filtered_corpus", label_set),
-                                                          cfg, config, out)
+            if config.launcher != "in_process":
+                model, losses, launched = launch_training(context, storage, label_set, cfg, config)
             else:
                 model = init_prm(backbone, tokenizer, config.separator, seed=config.seed, features=config.features,
                                  hidden_term=config.hidden_term)
@@ -137,8 +112,9 @@ def prm_model(context: dg.AssetExecutionContext, config: PRMModelConfig, storage
                 "hard_negatives": int((corpus["source"] == "hard_negative").sum()),
                 "loss_first": sum(losses[:20]) / max(1, len(losses[:20])), "loss_last": sum(losses[-50:]) / max(1, len(losses[-50:])),
                 "features": config.features, "hidden_term": config.hidden_term, "launcher": config.launcher,
-                **{k: v for k, v in launched.items() if k != "train_seconds"}}
-        run_info = {"train_seconds": launched.get("train_seconds", round(t.seconds, 2)), "dagster_run_id": context.run_id}
+                **{k: v for k, v in launched.items() if k not in RUN_SPECIFIC}}
+        run_info = {"train_seconds": launched.get("train_seconds", round(t.seconds, 2)), "dagster_run_id": context.run_id,
+                    **({"ray_job_id": launched["ray_job_id"]} if "ray_job_id" in launched else {})}
         if config.features:
             info["feature_weights"] = [round(w, 4) for w in model.feature_score.weight[0].tolist()]
         mlflow = tracking.experiment(EXPERIMENT)
@@ -161,8 +137,6 @@ def prm_model(context: dg.AssetExecutionContext, config: PRMModelConfig, storage
                 (tmp / "training.json").write_text(json.dumps(info, indent=2))
                 update_run_info(tmp, run_info)
         mark_current(path / "model.safetensors", fingerprint)
-        if config.launcher == "accelerate":
-            shutil.rmtree(out, ignore_errors=True)
         _record(context, storage, label_set, {"reused": False, **info, **run_info})
     return dg.MaterializeResult()
 

@@ -1,5 +1,6 @@
 """One PRM training in processes of its own: `accelerate launch [--num_processes N] -m assets.common.prm_train_job
-PARAMS.json`, started by the `prm_model` asset through Dagster Pipes (launcher `accelerate`).
+PARAMS.json` (or `python -m ...` for one process in a Ray job), started by the `prm_model` asset through Dagster Pipes
+(launchers `accelerate` and `ray`, assets/common/prm_launch.py). PARAMS.json and the paths in it may be fsspec URLs.
 
 Every process reads PARAMS.json (backbone, corpus, training config, output folder) and runs the same
 `prm_core` training; accelerate makes fine-tuning data-parallel across them (DDP, or FSDP/DeepSpeed from its
@@ -15,20 +16,20 @@ import logging
 import os
 import sys
 import time
-from pathlib import Path
 
 
 def train(params: dict, log) -> dict:
     """Train the PRM described by `params`; process 0 saves it. Returns the metrics of this process."""
     from transformers import AutoTokenizer
 
-    from prm_core.lineage.storage import read_parquet
+    from prm_core.lineage.storage import atomic_dir, local_copy, read_parquet
     from prm_core.prm.corpus import examples
     from prm_core.prm.discriminative import PRMTrainConfig, init_prm, train_prm
 
     cfg = PRMTrainConfig(**params["train"])
-    tokenizer = AutoTokenizer.from_pretrained(params["backbone"])
-    model = init_prm(params["backbone"], tokenizer, params["separator"], seed=cfg.seed, features=params["features"],
+    backbone = local_copy(params["backbone"])  # a model in object storage is copied to this node
+    tokenizer = AutoTokenizer.from_pretrained(backbone)
+    model = init_prm(backbone, tokenizer, params["separator"], seed=cfg.seed, features=params["features"],
                      hidden_term=params.get("hidden_term", False))
     corpus = read_parquet(params["corpus"])
     world = int(os.environ.get("WORLD_SIZE", "1"))
@@ -38,16 +39,18 @@ def train(params: dict, log) -> dict:
     seconds = time.perf_counter() - start
     metrics = {"world_size": world, "train_seconds": round(seconds, 2)}  # the loss curve goes to losses.json
     if int(os.environ.get("RANK", "0")) == 0:
-        out = Path(params["out"])
-        model.save_pretrained(out)
-        tokenizer.save_pretrained(out)
-        (out / "losses.json").write_text(json.dumps(losses))
-        (out / "metrics.json").write_text(json.dumps(metrics))
+        with atomic_dir(params["out"]) as out:  # a local folder or a UPath (uploaded when remote)
+            model.save_pretrained(out)
+            tokenizer.save_pretrained(out)
+            (out / "losses.json").write_text(json.dumps(losses))
+            (out / "metrics.json").write_text(json.dumps(metrics))
     return metrics
 
 
 def main(argv: list[str]) -> int:
-    params = json.loads(Path(argv[0]).read_text())
+    from prm_core.lineage.storage import as_path
+
+    params = json.loads(as_path(argv[0]).read_text())
     pipes_wanted = int(os.environ.get("RANK", "0")) == 0 and "DAGSTER_PIPES_CONTEXT" in os.environ
     if pipes_wanted:
         from dagster_pipes import open_dagster_pipes
