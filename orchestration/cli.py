@@ -128,15 +128,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(f"prm: {len(keys)} shards ({len(new)} new), data in {os.environ['PRM_DATA_DIR']}, "
           f"DAGSTER_HOME={os.environ['DAGSTER_HOME']}", file=sys.stderr)
     arith = os.environ.get("PRM_DOMAIN", "arith") == "arith"
-    from assets.common.partitions import label_sets
-    from orchestration.jobs import (
-        IMPLICIT_STAGE,
-        PRM_STAGE,
-        SHARD_STAGE,
-        TEXT_SHARD_STAGE,
-    )
+    from orchestration.jobs import IMPLICIT_STAGE, PRM_STAGE, SHARD_STAGE, TEXT_SHARD_STAGE, label_set_keys
 
-    sets = label_sets.get_partition_keys() if arith else [k for k in label_sets.get_partition_keys() if k != "oracle"]
+    sets = label_set_keys(arith)
     first = SHARD_STAGE if arith else TEXT_SHARD_STAGE
     stages = [("default_pipeline" if arith else "text_pipeline", keys, first)]
     stages += [("implicit_pipeline", r, IMPLICIT_STAGE) for r in implicit_ranges(args.implicit_losses)]

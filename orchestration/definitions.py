@@ -26,7 +26,7 @@ from orchestration.jobs import (
     text_pipeline,
 )
 from orchestration.release_job import release_job
-from orchestration.sensors import new_problem_files, regenerate_new_shards
+from orchestration.sensors import new_problem_files, refresh_prm_stage, regenerate_new_shards
 
 
 def resources_for(env: str) -> dict:
@@ -97,7 +97,7 @@ def defs() -> dg.Definitions:
         assets=dg.map_asset_specs(lambda spec: annotated(spec, policy), dg.load_assets_from_package_module(assets)),
         asset_checks=dg.load_asset_checks_from_package_module(assets),
         jobs=[default_pipeline, text_pipeline, implicit_pipeline, prm_pipeline, release_job],
-        sensors=[new_problem_files],
+        sensors=[new_problem_files, refresh_prm_stage],
         schedules=[regenerate_new_shards],
         resources=resources_for(os.environ.get("PRM_ENV", "local")),
     )

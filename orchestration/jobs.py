@@ -9,6 +9,7 @@ benchmark scores every PRM of both).
 import dagster as dg
 
 import assets
+from assets.common.partitions import label_sets
 
 SHARD_STAGE = [
     "problem_pool", "policy_model", "rollouts", "step_truth",
@@ -50,6 +51,11 @@ prm_pipeline = dg.define_asset_job(
     executor_def=dg.in_process_executor,
     description="Per label set (vanilla, scan, oracle): training corpus -> PRM (MLflow) -> benchmarks -> exports -> summary.",
 )
+
+
+def label_set_keys(arith: bool) -> list[str]:
+    """The PRM stage's label sets: `oracle` needs the arith testbed's exact step truth."""
+    return [k for k in label_sets.get_partition_keys() if arith or k != "oracle"]
 
 
 def pipeline_keys() -> tuple[list[str], list[dg.AssetCheckKey]]:

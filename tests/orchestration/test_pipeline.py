@@ -208,3 +208,40 @@ def test_schedule_regenerates_only_new_shards_and_is_off_by_default(tmp_path, mo
         assert inst.get_dynamic_partitions(shards.name) == ["old", "new-a", "new-b"]
         assert isinstance(regenerate_new_shards(dg.build_schedule_context(instance=inst, scheduled_execution_time=when)),
                           dg.SkipReason)
+
+
+def test_a_new_shards_run_chains_the_implicit_then_the_prm_stage():
+    """After the new shards' run: one implicit run over every loss, after it one PRM run over every label set."""
+    from assets.common.partitions import implicit_losses, label_sets
+    from orchestration.sensors import NEW_SHARDS_TAG, refresh_prm_stage
+
+    assert refresh_prm_stage.default_status == dg.DefaultSensorStatus.STOPPED
+
+    @dg.op
+    def noop():
+        pass
+
+    @dg.job
+    def probe():
+        noop()
+
+    with dg.instance_for_test() as inst:
+        events = probe.execute_in_process(instance=inst).all_events
+        success = next(e for e in events if e.event_type == dg.DagsterEventType.RUN_SUCCESS)
+
+        def after(job_name: str, tags: dict):
+            run = dg.DagsterRun(job_name=job_name, run_id=f"run-{job_name}", tags=tags)
+            return refresh_prm_stage(dg.build_run_status_sensor_context(
+                sensor_name=refresh_prm_stage.name, dagster_instance=inst, dagster_run=run, dagster_event=success))
+
+        new = {NEW_SHARDS_TAG: "arith-0004", RANGE_START: "arith-0004", RANGE_END: "arith-0004"}
+        implicit = after("default_pipeline", new)
+        losses = implicit_losses.get_partition_keys()
+        assert implicit.job_name == "implicit_pipeline" and implicit.run_key == "run-default_pipeline:implicit_pipeline"
+        assert (implicit.tags[RANGE_START], implicit.tags[RANGE_END]) == (losses[0], losses[-1])
+        prm = after("implicit_pipeline", implicit.tags)
+        sets = label_sets.get_partition_keys()
+        assert prm.job_name == "prm_pipeline" and (prm.tags[RANGE_START], prm.tags[RANGE_END]) == (sets[0], sets[-1])
+        assert prm.tags[NEW_SHARDS_TAG] == "arith-0004"
+        assert isinstance(after("prm_pipeline", prm.tags), dg.SkipReason)  # the refresh ends there
+        assert isinstance(after("default_pipeline", {RANGE_START: "a", RANGE_END: "b"}), dg.SkipReason)  # `prm run`'s own
