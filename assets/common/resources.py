@@ -129,7 +129,8 @@ class GeneratorResource(dg.ConfigurableResource):
             for old in self._engines.values():
                 old.close()
             self._engines.clear()
-            # Ray actors copy a remote model on their own nodes: they get its URL, or the local path made absolute
+            # engines load a remote model from a local copy (Ray actors on their own nodes): they get its URL, or the
+            # local path made absolute
             where = local.resolve() if is_local(as_path(model_dir)) else str(model_dir)
             self._engines[key] = self._start(
                 where,

@@ -104,7 +104,11 @@ def local_copy(path: str | os.PathLike) -> Path:
     path = as_path(path)
     if is_local(path):
         return Path(str(path))
-    cache = Path(tempfile.gettempdir()) / "prm_models" / hashlib.md5(str(path).encode()).hexdigest()
+    # keyed by the address and each file's fsspec checksum (an ETag on S3): a model rewritten in place is copied anew
+    files = sorted((f.relative_to(path).as_posix(), str(f.fs.checksum(f.path))) for f in path.rglob("*") if f.is_file())
+    if not files:
+        raise FileNotFoundError(f"no model files at {path}")
+    cache = Path(tempfile.gettempdir()) / "prm_models" / hashlib.md5(json.dumps([str(path), files]).encode()).hexdigest()
     if not cache.exists():
         with atomic_dir(cache) as tmp:
             copy_files(path, tmp)
