@@ -87,6 +87,8 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
     else:
         with tempfile.TemporaryDirectory() as tmp:
             yield Path(tmp)
+            if path.exists():  # no rename of a folder in object stores: clear it, or an old file would stay beside the new
+                path.fs.rm(path.path, recursive=True)
             copy_files(Path(tmp), path)
 
 

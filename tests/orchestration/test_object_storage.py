@@ -84,3 +84,24 @@ def test_materializations_record_the_object_store(runs):
     md = result.asset_materializations_for_node("rollouts")[0].metadata
     assert md["lineage/data_dir"].value == str(remote)
     assert any(name.startswith("rollouts/") for name in md["lineage/files"].value)
+
+
+def test_a_model_rewritten_in_the_object_store_is_copied_anew(tmp_path):
+    """`local_copy` caches a remote model by its files' checksums: a retrained model in place is not the stale copy;
+    `atomic_dir` into the store leaves no file of the model it replaces."""
+    from prm_core.lineage.storage import atomic_dir, local_copy
+
+    model = UPath(f"memory://prm-{uuid.uuid4().hex[:8]}/models/policy")
+    try:
+        with atomic_dir(model) as tmp:
+            (tmp / "weights.bin").write_bytes(b"one")
+            (tmp / "old.bin").write_bytes(b"only in the first")
+        first = local_copy(model)
+        assert (first / "weights.bin").read_bytes() == b"one" and local_copy(model) == first
+        with atomic_dir(model) as tmp:
+            (tmp / "weights.bin").write_bytes(b"two")
+        second = local_copy(model)
+        assert second != first and (second / "weights.bin").read_bytes() == b"two"
+        assert sorted(p.name for p in model.iterdir()) == ["weights.bin"] == sorted(p.name for p in second.iterdir())
+    finally:
+        fsspec.filesystem("memory").rm(model.parent.parent.path, recursive=True)
