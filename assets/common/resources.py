@@ -175,4 +175,7 @@ class TrackingResource(dg.ConfigurableResource):
         from assets.common.paths import project_root
         from assets.common.tracking import use_experiment
 
+        if "://" in self.root:  # Path() of a URL would make a local folder named after its scheme
+            raise ValueError(f"TrackingResource.root is a local folder for the sqlite store, got {self.root!r}; for "
+                             "a remote store set MLFLOW_TRACKING_URI")
         return use_experiment(Path(self.root) if self.root else project_root(), name)

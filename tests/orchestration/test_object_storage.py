@@ -105,3 +105,11 @@ def test_a_model_rewritten_in_the_object_store_is_copied_anew(tmp_path):
         assert sorted(p.name for p in model.iterdir()) == ["weights.bin"] == sorted(p.name for p in second.iterdir())
     finally:
         fsspec.filesystem("memory").rm(model.parent.parent.path, recursive=True)
+
+
+def test_mlflow_root_must_be_a_local_folder(tmp_path, monkeypatch):
+    """The sqlite store cannot live in object storage: a URL root is refused (no local folder named `memory:`)."""
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ValueError, match="MLFLOW_TRACKING_URI"):
+        TrackingResource(root="memory://prm/mlflow").experiment("x")
+    assert not list(tmp_path.iterdir())
