@@ -69,7 +69,7 @@ def actprm_filtered_pool(context: dg.AssetExecutionContext, config: FilteredPool
         model = init_prm(backbone, tok, config.separator)
         prompts = dict(prompts_frame(dom, pool).iter_rows())
         x = step_inputs(model, tok, [prompts[p] for p in roll["problem_id"]], roll["steps"].to_list(), config.separator)
-        active = EnsembleHeads.from_pretrained(active_dir)
+        active = EnsembleHeads.from_pretrained(local_copy(active_dir))
         unc = select([probabilities(active, xi) for xi in x], info["delta_pred"], info["delta_std"])
         kept = [i for i, u in enumerate(unc) if u.selected]
         trajs = [Trajectory(r.response_id, r.problem, r.steps) for r in responses_of(pool, roll)]

@@ -125,7 +125,8 @@ def score_implicit(storage: StorageResource, config: "BenchmarkConfig", pb: pl.D
         if info["ref_md5"] != policy_md5:
             log.warning(f"implicit PRM {path.name} was trained against another reference checkpoint: skipped")
             continue
-        tok = AutoTokenizer.from_pretrained(path)
+        local = local_copy(path)  # transformers reads local folders (a data dir in object storage: a cached copy)
+        tok = AutoTokenizer.from_pretrained(local)
 
         def values(model):
             return tuple(step_values(model, tok, f["prompt"].to_list(), f["steps"].to_list(), info["separator"], config.batch_size)
@@ -133,7 +134,7 @@ def score_implicit(storage: StorageResource, config: "BenchmarkConfig", pb: pl.D
 
         if ref_values is None:
             ref_values = values(AutoModelForCausalLM.from_pretrained(policy))
-        theta = values(AutoModelForCausalLM.from_pretrained(path))
+        theta = values(AutoModelForCausalLM.from_pretrained(local))
         row, pb_scores, bon_steps = implicit_scores(pb, (theta[0], ref_values[0]), bon, (theta[1], ref_values[1]), info["coef"])
         name = f"implicit_{path.name}"
         row.update(label_set=name, flops=info["flops"], responses_per_problem=info["responses_per_problem"])
@@ -182,7 +183,7 @@ def benchmark_scores(context: dg.AssetExecutionContext, config: BenchmarkConfig,
     from prm_core.evaluation.benchmark_sets import load_processbench
     from prm_core.evaluation.prmbench import load_prmbench, prmscore
     from prm_core.evaluation.processbench import choose_threshold
-    from prm_core.lineage.storage import read_parquet, write_parquet
+    from prm_core.lineage.storage import local_copy, read_parquet, write_parquet
     from prm_core.prm.discriminative import load_prm, score_steps
 
     have_sets = storage.table("benchmark_sets", "bon").exists()  # not for real data: no fresh problems with exact labels
@@ -210,7 +211,7 @@ def benchmark_scores(context: dg.AssetExecutionContext, config: BenchmarkConfig,
             if not (path / "model.safetensors").exists():
                 context.log.warning(f"no PRM for {label_set!r} at {path}: skipped")
                 continue
-            model, tok = load_prm(path), AutoTokenizer.from_pretrained(path)
+            model, tok = load_prm(path), AutoTokenizer.from_pretrained(local_copy(path))
             row = {"label_set": label_set}
             if have_sets:
                 pb_scores = score_steps(model, tok, pb["prompt"].to_list(), pb["steps"].to_list(),

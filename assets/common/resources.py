@@ -129,7 +129,8 @@ class GeneratorResource(dg.ConfigurableResource):
             for old in self._engines.values():
                 old.close()
             self._engines.clear()
-            # Ray actors copy a remote model on their own nodes: they get its URL, or the local path made absolute
+            # engines load a remote model from a local copy (Ray actors on their own nodes): they get its URL, or the
+            # local path made absolute
             where = local.resolve() if is_local(as_path(model_dir)) else str(model_dir)
             self._engines[key] = self._start(
                 where,
@@ -174,4 +175,7 @@ class TrackingResource(dg.ConfigurableResource):
         from assets.common.paths import project_root
         from assets.common.tracking import use_experiment
 
+        if "://" in self.root:  # Path() of a URL would make a local folder named after its scheme
+            raise ValueError(f"TrackingResource.root is a local folder for the sqlite store, got {self.root!r}; for "
+                             "a remote store set MLFLOW_TRACKING_URI")
         return use_experiment(Path(self.root) if self.root else project_root(), name)

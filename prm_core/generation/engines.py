@@ -27,7 +27,11 @@ def vllm_available() -> bool:
 
 
 def make_engine(kind: str, model_dir: str | os.PathLike, **options) -> Engine:
-    """An engine of `kind` (`auto`, `vllm` or `transformers`) on the model in `model_dir`."""
+    """An engine of `kind` (`auto`, `vllm` or `transformers`) on the model in `model_dir` (a model in object storage
+    is loaded from a local copy: vLLM and transformers read local folders)."""
+    from prm_core.lineage.storage import local_copy
+
+    model_dir = local_copy(model_dir)
     if kind == "auto":
         kind = "vllm" if vllm_available() else "transformers"
     if kind == "vllm":

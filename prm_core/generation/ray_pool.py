@@ -12,6 +12,7 @@ import os
 import time
 from collections.abc import Callable, Sequence
 
+from prm_core.generation.engines import make_engine, vllm_available  # an actor's engine: a remote model copied locally
 from prm_core.generation.sampling import GenerationStats, Sample, SamplingSpec
 
 STARTUP_TIMEOUT_S = 900.0  # engines load within it, or the pool fails (a cluster short of resources never starts them)
@@ -28,14 +29,6 @@ def balanced_slices(total: int, parts: int) -> list[tuple[int, int]]:
             slices.append((start, stop))
         start = stop
     return slices
-
-
-def build_engine(kind: str, model_dir: str, **options):
-    """The engine an actor holds: the model copied to the actor's node when it lives in object storage."""
-    from prm_core.generation.engines import make_engine
-    from prm_core.lineage.storage import local_copy
-
-    return make_engine(kind, local_copy(model_dir), **options)
 
 
 class EngineHost:
@@ -64,12 +57,10 @@ class RayEnginePool:
 
     def __init__(self, kind: str, model_dir: str | os.PathLike, replicas: int = 1, gpus_per_replica: float = 1.0,
                  cpus_per_replica: float = 1.0, startup_timeout: float = STARTUP_TIMEOUT_S,
-                 factory: Callable = build_engine, **options):
+                 factory: Callable = make_engine, **options):
         import ray
 
         if kind == "auto":
-            from prm_core.generation.engines import vllm_available
-
             kind = "vllm" if vllm_available() else "transformers"
         if replicas < 1:
             raise ValueError(f"replicas must be at least 1, got {replicas}")

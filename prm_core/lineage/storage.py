@@ -87,6 +87,8 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
     else:
         with tempfile.TemporaryDirectory() as tmp:
             yield Path(tmp)
+            if path.exists():  # no rename of a folder in object stores: clear it, or an old file would stay beside the new
+                path.fs.rm(path.path, recursive=True)
             copy_files(Path(tmp), path)
 
 
@@ -104,7 +106,11 @@ def local_copy(path: str | os.PathLike) -> Path:
     path = as_path(path)
     if is_local(path):
         return Path(str(path))
-    cache = Path(tempfile.gettempdir()) / "prm_models" / hashlib.md5(str(path).encode()).hexdigest()
+    # keyed by the address and each file's fsspec checksum (an ETag on S3): a model rewritten in place is copied anew
+    files = sorted((f.relative_to(path).as_posix(), str(f.fs.checksum(f.path))) for f in path.rglob("*") if f.is_file())
+    if not files:
+        raise FileNotFoundError(f"no model files at {path}")
+    cache = Path(tempfile.gettempdir()) / "prm_models" / hashlib.md5(json.dumps([str(path), files]).encode()).hexdigest()
     if not cache.exists():
         with atomic_dir(cache) as tmp:
             copy_files(path, tmp)
