@@ -13,7 +13,7 @@ stages of the new shard. `--full` (default) also times the rest of a refresh: th
 assets, the implicit stage and the PRM stage (real ProcessBench/PRMBench scoring off), after the 4-shard run
 (the full run from scratch) and after the new shard (the refresh).
 (c) Ray vs in-process: `ray_rows_equal`, `ray_overhead` come from `RAY_HOOK` when it exists.
-Usage: .venv/bin/python bench/scaling.py [--shard-size 40] [--engine auto] [--policy DIR] [--no-full] [--json]
+Usage: .venv/bin/python bench/scaling.py [--shard-size 160] [--engine auto] [--policy DIR] [--no-full] [--json]
 """
 
 import argparse
@@ -191,6 +191,7 @@ def figures(sizes: dict, base_rest: dict | None, inc: dict, ray: dict) -> dict:
         "incremental_ratio_per_stage": {s: ratio(inc["steps"][s]["seconds"], four["steps"][s]["seconds"]) for s in PARTITIONED},
         "incremental": {"new_shards": inc["keys"], "seconds": round(total(inc), 2), "stages": stage_figures(inc)},
         "sizes": per_size,
+        **linear_fit(sizes),
         **ray,
     }
     everything = ("partitioned", "shard_unpartitioned", "implicit", "prm")
@@ -224,8 +225,22 @@ def ray_figures(args) -> dict:
 
 
 def default_policy() -> str | None:
-    path = Path("/tmp/clone/data/models/policy")
+    """The policy `make run` trained in this checkout's data dir (`$PRM_DATA_DIR`, default `data/`), if any."""
+    data = Path(os.environ.get("PRM_DATA_DIR") or Path(__file__).resolve().parents[1] / "data")
+    path = data / "models" / "policy"
     return str(path) if (path / "model.safetensors").exists() else None
+
+
+def linear_fit(sizes: dict) -> dict:
+    """seconds = fixed + per_problem · problems, least squares over the sizes: the per-run cost (engine start, step
+    overhead) apart from the cost that grows with the pool."""
+    xs = [n * sizes[n]["shard_size"] for n in sizes]
+    ys = [total(sizes[n]) for n in sizes]
+    mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
+    slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sum((x - mx) ** 2 for x in xs)
+    fitted = [my + slope * (x - mx) for x in xs]
+    r2 = 1 - sum((y - f) ** 2 for y, f in zip(ys, fitted)) / max(1e-9, sum((y - my) ** 2 for y in ys))
+    return {"fixed_seconds": round(my - slope * mx, 2), "seconds_per_problem": round(slope, 4), "linear_r2": round(r2, 4)}
 
 
 def train_policy(work: Path, engine: str) -> str:
@@ -249,9 +264,11 @@ def train_policy(work: Path, engine: str) -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--shard-size", type=int, default=40, help="problems per shard at 1x")
+    parser.add_argument("--shard-size", type=int, default=160, help="problems per shard at 1x (at 40 the per-run cost, "
+                        "mostly the engine start, is half of the 1x run and hides the growth)")
     parser.add_argument("--engine", default="auto", choices=["auto", "vllm", "transformers"])
-    parser.add_argument("--policy", default=None, help="policy folder (default: /tmp/clone/data/models/policy if present)")
+    parser.add_argument("--policy", default=None, help="policy folder (default: data/models/policy of `make run`, else one "
+                        "trained here)")
     parser.add_argument("--full", action=argparse.BooleanOptionalAction, default=True,
                         help="also time the rest of a refresh (unpartitioned shard stage, implicit, PRM stage)")
     parser.add_argument("--ray", action="store_true", help="(c) Ray vs in-process, through RAY_HOOK")
@@ -279,7 +296,7 @@ def main() -> int:
         spec = {"kind": kind, "keys": keys, "rest": rest, "data": str(data), "home": str(work / name / "dagster_home"),
                 "source": str(source), "engine": args.engine, "quiet": args.json}
         print(f"bench: {name} ({kind}) ...", file=sys.stderr, flush=True)
-        return spawn(spec)
+        return {**spawn(spec), "shard_size": args.shard_size}
 
     for n in SIZES:
         runs[n] = measure("run", f"{n}x", [f"arith-{i:04d}" for i in range(n)])
@@ -308,7 +325,7 @@ def print_table(out: dict) -> None:
               f"{fig['peak_rss_mib']:>13}  engine start {fig['engine_start_seconds']} s")
     for s, v in out["incremental"]["stages"].items():
         print(f"{'new':>5} {s:<16} {v['seconds']:>8.2f} {v['work_seconds']:>8.2f} {v['tokens']:>9} {v['peak_rss_mib']:>13}")
-    for key in ("growth_4x", "growth_4x_excl_engine_start", "growth_4x_work", "growth_4x_per_token", "rss_growth_4x", "incremental_ratio",
+    for key in ("fixed_seconds", "seconds_per_problem", "linear_r2", "growth_4x", "growth_4x_excl_engine_start", "growth_4x_work", "growth_4x_per_token", "rss_growth_4x", "incremental_ratio",
                 "incremental_ratio_excl_engine_start", "incremental_ratio_full", "ray_rows_equal", "ray_overhead"):
         print(f"{key:<38} {out.get(key)}")
     for key in ("growth_4x_per_stage", "rss_growth_4x_per_stage", "incremental_ratio_per_stage"):
