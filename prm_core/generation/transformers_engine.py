@@ -10,7 +10,7 @@ import time
 from collections.abc import Sequence
 
 from prm_core.generation.sampling import GenerationStats, Sample, SamplingSpec, record_call, request_seed
-from prm_core.runtime.device import release_host_memory
+from prm_core.runtime.device import bound_host_heap, release_host_memory
 from prm_core.runtime.progress import progress_bar, quiet_transformers
 
 
@@ -35,6 +35,7 @@ class TransformersEngine:
         positions = getattr(self.model.config, "max_position_embeddings", None) or max_model_len or 2**31
         self.context_len = min(max_model_len or positions, positions)  # vLLM's limit, when given, holds here too
         self.stats = GenerationStats()
+        bound_host_heap()  # a CPU engine: peak RSS flat over a long run
 
     def generate(self, prompts: Sequence[str], spec: SamplingSpec, offset: int = 0) -> list[list[Sample]]:
         import torch

