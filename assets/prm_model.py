@@ -113,8 +113,8 @@ def prm_model(context: dg.AssetExecutionContext, config: PRMModelConfig, storage
                 "loss_first": sum(losses[:20]) / max(1, len(losses[:20])), "loss_last": sum(losses[-50:]) / max(1, len(losses[-50:])),
                 "features": config.features, "hidden_term": config.hidden_term, "launcher": config.launcher,
                 **{k: v for k, v in launched.items() if k not in RUN_SPECIFIC}}
-        run_info = {"train_seconds": launched.get("train_seconds", round(t.seconds, 2)), "dagster_run_id": context.run_id,
-                    **({"ray_job_id": launched["ray_job_id"]} if "ray_job_id" in launched else {})}
+        run_info = {"train_seconds": round(t.seconds, 2), **{k: launched[k] for k in RUN_SPECIFIC if k in launched},
+                    "dagster_run_id": context.run_id}
         if config.features:
             info["feature_weights"] = [round(w, 4) for w in model.feature_score.weight[0].tolist()]
         mlflow = tracking.experiment(EXPERIMENT)

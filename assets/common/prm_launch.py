@@ -39,12 +39,13 @@ def ray_resources(num_processes: int, gpus_per_process: float, cpus_per_process:
 def launch_training(context: dg.AssetExecutionContext, storage: StorageResource, label_set: str, cfg, config):
     """Train the PRM of `label_set` with `config.launcher` (accelerate or ray); the job's logs stream into this run
     and its metrics come back as a Pipes message. Returns (model, losses, metrics); the work folder is removed."""
-    from prm_core.lineage.storage import write_json
+    from prm_core.lineage.storage import absolute, write_json
     from prm_core.prm.discriminative import load_prm
 
-    work = _absolute(storage.model_dir("prm") / f".train-{label_set}-{context.run_id}")
-    params = {"backbone": str(_absolute(storage.model("prm_backbone"))),
-              "corpus": str(_absolute(storage.table("filtered_corpus", label_set))),
+    # absolute local paths: a Ray job runs in a working dir of its own
+    work = absolute(storage.model_dir("prm") / f".train-{label_set}-{context.run_id}")
+    params = {"backbone": str(absolute(storage.model("prm_backbone"))),
+              "corpus": str(absolute(storage.table("filtered_corpus", label_set))),
               "train": asdict(cfg), "separator": config.separator, "features": config.features,
               "hidden_term": config.hidden_term, "out": str(work / "out")}
     write_json(params, work / "params.json")
@@ -57,16 +58,6 @@ def launch_training(context: dg.AssetExecutionContext, storage: StorageResource,
     finally:
         if work.exists():
             work.fs.rm(work.path, recursive=True)
-
-
-def _absolute(path):
-    """A local path made absolute (a Ray job runs in a working dir of its own), a URL as it is."""
-    from upath import UPath
-
-    from prm_core.lineage.storage import as_path, is_local
-
-    path = as_path(path)
-    return UPath(Path(path.path).resolve()) if is_local(path) else path
 
 
 def _with_accelerate(context, config, params_file: str) -> dict:

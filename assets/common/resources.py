@@ -36,18 +36,15 @@ class StorageResource(dg.ConfigurableResource):
 
     def data_dir(self) -> UPath:
         """The data dir made absolute (resolved when local): what materializations record and releases match."""
-        from prm_core.lineage.storage import is_local
+        from prm_core.lineage.storage import absolute
 
-        return UPath(Path(self.root.path).resolve()) if is_local(self.root) else self.root
+        return absolute(self.root)
 
     def relative(self, path) -> str | None:
         """`path` relative to the data dir (posix), or None when it lies outside it."""
-        from prm_core.lineage.storage import as_path, is_local
+        from prm_core.lineage.storage import absolute
 
-        target, base = as_path(path), self.data_dir()
-        if is_local(target):
-            target = Path(target.path).resolve()
-        prefix, name = str(base).rstrip("/") + "/", str(target)
+        prefix, name = str(self.data_dir()).rstrip("/") + "/", str(absolute(path))
         return name[len(prefix):] if name.startswith(prefix) else None
 
     def model_dir(self, name: str) -> UPath:
@@ -56,10 +53,10 @@ class StorageResource(dg.ConfigurableResource):
     def set_model(self, name: str, path) -> None:
         """Record where model `name` lives: relative to the data dir when inside it (a copied data dir reads its own
         models), absolute for a model elsewhere (a pretrained checkpoint)."""
-        from prm_core.lineage.storage import as_path, is_local, write_json
+        from prm_core.lineage.storage import absolute, write_json
 
-        inside, target = self.relative(path), as_path(path)
-        recorded = inside if inside is not None else str(Path(target.path).resolve() if is_local(target) else target)
+        inside = self.relative(path)
+        recorded = inside if inside is not None else str(absolute(path))
         write_json({"path": recorded}, self.root / "models" / f"{name}.json")
 
     def model(self, name: str):
@@ -120,7 +117,7 @@ class GeneratorResource(dg.ConfigurableResource):
 
     def get(self, model_dir) -> object:
         """The engine on `model_dir`, created on first use and kept for the rest of the run."""
-        from prm_core.lineage.storage import as_path, is_local, local_copy
+        from prm_core.lineage.storage import absolute, local_copy
 
         local = local_copy(model_dir)
         # a cheap signature (no hashing on every call): a retrained model is written anew, so its files change
@@ -129,9 +126,9 @@ class GeneratorResource(dg.ConfigurableResource):
             for old in self._engines.values():
                 old.close()
             self._engines.clear()
-            # engines load a remote model from a local copy (Ray actors on their own nodes): they get its URL, or the
-            # local path made absolute
-            where = local.resolve() if is_local(as_path(model_dir)) else str(model_dir)
+            # in this process the local copy made above; Ray actors, on nodes of their own, copy a remote model
+            # themselves: they get its URL, or the local path made absolute
+            where = local.resolve() if self.placement == "local" else str(absolute(model_dir))
             self._engines[key] = self._start(
                 where,
                 batch_size=self.batch_size,

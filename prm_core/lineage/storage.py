@@ -28,6 +28,12 @@ def is_local(path: UPath) -> bool:
     return getattr(path, "protocol", "") in ("", "file", "local")
 
 
+def absolute(path: str | os.PathLike) -> UPath:
+    """A local path resolved (it means the same from any working dir or node), a URL as it is."""
+    path = as_path(path)
+    return UPath(Path(path.path).resolve()) if is_local(path) else path
+
+
 def write_parquet(df: pl.DataFrame, path: str | os.PathLike) -> UPath:
     """Write `df` to `path` atomically (temp file + rename)."""
     path = as_path(path)

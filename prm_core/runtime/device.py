@@ -5,6 +5,8 @@ Multi-GPU placement comes from accelerate or Ray, not from code here.
 
 from __future__ import annotations
 
+import functools
+
 
 def on_gpu() -> bool:
     """Whether a CUDA device is usable in this process."""
@@ -48,8 +50,9 @@ def inference_dtype(device):
     return torch.bfloat16 if device_type(device) == "cuda" else torch.float32
 
 
+@functools.cache
 def _glibc():
-    """glibc's C library, or None (not Linux, or musl)."""
+    """glibc's C library, or None (not Linux, or musl); loaded once (release_host_memory runs after every call)."""
     import ctypes
     import sys
 
