@@ -9,6 +9,8 @@ from pydantic import Field
 from assets.common.metadata import Timer, is_current, mark_current, read_shards, record_partition, table
 from assets.common.partitions import all_shards, implicit_loss_backfill, implicit_losses
 from assets.common.resources import DomainResource, StorageResource, TrackingResource
+from prm_core.lineage.summary import update_summary
+from prm_core.prm.implicit import ImplicitConfig
 
 CODE_VERSION = "1"
 EXPERIMENT = "prm-foundry-implicit"
@@ -28,6 +30,7 @@ class ImplicitPRMConfig(dg.Config):
     coef: float = Field(default=0.0, description="score scale: Q_k = coef·Σδ (0: coef = β, so σ(Q_T) is the ORM's probability)")
     separator: str = Field(default="\n", description="step separator id appended after each step, as the other PRMs")
     seed: int = 0
+    precision: str = Field(default=ImplicitConfig.precision, description="auto | bf16 | fp32 (runtime/device.py)")
     reuse: bool = Field(default=True, description="keep a model trained on the same rollouts, policy, config and code")
 
 
@@ -67,12 +70,12 @@ def train_one(storage: StorageResource, dom, config: ImplicitPRMConfig, loss: st
     from prm_core.lineage.run_info import update_run_info
     from prm_core.lineage.storage import atomic_dir, local_copy, md5_dir
     from prm_core.prm.card import implicit_card
-    from prm_core.prm.implicit import ImplicitConfig, preference_pairs, train_implicit
+    from prm_core.prm.implicit import preference_pairs, train_implicit
     from prm_core.prm.losses import PAIRED
 
     policy = local_copy(storage.model("policy"))
     cfg = ImplicitConfig(loss=loss, beta=config.beta, lr=config.lr, epochs=config.epochs, batch_size=config.batch_size,
-                         seed=config.seed)
+                         seed=config.seed, precision=config.precision)
     data, response_tokens = outcomes(storage, dom, m, keys)
     questions = len({o.problem_id for o in data})
     if not data or (loss in PAIRED and not preference_pairs(data)):
@@ -162,6 +165,8 @@ def implicit_prm(context: dg.AssetExecutionContext, config: ImplicitPRMConfig, s
             elif (trained := train_one(storage, domain.get(), config, "ce", m, out, keys)) is not None:
                 mark_current(out / "model.safetensors", fingerprint)
                 sweep[m] = {"reused": False, **trained}
+    update_summary(storage.base_dir, {f"implicit.{loss}.precision": info["precision"] for loss, info in per_loss.items()
+                                      if "precision" in info})
     for loss, info in per_loss.items():
         swept = sweep if loss == "ce" else {}
         models = {loss: info, **{f"ce_m{m}": v for m, v in swept.items()}}

@@ -12,6 +12,7 @@ from pydantic import Field
 
 from assets.common.metadata import Timer, cost, files_written, is_current, mark_current, preview, table
 from assets.common.resources import DomainResource, GeneratorResource, StorageResource
+from prm_core.generation.policy import PolicyConfig
 from prm_core.lineage.summary import summary_path, update_summary
 
 CODE_VERSION = "1"
@@ -29,6 +30,8 @@ class PolicyModelConfig(dg.Config):
     seed: int = 0
     eval_problems: int = Field(default=500, description="held-out problems for the accuracy estimate")
     max_new_tokens: int = 192
+    precision: str = Field(default=PolicyConfig.precision, description="auto | bf16 | fp32: auto is bf16 only where the "
+                                                                       "hardware runs it natively (runtime/device.py)")
     reuse: bool = Field(default=True, description="keep a trained model whose config and code are unchanged")
 
 
@@ -47,7 +50,7 @@ def policy_model(
 ) -> dg.MaterializeResult:
     from prm_core.domains import has_exact_labeller
     from prm_core.evaluation.policy_eval import evaluate_policy
-    from prm_core.generation.policy import PolicyConfig, save_policy, tokenizer_corpus, train_policy
+    from prm_core.generation.policy import save_policy, tokenizer_corpus, train_policy
     from prm_core.generation.tokenizer import build_tokenizer
     from prm_core.lineage.run_info import read_run_info, update_run_info
     from prm_core.lineage.storage import md5_dir
@@ -85,7 +88,8 @@ def policy_model(
             **cost(train_seconds), **files_written(storage, [path])})
     with Timer() as t_eval:
         ev = evaluate_policy(dom, engine, config.eval_problems, seed=config.seed, max_new_tokens=config.max_new_tokens)
-    trained = {"policy.train_seconds": train_seconds, "policy.final_loss": train_meta["final_loss"]} if "final_loss" in train_meta else {}
+    trained = {"policy.train_seconds": train_seconds, "policy.final_loss": train_meta["final_loss"],
+               "policy.precision": train_meta.get("precision", "unrecorded")} if "final_loss" in train_meta else {}
     update_summary(storage.base_dir, {"policy.accuracy": ev.accuracy, "policy.greedy_accuracy": ev.greedy_accuracy,
                                       "policy.eval_problems": config.eval_problems, **trained})
     samples = ev.samples.select("problem_id", "response", "correct", "first_error", "first_error_kind")

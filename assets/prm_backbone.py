@@ -8,14 +8,17 @@ from pydantic import Field
 
 from assets.common.metadata import Timer, cost, files_written, is_current, mark_current
 from assets.common.resources import DomainResource, StorageResource
+from prm_core.lineage.summary import summary_path, update_summary
+from prm_core.prm.backbone import BackboneConfig
 
 CODE_VERSION = "2"  # 2: records its training tokens (train_report.json) for the FLOPs
 
 
 class BackboneModelConfig(dg.Config):
-    train_steps: int = Field(default=400, description="extra optimizer steps on fresh reference solutions")
-    lr: float = 1e-3
-    seed: int = 0
+    train_steps: int = Field(default=BackboneConfig.train_steps, description="extra optimizer steps on fresh reference solutions")
+    lr: float = BackboneConfig.lr
+    seed: int = BackboneConfig.seed
+    precision: str = Field(default=BackboneConfig.precision, description="auto | bf16 | fp32 (runtime/device.py)")
     pretrained: str = Field(default="", description="a local causal-LM directory (any architecture: Llama, Qwen2, "
                                                     "Mistral, Gemma, ...) to use as the PRM backbone instead")
     reuse: bool = Field(default=True, description="keep a backbone made from the same policy, config and code")
@@ -34,7 +37,7 @@ def prm_backbone(context: dg.AssetExecutionContext, config: BackboneModelConfig,
     from prm_core.generation.policy import save_policy
     from prm_core.lineage.run_info import read_with_run_info, update_run_info
     from prm_core.lineage.storage import local_copy, md5_dir, write_json
-    from prm_core.prm.backbone import BackboneConfig, train_backbone
+    from prm_core.prm.backbone import train_backbone
 
     dom = domain.get()
     policy = storage.model("policy")
@@ -46,7 +49,7 @@ def prm_backbone(context: dg.AssetExecutionContext, config: BackboneModelConfig,
         storage.set_model("prm_backbone", policy)
         return dg.MaterializeResult(metadata={"path": dg.MetadataValue.path(str(policy)), "trained": False, **cost(0.0),
                                               **files_written(storage, [])})
-    cfg = BackboneConfig(train_steps=config.train_steps, lr=config.lr, seed=config.seed)
+    cfg = BackboneConfig(train_steps=config.train_steps, lr=config.lr, seed=config.seed, precision=config.precision)
     path = storage.model_dir("prm_backbone")
     fingerprint = {"code_version": CODE_VERSION, "backbone": asdict(cfg), "policy_md5": md5_dir(policy),
                    "domain": domain.fingerprint()}
@@ -65,11 +68,12 @@ def prm_backbone(context: dg.AssetExecutionContext, config: BackboneModelConfig,
     storage.set_model("prm_backbone", path)
     # a kept backbone: its report and seconds as recorded when it was trained
     train = asdict(report) if report else read_with_run_info(path, "train_report.json")
+    update_summary(storage.base_dir, {"prm_backbone.precision": train.get("precision", "unrecorded")})
     return dg.MaterializeResult(metadata={
         "path": dg.MetadataValue.path(str(path)),
         "reused": report is None,
         "train": dg.MetadataValue.json(json.loads(json.dumps(train, default=str))),
         "config": dg.MetadataValue.json(asdict(cfg)),
         **cost(t.seconds if report else train.get("seconds")),
-        **files_written(storage, [path]),
+        **files_written(storage, [path, summary_path(storage.base_dir)]),
     })

@@ -11,6 +11,8 @@ from assets.common.metadata import Timer, is_current, mark_current, record_parti
 from assets.common.partitions import label_set_backfill, label_sets
 from assets.common.prm_launch import launch_training
 from assets.common.resources import StorageResource, TrackingResource
+from prm_core.lineage.summary import update_summary
+from prm_core.prm.discriminative import PRMTrainConfig
 
 CODE_VERSION = "3"  # 2: the PRM wraps any causal LM (features optional); 3: the hidden-state term optional, off
 EXPERIMENT = "prm-foundry-prm"
@@ -31,6 +33,8 @@ class PRMModelConfig(dg.Config):
                                                          "head cannot learn the label set's problem-difficulty prior (modeling_prm.py)")
     gradient_checkpointing: bool = Field(default=False, description="fine-tuning: recompute activations (7B+ backbones)")
     lora_rank: int = Field(default=0, description="fine-tuning: train LoRA adapters of this rank (peft) instead of every weight")
+    precision: str = Field(default=PRMTrainConfig.precision, description="auto | bf16 | fp32: auto is bf16 only where the "
+                                                                          "hardware runs it natively (runtime/device.py)")
     launcher: Literal["in_process", "accelerate", "ray"] = Field(default="in_process", description="in_process; accelerate: "
                                                                  "train in `accelerate launch` processes on this machine (multi-GPU by "
                                                                  "accelerate's config); ray: as a Ray job on the cluster in RAY_ADDRESS "
@@ -73,13 +77,15 @@ def prm_model(context: dg.AssetExecutionContext, config: PRMModelConfig, storage
     from prm_core.lineage.run_info import update_run_info
     from prm_core.lineage.storage import atomic_dir, frame_md5, local_copy, md5_dir, read_parquet
     from prm_core.prm.corpus import examples
-    from prm_core.prm.discriminative import PRMTrainConfig, init_prm, train_prm
+    from prm_core.prm.discriminative import init_prm, train_prm, training_precision
+    from prm_core.runtime.device import default_device
     from prm_core.prm.encoding import encode_many, separator_id
     from prm_core.prm.pyfunc import log_step_scorer
 
     cfg = PRMTrainConfig(steps=config.steps, batch_size=config.batch_size, lr_head=config.lr_head, lr_body=config.lr_body,
                          freeze_backbone=config.freeze_backbone, seed=config.seed,
-                         gradient_checkpointing=config.gradient_checkpointing, lora_rank=config.lora_rank)
+                         gradient_checkpointing=config.gradient_checkpointing, lora_rank=config.lora_rank,
+                         precision=config.precision)
     backbone = local_copy(storage.model("prm_backbone"))
     tokenizer = AutoTokenizer.from_pretrained(backbone)
     backbone_md5 = md5_dir(backbone)
@@ -112,6 +118,7 @@ def prm_model(context: dg.AssetExecutionContext, config: PRMModelConfig, storage
                 "hard_negatives": int((corpus["source"] == "hard_negative").sum()),
                 "loss_first": sum(losses[:20]) / max(1, len(losses[:20])), "loss_last": sum(losses[-50:]) / max(1, len(losses[-50:])),
                 "features": config.features, "hidden_term": config.hidden_term, "launcher": config.launcher,
+                "precision": launched.get("precision") or training_precision(cfg, default_device()),
                 **{k: v for k, v in launched.items() if k not in RUN_SPECIFIC}}
         run_info = {"train_seconds": round(t.seconds, 2), **{k: launched[k] for k in RUN_SPECIFIC if k in launched},
                     "dagster_run_id": context.run_id}
@@ -142,7 +149,10 @@ def prm_model(context: dg.AssetExecutionContext, config: PRMModelConfig, storage
 
 
 def _record(context, storage: StorageResource, label_set: str, training: dict, seconds: float | None = None) -> None:
-    """One label set's metadata: its training (a kept model's as recorded when trained), cost, MLflow run, files."""
+    """One label set's metadata: its training (a kept model's as recorded when trained), cost, MLflow run, files;
+    the precision it trained at in the summary (`prm.<set>.precision`)."""
+    if "precision" in training:
+        update_summary(storage.base_dir, {f"prm.{label_set}.precision": training["precision"]})
     extra = {"mlflow": dg.MetadataValue.url(training["mlflow_ui"])} if training.get("mlflow_ui") else {}
     extra |= {k: training[k] for k in ("reused", "loss_first", "loss_last") if k in training}
     record_partition(context, storage, label_set, None, [prm_dir(storage, label_set)],

@@ -137,7 +137,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     stages += [("prm_pipeline", sets, PRM_STAGE)]
     selection = [a.strip() for a in args.assets.split(",")] if args.assets else None
     config = run_config(args)
-    tags, run_id = run_tags(args, start), None
+    tags, run_id, run_ids = run_tags(args, start), None, []
     for job_name, partition_keys, names in stages:  # one Dagster run per partition range: shards, losses, label sets
         chosen = [n for n in names if n in selection] if selection else None
         if selection and not chosen:
@@ -146,6 +146,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         try:
             run_id = submit(job_name, {**config, "ops": ops}, {RANGE_START: partition_keys[0], RANGE_END: partition_keys[-1],
                                                                **tags}, chosen, project_root())
+            run_ids.append(run_id)
             run = wait(instance, run_id)
         except LaunchError as e:
             print(f"prm: {e}", file=sys.stderr)
@@ -160,10 +161,14 @@ def cmd_run(args: argparse.Namespace) -> int:
                   "(see `prm ui` for the full log)", file=sys.stderr)
             return 1
     wall = time.time() - start
-    from prm_core.lineage.summary import read_summary
+    from orchestration.launch import stage_seconds
+    from prm_core.lineage.summary import STAGE_PREFIX, format_stage_table, stage_keys, update_summary
 
-    summary = read_summary(os.environ["PRM_DATA_DIR"])
+    # where the run's time went: seconds per asset, the same table in the summary (`run.stage_seconds.<asset>`)
+    summary = update_summary(os.environ["PRM_DATA_DIR"], stage_keys(stage_seconds(instance, run_ids, wall)), STAGE_PREFIX)
     print_summary(summary, as_json=args.json)
+    if not args.json:
+        print(format_stage_table(summary), file=sys.stderr)
     if summary.get("pool.quarantined"):
         print(f"prm: {summary['pool.quarantined']} malformed problem rows quarantined, with file, line and reason, in "
               f"{Path(os.environ['PRM_DATA_DIR']) / 'problem_pool_quarantine'}", file=sys.stderr)
@@ -195,13 +200,15 @@ def print_summary(summary: dict, as_json: bool = False) -> None:
 
 def cmd_summary(args: argparse.Namespace) -> int:
     set_env_defaults(args.data_dir)
-    from prm_core.lineage.summary import read_summary, summary_path
+    from prm_core.lineage.summary import format_stage_table, read_summary, summary_path
 
     summary = read_summary(os.environ["PRM_DATA_DIR"])
     if not summary:
         print(f"prm: no summary at {summary_path(os.environ['PRM_DATA_DIR'])}; run `prm run` first", file=sys.stderr)
         return 1
     print_summary(summary, as_json=args.json)
+    if not args.json and (table := format_stage_table(summary)):
+        print(f"\nwhere the last run's time went:\n{table}")
     return 0
 
 

@@ -122,3 +122,20 @@ def worker_pid(instance, run_id: str) -> int | None:
     for entry in instance.all_logs(run_id, of_type=dg.DagsterEventType.RUN_START):
         return entry.dagster_event.pid
     return None
+
+
+def step_seconds(instance, run_ids: list[str]) -> dict[str, float]:
+    """Seconds of each step (an asset, or an asset check run apart) over the runs, in the order they started."""
+    steps = [st for run_id in run_ids for st in instance.get_run_step_stats(run_id)
+             if st.start_time is not None and st.end_time is not None]
+    out: dict[str, float] = {}
+    for st in sorted(steps, key=lambda st: st.start_time):
+        out[st.step_key] = out.get(st.step_key, 0.0) + (st.end_time - st.start_time)
+    return out
+
+
+def stage_seconds(instance, run_ids: list[str], wall: float) -> dict[str, float]:
+    """The stage table of one `prm run`: seconds per step of its runs, and `other` for the rest of its `wall`
+    seconds (launching each run, loading the code location, process start and shut-down)."""
+    steps = step_seconds(instance, run_ids)
+    return {**steps, "other": max(0.0, wall - sum(steps.values()))}

@@ -37,7 +37,11 @@ def train(params: dict, log) -> dict:
     start = time.perf_counter()
     losses = train_prm(model, tokenizer, examples(corpus), params["separator"], cfg)
     seconds = time.perf_counter() - start
-    metrics = {"world_size": world, "train_seconds": round(seconds, 2)}  # the loss curve goes to losses.json
+    from prm_core.prm.discriminative import training_precision
+    from prm_core.runtime.device import default_device
+
+    metrics = {"world_size": world, "train_seconds": round(seconds, 2),  # the loss curve goes to losses.json
+               "precision": training_precision(cfg, default_device())}
     if int(os.environ.get("RANK", "0")) == 0:
         with atomic_dir(params["out"]) as out:  # a local folder or a UPath (uploaded when remote)
             model.save_pretrained(out)

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from prm_core.domains.base import ExactDomain
-from prm_core.runtime.device import autocast, default_device
+from prm_core.runtime.device import autocast, default_device, resolve_precision
 from prm_core.runtime.training import adamw, loss_ema, optimise, warmup_cosine
 
 
@@ -32,7 +32,7 @@ class PolicyConfig:
     min_lr_ratio: float = 0.1
     weight_decay: float = 0.01
     bucket_batches: int = 8
-    bf16: bool = True
+    precision: str = "auto"  # auto | bf16 | fp32 (runtime/device.py: bf16 only where the hardware runs it natively)
     seed: int = 0
     tokenizer_texts: int = 20000
 
@@ -45,6 +45,7 @@ class TrainReport:
     tokens_per_s: float
     final_loss: float
     params: int
+    precision: str  # what ran: bf16 or fp32
 
 
 def tokenizer_corpus(domain: ExactDomain, n: int, seed: int) -> list[str]:
@@ -124,13 +125,14 @@ def train_policy(domain: ExactDomain, tokenizer, cfg: PolicyConfig, model=None) 
     groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
     opt = adamw(groups, device, lr=cfg.lr, betas=(0.9, 0.98))
     batches = _batches(domain, tokenizer, cfg)
+    precision = resolve_precision(cfg.precision, device)
     tokens = 0
 
     def loss_at(step: int):
         nonlocal tokens
         ids, labels, mask = (t.to(device) for t in next(batches))
         tokens += int(mask.sum())
-        with autocast(device, cfg.bf16):
+        with autocast(device, precision):
             return model(input_ids=ids, attention_mask=mask, labels=labels).loss
 
     start = time.perf_counter()
@@ -145,6 +147,7 @@ def train_policy(domain: ExactDomain, tokenizer, cfg: PolicyConfig, model=None) 
         tokens_per_s=tokens / max(seconds, 1e-9),
         final_loss=loss_ema(losses),
         params=sum(p.numel() for p in model.parameters()),
+        precision=precision,
     )
     return model, report
 
@@ -164,10 +167,17 @@ def save_policy(model, tokenizer, cfg: PolicyConfig, path: Path) -> None:
 
 
 BACKBONE_SEEDS = 50  # PRM backbones continue on data seeds 50-99 (prm/backbone.py), policies use 0-49
+
+
 def load_policy_config(path) -> PolicyConfig | None:
     import json
 
     from prm_core.lineage.storage import as_path
 
     f = as_path(path) / "policy_config.json"
-    return PolicyConfig(**json.loads(f.read_text())) if f.exists() else None
+    return policy_config_from(json.loads(f.read_text())) if f.exists() else None
+
+
+def policy_config_from(saved: dict) -> PolicyConfig:
+    """A saved `policy_config.json` as a PolicyConfig; keys of older versions (`bf16`) are dropped."""
+    return PolicyConfig(**{k: v for k, v in saved.items() if k in PolicyConfig.__dataclass_fields__})

@@ -10,7 +10,7 @@ import time
 from collections.abc import Sequence
 
 from prm_core.generation.sampling import GenerationStats, Sample, SamplingSpec, record_call, request_seed
-from prm_core.runtime.device import bound_host_heap, release_host_memory
+from prm_core.runtime.device import bounded_host_heap
 from prm_core.runtime.progress import progress_bar, quiet_transformers
 
 
@@ -35,9 +35,16 @@ class TransformersEngine:
         positions = getattr(self.model.config, "max_position_embeddings", None) or max_model_len or 2**31
         self.context_len = min(max_model_len or positions, positions)  # vLLM's limit, when given, holds here too
         self.stats = GenerationStats()
-        bound_host_heap()  # a CPU engine: peak RSS flat over a long run
 
     def generate(self, prompts: Sequence[str], spec: SamplingSpec, offset: int = 0) -> list[list[Sample]]:
+        """`n` samples per prompt; on the CPU within `bounded_host_heap` (peak RSS flat over a long run, and training
+        between calls runs on glibc's usual heap)."""
+        import contextlib
+
+        with bounded_host_heap() if self.model.device.type == "cpu" else contextlib.nullcontext():
+            return self._generate(prompts, spec, offset)
+
+    def _generate(self, prompts: Sequence[str], spec: SamplingSpec, offset: int = 0) -> list[list[Sample]]:
         import torch
 
         if offset:  # it seeds per batch: a slice of a call cannot sample what the whole call would
@@ -92,7 +99,6 @@ class TransformersEngine:
                     )
                 bar.update(len(batch))
         result = [list(row) for row in out]  # type: ignore[arg-type]
-        release_host_memory()  # a CPU engine
         record_call(self.stats, ids, result, time.perf_counter() - start)
         return result
 

@@ -11,7 +11,7 @@ import time
 from collections.abc import Sequence
 
 from prm_core.generation.sampling import GenerationStats, Sample, SamplingSpec, record_call, request_seed
-from prm_core.runtime.device import bound_host_heap, on_gpu, release_host_memory
+from prm_core.runtime.device import bounded_host_heap, on_gpu
 from prm_core.runtime.progress import progress_enabled, quiet_transformers
 
 
@@ -43,7 +43,6 @@ class VllmEngine:
         os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0" if in_process else "1"  # vLLM caches it at its first engine
         os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", str(kv_cache_gib))
         if not gpu:
-            bound_host_heap()  # peak RSS flat over a long run (runtime/device.py)
             # vllm-cpu 0.32's AOT compile cache fails to load under torch 2.13 and recompiles at every start; inductor's
             os.environ.setdefault("VLLM_USE_AOT_COMPILE", "0")  # own cache loads: start 10.3 → 7.6 s, same samples
         os.environ.setdefault("VLLM_LOGGING_LEVEL", "ERROR")
@@ -80,6 +79,14 @@ class VllmEngine:
         self.stats = GenerationStats()
 
     def generate(self, prompts: Sequence[str], spec: SamplingSpec, offset: int = 0) -> list[list[Sample]]:
+        """`n` samples per prompt; on the CPU within `bounded_host_heap` (peak RSS flat over a long run, and training
+        between calls runs on glibc's usual heap)."""
+        import contextlib
+
+        with bounded_host_heap() if not self.gpu else contextlib.nullcontext():
+            return self._generate(prompts, spec, offset)
+
+    def _generate(self, prompts: Sequence[str], spec: SamplingSpec, offset: int = 0) -> list[list[Sample]]:
         """`offset`: the global index of `prompts[0]` (a slice of a larger call seeds as the whole call would)."""
         from vllm import SamplingParams
         from vllm.inputs import TokensPrompt
@@ -121,8 +128,6 @@ class VllmEngine:
                     )
                 )
             result.append(row)
-        if not self.gpu:
-            release_host_memory()
         record_call(self.stats, ids, result, time.perf_counter() - start)
         return result
 

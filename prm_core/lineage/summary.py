@@ -31,10 +31,12 @@ def read_summary(data_dir: str | os.PathLike) -> dict:
     return _read_json(summary_path(data_dir))
 
 
-def update_summary(data_dir: str | os.PathLike, values: dict) -> dict:
-    """Merge `values` into the summary and write it atomically; returns the merged summary."""
+def update_summary(data_dir: str | os.PathLike, values: dict, drop_prefix: str = "") -> dict:
+    """Merge `values` into the summary (after dropping the keys under `drop_prefix`, when given: a table replaced
+    whole) and write it atomically; returns the merged summary."""
     with _LOCK:
-        merged = {**_read_json(summary_path(data_dir)), **values}
+        kept = {k: v for k, v in _read_json(summary_path(data_dir)).items() if not (drop_prefix and k.startswith(drop_prefix))}
+        merged = {**kept, **values}
         write_json(merged, summary_path(data_dir))
     return merged
 
@@ -54,4 +56,25 @@ def format_summary(summary: dict) -> str:
     width = max(len(k) for k in summary)
     lines = [f"{'key'.ljust(width)}  value", f"{'-' * width}  -----"]
     lines += [f"{k.ljust(width)}  {format_value(summary[k])}" for k in sorted(summary)]
+    return "\n".join(lines)
+
+
+STAGE_PREFIX = "run.stage_seconds."  # one key per asset of the run, plus `other` (launches, code servers, start-up)
+
+
+def stage_keys(seconds: dict[str, float]) -> dict[str, float]:
+    """The summary keys of a run's stage table: `run.stage_seconds.<asset>` for each stage, in run order."""
+    return {f"{STAGE_PREFIX}{name}": round(s, 1) for name, s in seconds.items()}
+
+
+def format_stage_table(summary: dict) -> str:
+    """Seconds per asset and its share of the run, in the order the stages ran ("" when the summary has none)."""
+    rows = [(k[len(STAGE_PREFIX):], float(v)) for k, v in summary.items() if k.startswith(STAGE_PREFIX)]
+    if not rows:
+        return ""
+    total = sum(s for _, s in rows) or 1.0
+    width = max(len("stage"), *(len(n) for n, _ in rows))
+    lines = [f"{'stage'.ljust(width)}  {'seconds':>8}  share", f"{'-' * width}  {'-' * 8}  -----"]
+    lines += [f"{n.ljust(width)}  {s:8.1f}  {s / total:5.1%}" for n, s in rows]
+    lines += [f"{'total'.ljust(width)}  {total:8.1f}  100.0%"]
     return "\n".join(lines)

@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from prm_core.domains.base import ExactDomain
-from prm_core.generation.policy import BACKBONE_SEEDS, PolicyConfig, train_policy
+from prm_core.generation.policy import BACKBONE_SEEDS, policy_config_from, train_policy
 
 
 @dataclass(frozen=True)
@@ -24,6 +24,7 @@ class BackboneConfig:
     lr: float = 1e-3
     warmup_steps: int = 10
     seed: int = 0  # data stream BACKBONE_SEEDS + seed
+    precision: str = "auto"  # auto | bf16 | fp32 (runtime/device.py)
 
     def __post_init__(self) -> None:
         if not 0 <= self.seed < BACKBONE_SEEDS:
@@ -40,8 +41,8 @@ def train_backbone(policy_dir, domain: ExactDomain, cfg: BackboneConfig):
     policy_dir = Path(str(policy_dir))
     tokenizer = AutoTokenizer.from_pretrained(policy_dir)
     model = AutoModelForCausalLM.from_pretrained(policy_dir)
-    saved = json.loads((policy_dir / "policy_config.json").read_text())
-    base = PolicyConfig(**{k: v for k, v in saved.items() if k in PolicyConfig.__dataclass_fields__})
-    pcfg = replace(base, train_steps=cfg.train_steps, lr=cfg.lr, warmup_steps=cfg.warmup_steps, seed=BACKBONE_SEEDS + cfg.seed)
+    base = policy_config_from(json.loads((policy_dir / "policy_config.json").read_text()))
+    pcfg = replace(base, train_steps=cfg.train_steps, lr=cfg.lr, warmup_steps=cfg.warmup_steps, seed=BACKBONE_SEEDS + cfg.seed,
+                   precision=cfg.precision)
     model, report = train_policy(domain, tokenizer, pcfg, model=model)
     return model, tokenizer, pcfg, report

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from prm_core.prm.encoding import Encoded, PRMExample, encode_many, length_batches, pad_batch, separator_id
-from prm_core.runtime.device import autocast, default_device, inference_dtype
+from prm_core.runtime.device import autocast, default_device, resolve_precision, scoring_precision
 from prm_core.runtime.training import adamw, distributed, enable_memory_savers, merge_memory_savers, optimise
 
 DEFAULT_MARKERS = ("=", ":")  # a step's result span starts after its last marker (modeling_prm.py)
@@ -28,7 +28,7 @@ class PRMTrainConfig:
     lr_body: float = 3e-4
     freeze_backbone: bool = True  # testbed-probe.md §9: fine-tuning re-adds the difficulty prior
     warmup_steps: int = 20
-    bf16: bool = True
+    precision: str = "auto"  # auto | bf16 | fp32 (runtime/device.py); autocast when fine-tuning
     seed: int = 0
     max_length: int = 512
     gradient_checkpointing: bool = False  # fine-tuning only: activations recomputed in backward (7B+ backbones)
@@ -123,12 +123,13 @@ def _head_params(model):
     return [p for n, p in model.named_parameters() if n.startswith(HEAD_MODULES)]
 
 
-def _step_rows(model, tokenizer, encoded: list[Encoded], device, batch_size: int = 64):
-    """For each encoded example, the head's inputs at its step positions (hidden [k, H], features [k, F] or None)."""
+def _step_rows(model, tokenizer, encoded: list[Encoded], device, batch_size: int = 64, precision: str | None = None):
+    """For each encoded example, the head's inputs at its step positions (hidden [k, H], features [k, F] or None),
+    at `precision` (a trainer's; None: the scoring precision)."""
     import torch
 
     out = [None] * len(encoded)
-    with torch.inference_mode():
+    with torch.inference_mode(), autocast(device, precision or scoring_precision(device)):
         for idx, ids, mask in length_batches(tokenizer, encoded, range(len(encoded)), batch_size):
             hidden, feats = head_inputs(model, ids.to(device), mask.to(device))
             for row, i in enumerate(idx):
@@ -147,6 +148,12 @@ def step_inputs(model, tokenizer, prompts: list[str], steps: list[list[str]], se
     encoded = encode_many(tokenizer, prompts, steps, separator_id(tokenizer, separator), max_length)
     rows = _step_rows(model, tokenizer, encoded, device)
     return [(h if f is None else torch.cat([h, f], -1)).cpu() for h, f in rows]
+
+
+def training_precision(cfg: PRMTrainConfig, device) -> str:
+    """What a PRM's training runs as: `cfg.precision` when fine-tuning; a frozen backbone's head trains in fp32 on
+    head inputs computed once at the scoring precision (the inputs it is scored on)."""
+    return scoring_precision(device) if cfg.freeze_backbone else resolve_precision(cfg.precision, device)
 
 
 def _batch_order(encoded: list[Encoded], cfg: PRMTrainConfig, rng):
@@ -203,7 +210,7 @@ def train_prm(model, tokenizer, examples: list[PRMExample], separator: str, cfg:
             body = [p for n, p in trained.named_parameters() if p.requires_grad and "score" not in n]
     groups = [{"params": head, "lr": cfg.lr_head}] + ([] if cfg.freeze_backbone else [{"params": body, "lr": cfg.lr_body}])
     opt = adamw(groups, device, weight_decay=0.0)
-    cached = _step_rows(model, tokenizer, encoded, device) if cfg.freeze_backbone else None
+    cached = _step_rows(model, tokenizer, encoded, device) if cfg.freeze_backbone else None  # as scored
     acc = None if cfg.freeze_backbone else distributed()
     rank, world = 0, 1
     if acc is not None:
@@ -222,7 +229,7 @@ def train_prm(model, tokenizer, examples: list[PRMExample], separator: str, cfg:
             y = torch.tensor([t for i in idx for t in targets[i]], dtype=torch.float, device=device)
         else:
             ids, mask, y = (t.to(device) for t in pad_batch(tokenizer, [encoded[i] for i in idx], [targets[i] for i in idx]))
-            with autocast(device, cfg.bf16):
+            with autocast(device, cfg.precision):
                 logits = trained(input_ids=ids, attention_mask=mask).logits[..., 0].float()
             keep = ~torch.isnan(y)
             logits, y = logits[keep], y[keep]
@@ -242,7 +249,7 @@ def score_steps(model, tokenizer, prompts: list[str], steps: list[list[str]], se
                 batch_size: int = 64, max_length: int = 512) -> list[list[float]]:
     """σ(logit) at each step's separator, with exactly the training-time encoding (identical inputs scored once).
 
-    Batched, length-sorted, without grad; bf16 on CUDA, fp32 on the CPU."""
+    Batched, length-sorted, without grad, at the scoring precision (runtime/device.py)."""
     import torch
 
     device = default_device()
@@ -253,8 +260,7 @@ def score_steps(model, tokenizer, prompts: list[str], steps: list[list[str]], se
     for i, e in enumerate(encoded):  # best-of-N candidates repeat: a confident policy samples its greedy answer often
         first.setdefault(tuple(e.input_ids), i)
     out: list[list[float]] = [[] for _ in encoded]
-    bf16 = inference_dtype(device) == torch.bfloat16
-    with torch.inference_mode(), autocast(device, bf16):
+    with torch.inference_mode(), autocast(device, scoring_precision(device)):
         for idx, ids, mask in length_batches(tokenizer, encoded, set(first.values()), batch_size):
             logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits[..., 0]
             probs = torch.sigmoid(logits.float()).cpu()

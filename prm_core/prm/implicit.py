@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 from prm_core.prm.encoding import Encoded, encode_many, separator_id
 from prm_core.prm.losses import LOSSES, PAIRED, ce_loss, dpo_loss, kto_loss, nca_loss
-from prm_core.runtime.device import autocast, default_device, device_type
+from prm_core.runtime.device import autocast, default_device, resolve_precision, scoring_precision
 from prm_core.runtime.training import adamw, distributed, optimise, warmup_cosine
 
 
@@ -48,6 +48,7 @@ class ImplicitConfig:
     min_lr_ratio: float = 0.1  # cosine_with_min_lr
     seed: int = 0
     max_length: int = 512
+    precision: str = "auto"  # auto | bf16 | fp32 (runtime/device.py)
 
     def __post_init__(self) -> None:
         if self.loss not in LOSSES:
@@ -76,8 +77,9 @@ def encode_responses(tokenizer, prompts: list[str], steps: list[list[str]], sepa
     return [EncodedResponse(e, min(e.prompt_length, len(e.input_ids))) for e in encoded]
 
 
-def _forward_logps(model, seqs: list[EncodedResponse], device):
-    """Per-token log π(y_i | y_<i) [batch, width] (0 off the response) of right-padded sequences."""
+def _forward_logps(model, seqs: list[EncodedResponse], device, precision: str | None = None):
+    """Per-token log π(y_i | y_<i) [batch, width] (0 off the response) of right-padded sequences, at `precision`
+    (training's; None: the scoring precision)."""
     import torch
 
     width = max(len(s.encoded.input_ids) for s in seqs)
@@ -88,21 +90,21 @@ def _forward_logps(model, seqs: list[EncodedResponse], device):
         n = len(s.encoded.input_ids)
         ids[i, :n], mask[i, :n], response[i, s.start:n] = torch.tensor(s.encoded.input_ids), 1, True
     ids, mask, response = ids.to(device), mask.to(device), response.to(device)
-    with autocast(device, device_type(device) == "cuda"):  # bf16 on GPUs; log-softmax in fp32 either way
+    with autocast(device, precision or scoring_precision(device)):  # log-softmax in fp32 either way
         logits = model(input_ids=ids, attention_mask=mask).logits[:, :-1].float()
     lp = logits.gather(-1, ids[:, 1:, None])[..., 0] - logits.logsumexp(-1)  # log softmax at the next token
     lp = torch.cat([lp.new_zeros(len(seqs), 1), lp], 1)  # position i holds log π(ids_i | ids_<i)
     return torch.where(response, lp, torch.zeros_like(lp))
 
 
-def sequence_logps(model, seqs: list[EncodedResponse], device, batch_size: int = 64):
+def sequence_logps(model, seqs: list[EncodedResponse], device, batch_size: int = 64, precision: str | None = None):
     """Σ_i log π(y_i | y_<i) over each response, without grad (the frozen reference: computed once, cached)."""
     import torch
 
     out = []
     with torch.no_grad():
         for i in range(0, len(seqs), batch_size):
-            out.append(_forward_logps(model, seqs[i:i + batch_size], device).sum(-1).cpu())
+            out.append(_forward_logps(model, seqs[i:i + batch_size], device, precision).sum(-1).cpu())
     return torch.cat(out) if out else torch.zeros(0)
 
 
@@ -119,7 +121,7 @@ def _mismatched(seqs: list[EncodedResponse]) -> list[EncodedResponse]:
 def train_implicit(model, ref, tokenizer, outcomes: list[Outcome], separator: str, cfg: ImplicitConfig):
     """Train θ (`model`, initialised from the reference checkpoint) on outcome labels with `cfg.loss`.
 
-    Returns (loss curve, stats: responses, pairs, steps, tokens_trained, tokens_ref)."""
+    Returns (loss curve, stats: responses, pairs, steps, tokens_trained, tokens_ref, precision)."""
     import torch
 
     torch.manual_seed(cfg.seed)
@@ -130,7 +132,8 @@ def train_implicit(model, ref, tokenizer, outcomes: list[Outcome], separator: st
     for p in ref.parameters():
         p.requires_grad_(False)
     seqs = encode_responses(tokenizer, [o.prompt for o in outcomes], [o.steps for o in outcomes], separator, cfg.max_length)
-    ref_lp = sequence_logps(ref, seqs, device).to(device)  # π_ref is frozen: its log-probs once
+    # π_ref is frozen: its log-probs once, at θ's precision (ρ = 0 at initialisation)
+    ref_lp = sequence_logps(ref, seqs, device, precision=cfg.precision).to(device)
     labels = torch.tensor([o.correct for o in outcomes], dtype=torch.float, device=device)
     units = preference_pairs(outcomes) if cfg.loss in PAIRED else list(range(len(outcomes)))
     if not units:
@@ -153,7 +156,7 @@ def train_implicit(model, ref, tokenizer, outcomes: list[Outcome], separator: st
     def rho(idx: list[int]):
         batch = [seqs[i] for i in idx]
         tokens["trained"] += sum(len(s.encoded.input_ids) for s in batch)
-        return cfg.beta * (_forward_logps(trained, batch, device).sum(-1) - ref_lp[idx])  # ρ = β·Σ δ_i
+        return cfg.beta * (_forward_logps(trained, batch, device, cfg.precision).sum(-1) - ref_lp[idx])  # ρ = β·Σ δ_i
 
     def loss_at(step: int):
         chunk = batches[step][rank::world] or batches[step][:1]  # a last batch smaller than the world: repeat one
@@ -166,7 +169,8 @@ def train_implicit(model, ref, tokenizer, outcomes: list[Outcome], separator: st
             return ce_loss(r, labels[chunk])
         mism = _mismatched([seqs[i] for i in chunk])  # KTO: z = β·mean log π_θ/π_ref over (x', y), detached
         with torch.no_grad():
-            kl = (_forward_logps(model, mism, device).sum(-1) - _forward_logps(ref, mism, device).sum(-1)).mean()
+            kl = (_forward_logps(model, mism, device, cfg.precision).sum(-1)
+                  - _forward_logps(ref, mism, device, cfg.precision).sum(-1)).mean()
             if acc is not None:
                 kl = acc.reduce(kl, reduction="mean")  # one baseline across processes
         tokens["ref"] += 2 * sum(len(s.encoded.input_ids) for s in mism)
@@ -177,7 +181,7 @@ def train_implicit(model, ref, tokenizer, outcomes: list[Outcome], separator: st
                       params, f"train implicit PRM ({cfg.loss})", accelerator=acc)
     model.eval()
     stats = {"responses": len(outcomes), "pairs": len(units) if cfg.loss in PAIRED else 0, "steps": steps,
-             "tokens_trained": tokens["trained"], "tokens_ref": tokens["ref"]}
+             "tokens_trained": tokens["trained"], "tokens_ref": tokens["ref"], "precision": resolve_precision(cfg.precision, device)}
     return losses, stats
 
 
