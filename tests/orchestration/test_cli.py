@@ -43,8 +43,16 @@ def test_prm_run_then_summary(tmp_path):
             assert datetime.fromisoformat(r.tags["prm/started"]).tzinfo is not None
             assert r.run_config["resources"]["storage"]["config"]["base_dir"] == str(tmp_path / "data")
         assert instance.get_dynamic_partitions("shards") == ["arith-0000"]
+    stages = {k.removeprefix("run.stage_seconds.") for k in summary if k.startswith("run.stage_seconds.")}
+    assert {"policy_model", "rollouts", "mc_estimates", "implicit_prm", "prm_model", "benchmark_scores", "other"} <= stages
+    from prm_core.runtime.device import resolve_precision
+
+    used = resolve_precision("auto", "cpu")  # what every trainer ran at on this CPU (bf16 only with native support)
+    assert summary["policy.precision"] == summary["prm_backbone.precision"] == summary["implicit.ce.precision"] == used
+    assert summary["prm.vanilla.precision"] == "fp32"  # a frozen backbone: the head on fp32 head inputs, as scored
     shown = _prm(["summary"], env)
     assert shown.returncode == 0 and "rollouts.tokens_per_s" in shown.stdout
+    assert "where the last run's time went" in shown.stdout and "policy_model" in shown.stdout
     as_json = _prm(["summary", "--json"], env)
     assert json.loads(as_json.stdout) == summary
 

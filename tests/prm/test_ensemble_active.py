@@ -126,24 +126,3 @@ def test_judges_label_first_errors_and_count_their_cost():
     mc = MCJudge(d, ScriptedEngine(script), SamplingSpec(temperature=0.7, max_new_tokens=16), k=4)
     assert mc.first_errors(trajs) == [-1, len(good) - 1]
     assert mc.cost.tokens > 0  # rollouts only on the wrong response, up to its first zero
-
-
-def test_mc_judge_searches_its_pool_at_once_and_charges_only_the_queried():
-    d = ArithDomain()
-    problems = list(d.problems(3, seed=5))
-    trajs, script = [], {}
-    for i, p in enumerate(problems):
-        steps = d.split_steps(d.reference_solution(p))
-        trajs.append(Trajectory(f"r{i}", p, steps[:-1] + ["Answer: -12345"]))  # wrong answer: searched
-        script[p.question] = (p.answer, [1.0] * (len(steps) - 2) + [0.0, 0.0])  # first zero at the second-last step
-    spec = SamplingSpec(temperature=0.7, max_new_tokens=16)
-    alone = MCJudge(d, ScriptedEngine(script), spec, k=4)
-    pooled = MCJudge(d, ScriptedEngine(script), spec, k=4, pool=trajs)
-    first = pooled.first_errors(trajs[:1])
-    calls_after_first = len(pooled.engine.calls)
-    assert first == alone.first_errors(trajs[:1]) == [len(trajs[0].steps) - 2]
-    assert pooled.cost.tokens == alone.cost.tokens > 0  # the queried trajectory's own rollouts
-    assert pooled.tokens_generated > pooled.cost.tokens  # the rest of the pool was searched in the same rounds
-    assert pooled.first_errors(trajs[1:]) == [len(t.steps) - 2 for t in trajs[1:]]
-    assert len(pooled.engine.calls) == calls_after_first  # answered from the first search, no engine call
-    assert pooled.cost.tokens == pooled.tokens_generated and pooled.cost.calls == 3

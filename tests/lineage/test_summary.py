@@ -1,0 +1,16 @@
+"""The summary's stage table: `run.stage_seconds.<asset>` keys in run order, printed with each stage's share."""
+
+from prm_core.lineage.summary import STAGE_PREFIX, format_stage_table, stage_keys, update_summary
+
+
+def test_stage_table_keys_shares_and_replacement(tmp_path):
+    keys = stage_keys({"policy_model": 300.04, "mc_estimates": 100.0, "other": 100.0})
+    assert list(keys) == ["run.stage_seconds.policy_model", "run.stage_seconds.mc_estimates", "run.stage_seconds.other"]
+    assert keys["run.stage_seconds.policy_model"] == 300.0
+    table = format_stage_table({"policy.accuracy": 0.7, **keys}).splitlines()
+    assert table[2].split() == ["policy_model", "300.0", "60.0%"]
+    assert table[-1].split() == ["total", "500.0", "100.0%"]
+    assert format_stage_table({"policy.accuracy": 0.7}) == ""
+    update_summary(tmp_path, {"policy.accuracy": 0.7, **keys})
+    merged = update_summary(tmp_path, stage_keys({"rollouts": 5.0}), drop_prefix=STAGE_PREFIX)  # a new run's table
+    assert merged == {"policy.accuracy": 0.7, "run.stage_seconds.rollouts": 5.0}
