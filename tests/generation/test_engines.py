@@ -106,3 +106,23 @@ def test_failed_step_with_vllm_up_exits(tiny_policy, tmp_path):
         pytest.fail("the process did not exit within 120 s of a failed step with the vLLM engine up")
     assert proc.returncode == 3, out[-2000:] + err[-4000:]
     assert "run success: False" in out and "maximum context length" in err
+
+
+def test_vllm_compiles_into_a_cache_of_this_cpu_capability(monkeypatch, tmp_path):
+    """Kernels compiled for AVX512 and read under ATEN_CPU_CAPABILITY=avx2 made vLLM sample garbage (issue 24): the
+    engine's inductor cache is one per capability, also after torch wrote its default dir into the environment."""
+    import torch
+    from torch._inductor.runtime.cache_dir_utils import default_cache_dir
+
+    from prm_core.generation.vllm_engine import use_inductor_cache_per_capability
+
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: "AVX2")
+    monkeypatch.delenv("TORCHINDUCTOR_CACHE_DIR", raising=False)
+    use_inductor_cache_per_capability()
+    assert Path(os.environ["TORCHINDUCTOR_CACHE_DIR"]).name == "avx2"
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", default_cache_dir())  # what inductor itself writes on first use
+    use_inductor_cache_per_capability()
+    assert Path(os.environ["TORCHINDUCTOR_CACHE_DIR"]).name == "avx2"
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path))  # the user's own choice stays
+    use_inductor_cache_per_capability()
+    assert os.environ["TORCHINDUCTOR_CACHE_DIR"] == str(tmp_path)
