@@ -78,9 +78,9 @@ def prm_model(context: dg.AssetExecutionContext, config: PRMModelConfig, storage
     from prm_core.lineage.storage import atomic_dir, frame_md5, local_copy, md5_dir, read_parquet
     from prm_core.prm.corpus import examples
     from prm_core.prm.discriminative import init_prm, train_prm, training_precision
-    from prm_core.runtime.device import default_device
     from prm_core.prm.encoding import encode_many, separator_id
     from prm_core.prm.pyfunc import log_step_scorer
+    from prm_core.runtime.device import default_device
 
     cfg = PRMTrainConfig(steps=config.steps, batch_size=config.batch_size, lr_head=config.lr_head, lr_body=config.lr_body,
                          freeze_backbone=config.freeze_backbone, seed=config.seed,

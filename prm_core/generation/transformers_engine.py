@@ -39,9 +39,7 @@ class TransformersEngine:
     def generate(self, prompts: Sequence[str], spec: SamplingSpec, offset: int = 0) -> list[list[Sample]]:
         """`n` samples per prompt; on the CPU within `bounded_host_heap` (peak RSS flat over a long run, and training
         between calls runs on glibc's usual heap)."""
-        import contextlib
-
-        with bounded_host_heap() if self.model.device.type == "cpu" else contextlib.nullcontext():
+        with bounded_host_heap(self.model.device.type == "cpu"):
             return self._generate(prompts, spec, offset)
 
     def _generate(self, prompts: Sequence[str], spec: SamplingSpec, offset: int = 0) -> list[list[Sample]]:

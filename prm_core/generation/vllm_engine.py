@@ -105,9 +105,7 @@ class VllmEngine:
     def generate(self, prompts: Sequence[str], spec: SamplingSpec, offset: int = 0) -> list[list[Sample]]:
         """`n` samples per prompt; on the CPU within `bounded_host_heap` (peak RSS flat over a long run, and training
         between calls runs on glibc's usual heap)."""
-        import contextlib
-
-        with bounded_host_heap() if not self.gpu else contextlib.nullcontext():
+        with bounded_host_heap(not self.gpu):
             return self._generate(prompts, spec, offset)
 
     def _generate(self, prompts: Sequence[str], spec: SamplingSpec, offset: int = 0) -> list[list[Sample]]:

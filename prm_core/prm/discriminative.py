@@ -123,13 +123,13 @@ def _head_params(model):
     return [p for n, p in model.named_parameters() if n.startswith(HEAD_MODULES)]
 
 
-def _step_rows(model, tokenizer, encoded: list[Encoded], device, batch_size: int = 64, precision: str | None = None):
+def _step_rows(model, tokenizer, encoded: list[Encoded], device, batch_size: int = 64):
     """For each encoded example, the head's inputs at its step positions (hidden [k, H], features [k, F] or None),
-    at `precision` (a trainer's; None: the scoring precision)."""
+    at the scoring precision."""
     import torch
 
     out = [None] * len(encoded)
-    with torch.inference_mode(), autocast(device, precision or scoring_precision(device)):
+    with torch.inference_mode(), autocast(device, scoring_precision(device)):
         for idx, ids, mask in length_batches(tokenizer, encoded, range(len(encoded)), batch_size):
             hidden, feats = head_inputs(model, ids.to(device), mask.to(device))
             for row, i in enumerate(idx):

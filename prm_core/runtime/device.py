@@ -39,7 +39,7 @@ def cpu_has_native_bf16() -> bool:
     `ATEN_CPU_CAPABILITY`) on a CPU with AVX512-BF16 or AMX tiles."""
     import torch
 
-    if torch.backends.cpu.get_cpu_capability() not in ("AVX512", "AMX"):
+    if torch.backends.cpu.get_cpu_capability() != "AVX512":
         return False
     return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
 
@@ -110,8 +110,9 @@ UNBOUNDED_MMAP_THRESHOLD = 32 << 20  # glibc's own ceiling for its growing thres
 
 
 @contextlib.contextmanager
-def bounded_host_heap():
-    """Within: glibc's mmap threshold fixed at 1 MiB, and freed pages handed back at the end (`malloc_trim`).
+def bounded_host_heap(enabled: bool = True):
+    """Within: glibc's mmap threshold fixed at 1 MiB, and freed pages handed back at the end (`malloc_trim`); a no-op
+    context when not `enabled` (an engine on a GPU).
 
     A CPU engine's generate calls run within it. glibc serves ever larger tensors from its heap (its threshold grows
     up to 32 MiB) and the heap fragments, so each call peaked higher than the last (bench/scaling.py: peak RSS 1.22x
@@ -119,7 +120,7 @@ def bounded_host_heap():
     ~100 MiB per MC chunk without the trim. Outside, the threshold is 32 MiB: with it fixed at 1 MiB for the whole
     process, every training step's activations were fresh mmaps, and training beside an idle engine ran 1.65x slower
     (issue 24). glibc's own `MALLOC_MMAP_THRESHOLD_`, when set, is left to decide."""
-    libc = _glibc()
+    libc = _glibc() if enabled else None
     bound = libc is not None and "MALLOC_MMAP_THRESHOLD_" not in os.environ
     if bound:
         libc.mallopt(-3, MMAP_THRESHOLD)  # -3: M_MMAP_THRESHOLD
