@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from prm_core.prm.encoding import Encoded, PRMExample, encode_many, length_batches, pad_batch, separator_id
+from prm_core.prm.encoding import Encoded, PRMExample, encode_many, first_occurrences, length_batches, pad_batch, separator_id
 from prm_core.runtime.device import autocast, default_device, resolve_precision, scoring_precision
 from prm_core.runtime.training import adamw, distributed, enable_memory_savers, merge_memory_savers, optimise
 
@@ -128,14 +128,15 @@ def _step_rows(model, tokenizer, encoded: list[Encoded], device, batch_size: int
     at the scoring precision."""
     import torch
 
+    first = first_occurrences(encoded)
     out = [None] * len(encoded)
     with torch.inference_mode(), autocast(device, scoring_precision(device)):
-        for idx, ids, mask in length_batches(tokenizer, encoded, range(len(encoded)), batch_size):
+        for idx, ids, mask in length_batches(tokenizer, encoded, set(first), batch_size):
             hidden, feats = head_inputs(model, ids.to(device), mask.to(device))
             for row, i in enumerate(idx):
                 pos = encoded[i].step_positions
                 out[i] = (hidden[row, pos].float().clone(), None if feats is None else feats[row, pos].float().clone())
-    return out
+    return [out[f] for f in first]
 
 
 def step_inputs(model, tokenizer, prompts: list[str], steps: list[list[str]], separator: str, max_length: int = 512):
@@ -256,14 +257,12 @@ def score_steps(model, tokenizer, prompts: list[str], steps: list[list[str]], se
     model.to(device)
     sep = separator_id(tokenizer, separator)
     encoded = encode_many(tokenizer, prompts, steps, sep, max_length)
-    first: dict[tuple[int, ...], int] = {}
-    for i, e in enumerate(encoded):  # best-of-N candidates repeat: a confident policy samples its greedy answer often
-        first.setdefault(tuple(e.input_ids), i)
+    first = first_occurrences(encoded)
     out: list[list[float]] = [[] for _ in encoded]
     with torch.inference_mode(), autocast(device, scoring_precision(device)):
-        for idx, ids, mask in length_batches(tokenizer, encoded, set(first.values()), batch_size):
+        for idx, ids, mask in length_batches(tokenizer, encoded, set(first), batch_size):
             logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits[..., 0]
             probs = torch.sigmoid(logits.float()).cpu()
             for row, i in enumerate(idx):
                 out[i] = probs[row, encoded[i].step_positions].tolist()
-    return [out[first[tuple(e.input_ids)]] for e in encoded]
+    return [out[f] for f in first]

@@ -83,6 +83,13 @@ def pad_batch(tokenizer, encoded: list[Encoded], targets: list[list[float]]):
     return ids, mask, y
 
 
+def first_occurrences(encoded: list[Encoded]) -> list[int]:
+    """For each example, the index of the first example with identical ids: score that one, copy the rest
+    (best-of-N candidates repeat, since a confident policy samples its greedy answer often: 1,472 distinct of 4,000)."""
+    first: dict[tuple[int, ...], int] = {}
+    return [first.setdefault(tuple(e.input_ids), i) for i, e in enumerate(encoded)]
+
+
 def length_batches(tokenizer, encoded: list[Encoded], indices, batch_size: int):
     """(indices, ids, mask) of padded inference batches over `indices`, shortest sequences first."""
     order = sorted(indices, key=lambda i: len(encoded[i].input_ids))

@@ -21,7 +21,7 @@ import math
 import random
 from dataclasses import dataclass
 
-from prm_core.prm.encoding import Encoded, encode_many, separator_id
+from prm_core.prm.encoding import Encoded, encode_many, first_occurrences, separator_id
 from prm_core.prm.losses import LOSSES, PAIRED, ce_loss, dpo_loss, kto_loss, nca_loss
 from prm_core.runtime.device import autocast, default_device, resolve_precision, scoring_precision
 from prm_core.runtime.training import adamw, distributed, optimise, warmup_cosine
@@ -195,15 +195,16 @@ def step_values(model, tokenizer, prompts: list[str], steps: list[list[str]], se
     device = default_device()
     model.to(device).eval()
     seqs = encode_responses(tokenizer, prompts, steps, separator, max_length)
-    order = sorted(range(len(seqs)), key=lambda i: len(seqs[i].encoded.input_ids))  # length-sorted batches
+    first = first_occurrences([s.encoded for s in seqs])  # identical inputs scored once
+    order = sorted(set(first), key=lambda i: len(seqs[i].encoded.input_ids))  # length-sorted batches
     out: list[list[float]] = [[] for _ in seqs]
-    with torch.no_grad():
+    with torch.inference_mode():
         for b in range(0, len(order), batch_size):
             idx = order[b:b + batch_size]
             cum = _forward_logps(model, [seqs[i] for i in idx], device).cumsum(-1).cpu()
             for row, i in enumerate(idx):
-                out[i] = [float(cum[row, p]) for p in seqs[i].encoded.step_positions]
-    return out
+                out[i] = cum[row, seqs[i].encoded.step_positions].tolist()
+    return [out[f] for f in first]
 
 
 def implicit_rewards(theta: list[list[float]], ref: list[list[float]] | None, coef: float) -> dict[str, list[list[float]]]:

@@ -71,6 +71,25 @@ def test_frozen_backbone_trains_the_head_only(tiny_policy):
     assert all(torch.equal(p, body[n]) for n, p in model.named_parameters() if n in body)
 
 
+def test_repeated_inputs_get_identical_scores_and_step_inputs(tiny_policy):
+    import torch
+    from transformers import AutoTokenizer
+
+    from prm_core.prm.discriminative import step_inputs
+    from prm_core.prm.encoding import first_occurrences
+
+    tok = AutoTokenizer.from_pretrained(tiny_policy)
+    model = init_prm(tiny_policy, tok, "\n")
+    prompts, steps = [GOOD.prompt] * 3, [GOOD.steps, BAD.steps, GOOD.steps]
+    sep = separator_id(tok, "\n")
+    assert first_occurrences([encode(tok, p, s, sep) for p, s in zip(prompts, steps)]) == [0, 1, 0]
+    scores = score_steps(model, tok, prompts, steps, "\n")
+    assert scores[0] == scores[2] and scores[0] != scores[1]
+    x = step_inputs(model, tok, prompts, steps, "\n")
+    alone = step_inputs(model, tok, prompts[1:2], steps[1:2], "\n")[0]
+    assert torch.equal(x[0], x[2]) and torch.allclose(x[1], alone, atol=1e-5)
+
+
 def test_exported_prm_loads_with_auto_classes_without_this_package(tiny_policy, tmp_path):
     """A user's fresh Python (no prm_core on the path) loads the export with the stock Auto classes."""
     from transformers import AutoTokenizer

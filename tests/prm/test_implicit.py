@@ -90,6 +90,20 @@ def test_log_probs_cover_response_tokens_only_and_steps_telescope(tiny_policy):
     assert implicit_rewards(t, None, coef)["q"][0] == pytest.approx([coef * v for v in t[0]])  # w/o ref
 
 
+def test_repeated_responses_are_scored_once_and_get_the_same_values(tiny_policy):
+    theta, _, tok = _models(tiny_policy)
+    other = ["finds 2 more: 3 + 2 = 6", "Answer: 6"]
+    calls = []
+    hook = theta.register_forward_hook(lambda m, args, kwargs, out: calls.append(kwargs["input_ids"].shape[0]), with_kwargs=True)
+    try:
+        values = step_values(theta, tok, [PROMPT] * 3, [STEPS, other, STEPS], "\n")
+    finally:
+        hook.remove()
+    assert values[0] == values[2] and values[0] != values[1]
+    assert values == [step_values(theta, tok, [PROMPT], [s], "\n")[0] for s in (STEPS, other, STEPS)]
+    assert sum(calls) == 2  # best-of-N candidates repeat: each distinct input is forwarded once
+
+
 @pytest.mark.parametrize("loss", ["ce", "dpo", "kto", "nca"])
 def test_training_moves_theta_and_leaves_the_reference_bit_identical(tiny_policy, loss):
     theta, ref, tok = _models(tiny_policy)
