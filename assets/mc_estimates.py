@@ -8,10 +8,10 @@ import dagster as dg
 import polars as pl
 from pydantic import Field
 
-from assets.common.metadata import compute_or_reuse, read_shards, record_partition, table
+from assets.common.metadata import compute_or_reuse, mc_seconds, read_shards, record_partition, table
 from assets.common.partitions import all_shards, shard_backfill, shards
 from assets.common.resources import DomainResource, GeneratorResource, StorageResource
-from prm_core.lineage.run_info import read_run_info, update_run_info
+from prm_core.lineage.run_info import update_run_info
 from prm_core.lineage.storage import frame_md5, md5_file, read_parquet, write_parquet
 from prm_core.lineage.summary import update_summary
 
@@ -34,15 +34,6 @@ class MCConfig(dg.Config):
 
 def _chunk_path(storage: StorageResource, shard: str, method: str, index: int):
     return storage.root / "mc_estimates_chunks" / shard / f"{method}-{index:04d}.parquet"
-
-
-def mc_seconds(storage: StorageResource, keys: list[str]) -> dict[str, float]:
-    """Seconds per method over every shard's chunks: timings live in mc_costs/run_info.json, not in the tables."""
-    info, out = read_run_info(storage.root / "mc_costs"), {}
-    for path in storage.shard_tables("mc_costs", keys):
-        for r in info.get(path.stem, []):
-            out[r["method"]] = out.get(r["method"], 0.0) + r["seconds"]
-    return out
 
 
 @dg.asset(

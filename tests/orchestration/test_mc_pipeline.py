@@ -155,7 +155,7 @@ def test_prm_stage_trains_three_prms_scores_them_and_exports(full_pipeline):
     """The label-set run after the shard run: corpora, three PRMs (MLflow-tracked), benchmark scores, exports."""
     from transformers import AutoModelForCausalLM, AutoModelForTokenClassification, AutoTokenizer
 
-    from assets.prm_model import training_info
+    from assets.common.models import training_info
     from prm_core.lineage.summary import read_summary
 
     data, (shard, _, prm) = full_pipeline
