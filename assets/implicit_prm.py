@@ -15,21 +15,22 @@ from prm_core.prm.implicit import ImplicitConfig
 
 CODE_VERSION = "1"
 ALL_SHARDS = dg.AllPartitionMapping()
+TRAIN = ImplicitConfig()
 
 
 class ImplicitPRMConfig(dg.Config):
-    beta: float = Field(default=0.05, description="β of ρ = β·log π_θ/π_ref (the paper's CE and DPO runs)")
-    lr: float = Field(default=2e-4, description="peak lr, cosine to 0.1× (tiny policy; the paper's 8B runs use 5e-7)")
-    epochs: int = 1
-    batch_size: int = Field(default=16, description="responses (CE, KTO) or pairs (DPO, NCA) per step")
+    beta: float = Field(default=TRAIN.beta, description="β of ρ = β·log π_θ/π_ref (the paper's CE and DPO runs)")
+    lr: float = Field(default=TRAIN.lr, description="peak lr, cosine to 0.1× (tiny policy; the paper's 8B runs use 5e-7)")
+    epochs: int = TRAIN.epochs
+    batch_size: int = Field(default=TRAIN.batch_size, description="responses (CE, KTO) or pairs (DPO, NCA) per step")
     responses_per_problem: int = Field(default=0, description="train on the first m responses of each question (1, 2, 4; "
                                                               "0 = all N of `rollouts`)")
     ce_sweep: list[int] = Field(default=[1, 2], description="CE only: also train on the first m responses per question for "
                                                                "each m (benchmark_scores plots them: more responses vs more questions)")
     coef: float = Field(default=0.0, description="score scale: Q_k = coef·Σδ (0: coef = β, so σ(Q_T) is the ORM's probability)")
     separator: str = Field(default="\n", description="step separator id appended after each step, as the other PRMs")
-    seed: int = 0
-    precision: str = Field(default=ImplicitConfig.precision, description="auto | bf16 | fp32 (runtime/device.py)")
+    seed: int = TRAIN.seed
+    precision: str = Field(default=TRAIN.precision, description="auto | bf16 | fp32 (runtime/device.py)")
     reuse: bool = Field(default=True, description="keep a model trained on the same rollouts, policy, config and code")
 
 

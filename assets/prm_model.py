@@ -16,22 +16,23 @@ from prm_core.lineage.summary import update_summary
 from prm_core.prm.discriminative import PRMTrainConfig
 
 CODE_VERSION = "3"  # 2: the PRM wraps any causal LM (features optional); 3: the hidden-state term optional, off
+TRAIN = PRMTrainConfig()
 RUN_SPECIFIC = ("train_seconds", "ray_job_id")  # a launched job's metrics kept out of training.json (reproducible)
 
 
 class PRMModelConfig(dg.Config):
-    steps: int = Field(default=600, description="optimizer steps")
-    batch_size: int = 16
-    lr_head: float = 1e-2
-    lr_body: float = 3e-4
-    freeze_backbone: bool = Field(default=True, description="train the head only (testbed-probe.md §9: fine-tuning re-adds the difficulty prior)")
+    steps: int = Field(default=TRAIN.steps, description="optimizer steps")
+    batch_size: int = TRAIN.batch_size
+    lr_head: float = TRAIN.lr_head
+    lr_body: float = TRAIN.lr_body
+    freeze_backbone: bool = Field(default=TRAIN.freeze_backbone, description="train the head only (testbed-probe.md §9: fine-tuning re-adds the difficulty prior)")
     features: bool = Field(default=True, description="add the LM's own log-prob features to the head (ships modeling code; "
                                                       "off: the stock <Arch>ForTokenClassification)")
     hidden_term: bool = Field(default=False, description="features PRM: add w·h (hidden states) to the step logit; off, the "
                                                          "head cannot learn the label set's problem-difficulty prior (modeling_prm.py)")
-    gradient_checkpointing: bool = Field(default=False, description="fine-tuning: recompute activations (7B+ backbones)")
-    lora_rank: int = Field(default=0, description="fine-tuning: train LoRA adapters of this rank (peft) instead of every weight")
-    precision: str = Field(default=PRMTrainConfig.precision, description="auto | bf16 | fp32: auto is bf16 only where the "
+    gradient_checkpointing: bool = Field(default=TRAIN.gradient_checkpointing, description="fine-tuning: recompute activations (7B+ backbones)")
+    lora_rank: int = Field(default=TRAIN.lora_rank, description="fine-tuning: train LoRA adapters of this rank (peft) instead of every weight")
+    precision: str = Field(default=TRAIN.precision, description="auto | bf16 | fp32: auto is bf16 only where the "
                                                                           "hardware runs it natively (runtime/device.py)")
     launcher: Literal["in_process", "accelerate", "ray"] = Field(default="in_process", description="in_process; accelerate: "
                                                                  "train in `accelerate launch` processes on this machine (multi-GPU by "
@@ -40,7 +41,7 @@ class PRMModelConfig(dg.Config):
     num_processes: int = Field(default=1, description="accelerate and ray launchers: processes (one per GPU)")
     ray_gpus_per_process: float = Field(default=1.0, description="ray launcher: GPUs the job reserves per process (0: on CPU)")
     ray_cpus_per_process: float = Field(default=1.0, description="ray launcher: CPUs the job reserves per process")
-    seed: int = 0
+    seed: int = TRAIN.seed
     separator: str = Field(default="\n", description="step separator appended as one token id after each step")
     reuse: bool = Field(default=True, description="keep a model trained on the same corpus, backbone, config and code")
 
