@@ -169,3 +169,10 @@ def test_bench_and_prm_core_never_import_tests():
               for node in ast.walk(ast.parse(f.read_text()))
               if isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value.startswith("tests.")]
     assert not wrong, "\n".join(wrong)
+
+
+def test_a_test_module_imports_no_other_test_module():
+    """Shared fixtures and helpers live in tests/conftest.py or tests/support/, never in another test module."""
+    wrong = [f"{f.relative_to(ROOT)} imports {m}" for f in (ROOT / "tests").rglob("test_*.py") for m in imports_of(f)
+             if m.startswith("tests.") and m.split(".")[-1].startswith("test_")]
+    assert not wrong, "\n".join(wrong)
