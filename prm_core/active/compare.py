@@ -126,6 +126,12 @@ def selection_rows(decisions: list[Decision], truth: dict[str, int]) -> list[dic
              "judge_first_error": d.judge_first_error, "true_first_error": truth[d.response_id]} for d in decisions]
 
 
+def comparison_points(results: list[SeedResult]) -> list[dict]:
+    """One point per (seed, method): the judge labels it used and its test F1 (full data, active, random)."""
+    return [{"seed": r.seed, "method": m, "labels": n, "f1": res["f1"]} for r in results
+            for m, n, res in (("full data", r.pool, r.full), ("active", r.labels, r.active), ("random", r.labels, r.random))]
+
+
 def comparison_summary(results: list[SeedResult], truth: dict[str, int], bon: float | None = None,
                        judge_tokens: int = 0) -> dict:
     """Active vs full data vs random over the seeds (mean ± s.e.), seed 0's thresholds, its best-of-N (`bon`), what the
