@@ -7,13 +7,14 @@ from pydantic import Field
 from assets.common.metadata import Timer, record_partition, table
 from assets.common.partitions import shard_backfill, shards
 from assets.common.resources import StorageResource
+from prm_core.labels.denoised_labels import LabelConfig
 from prm_core.lineage.storage import frame_md5, read_parquet, write_parquet
 from prm_core.lineage.summary import update_summary
 
 
 class DenoisedLabelsConfig(dg.Config):
-    balance: bool = Field(default=True, description="1:1 positives:negatives by seeded down-sampling (SCAN methods)")
-    seed: int = 0
+    balance: bool = Field(default=LabelConfig.balance, description="1:1 positives:negatives by seeded down-sampling (SCAN methods)")
+    seed: int = LabelConfig.seed
 
 
 @dg.asset(
@@ -33,7 +34,7 @@ class DenoisedLabelsConfig(dg.Config):
     description="Noise-tolerant labels: min(c_t/SC, 1) on the d steps before t_e, 0 at it, 1 before, later steps removed.",
 )
 def denoised_labels(context: dg.AssetExecutionContext, config: DenoisedLabelsConfig, storage: StorageResource) -> dg.MaterializeResult:
-    from prm_core.labels.denoised_labels import LABEL_SCHEMA, LabelConfig, build_labels
+    from prm_core.labels.denoised_labels import LABEL_SCHEMA, build_labels
 
     cfg = LabelConfig(balance=config.balance, seed=config.seed)
     frames, counts = [], []

@@ -9,15 +9,19 @@ from assets.common.partitions import all_shards, label_set_backfill, label_sets
 from assets.common.resources import DomainResource, StorageResource
 from prm_core.lineage.storage import frame_md5, write_parquet
 from prm_core.lineage.summary import update_summary
+from prm_core.prm.corpus import CorpusConfig
 
 ALL_SHARDS = dg.AllPartitionMapping()
 
 
+CORPUS = CorpusConfig()
+
+
 class CorpusAssetConfig(dg.Config):
-    hard_negatives: int = Field(default=1, description="per labelled response: a trusted step with its result changed")
-    min_label: float = Field(default=0.5, description="a step is trusted (may become a hard negative) when its label is at least this")
-    targets: str = Field(default="auto", description="soft, hard, or auto: hard 1[c_t > 0] for vanilla (Math-Shepherd), soft for SCAN")
-    seed: int = 0
+    hard_negatives: int = Field(default=CORPUS.hard_negatives, description="per labelled response: a trusted step with its result changed")
+    min_label: float = Field(default=CORPUS.min_label, description="a step is trusted (may become a hard negative) when its label is at least this")
+    targets: str = Field(default=CORPUS.targets, description="soft, hard, or auto: hard 1[c_t > 0] for vanilla (Math-Shepherd), soft for SCAN")
+    seed: int = CORPUS.seed
 
 
 @dg.asset(
@@ -35,7 +39,7 @@ def filtered_corpus(context: dg.AssetExecutionContext, config: CorpusAssetConfig
                     domain: DomainResource) -> dg.MaterializeResult:
     from prm_core.domains.problems import prompts_frame
     from prm_core.labels.denoised_labels import oracle_set
-    from prm_core.prm.corpus import CorpusConfig, build_corpus
+    from prm_core.prm.corpus import build_corpus
 
     dom = domain.get()
     cfg = CorpusConfig(hard_negatives=config.hard_negatives, min_label=config.min_label, targets=config.targets,

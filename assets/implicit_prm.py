@@ -7,43 +7,31 @@ import polars as pl
 from pydantic import Field
 
 from assets.common.metadata import Timer, is_current, mark_current, read_shards, record_partition, table
+from assets.common.models import IMPLICIT_EXPERIMENT, IMPLICIT_REGISTERED, implicit_dir, implicit_info, register
 from assets.common.partitions import all_shards, implicit_loss_backfill, implicit_losses
 from assets.common.resources import DomainResource, StorageResource, TrackingResource
 from prm_core.lineage.summary import update_summary
 from prm_core.prm.implicit import ImplicitConfig
 
 CODE_VERSION = "1"
-EXPERIMENT = "prm-foundry-implicit"
-REGISTERED = "prm-foundry-implicit-{loss}"
 ALL_SHARDS = dg.AllPartitionMapping()
+TRAIN = ImplicitConfig()
 
 
 class ImplicitPRMConfig(dg.Config):
-    beta: float = Field(default=0.05, description="β of ρ = β·log π_θ/π_ref (the paper's CE and DPO runs)")
-    lr: float = Field(default=2e-4, description="peak lr, cosine to 0.1× (tiny policy; the paper's 8B runs use 5e-7)")
-    epochs: int = 1
-    batch_size: int = Field(default=16, description="responses (CE, KTO) or pairs (DPO, NCA) per step")
+    beta: float = Field(default=TRAIN.beta, description="β of ρ = β·log π_θ/π_ref (the paper's CE and DPO runs)")
+    lr: float = Field(default=TRAIN.lr, description="peak lr, cosine to 0.1× (tiny policy; the paper's 8B runs use 5e-7)")
+    epochs: int = TRAIN.epochs
+    batch_size: int = Field(default=TRAIN.batch_size, description="responses (CE, KTO) or pairs (DPO, NCA) per step")
     responses_per_problem: int = Field(default=0, description="train on the first m responses of each question (1, 2, 4; "
                                                               "0 = all N of `rollouts`)")
     ce_sweep: list[int] = Field(default=[1, 2], description="CE only: also train on the first m responses per question for "
                                                                "each m (benchmark_scores plots them: more responses vs more questions)")
     coef: float = Field(default=0.0, description="score scale: Q_k = coef·Σδ (0: coef = β, so σ(Q_T) is the ORM's probability)")
     separator: str = Field(default="\n", description="step separator id appended after each step, as the other PRMs")
-    seed: int = 0
-    precision: str = Field(default=ImplicitConfig.precision, description="auto | bf16 | fp32 (runtime/device.py)")
+    seed: int = TRAIN.seed
+    precision: str = Field(default=TRAIN.precision, description="auto | bf16 | fp32 (runtime/device.py)")
     reuse: bool = Field(default=True, description="keep a model trained on the same rollouts, policy, config and code")
-
-
-def implicit_dir(storage: StorageResource, loss: str):
-    return storage.model_dir("implicit") / loss
-
-
-def implicit_info(path) -> dict:
-    """What `implicit_prm` recorded of a model (implicit.json, loss curve aside) with this run's reference path, timing
-    and MLflow run (run_info.json, kept apart so that implicit.json is reproducible)."""
-    from prm_core.lineage.run_info import read_with_run_info
-
-    return {k: v for k, v in read_with_run_info(path, "implicit.json").items() if k != "losses"}
 
 
 def outcomes(storage: StorageResource, dom, m: int, keys: list[str]):
@@ -101,24 +89,17 @@ def train_one(storage: StorageResource, dom, config: ImplicitPRMConfig, loss: st
                                                           "steps", "tokens_trained", "flops")},
             data_flops=flops.data, train_flops=flops.training))
         if tracking is not None:
-            from assets.common.tracking import log_model
-            from prm_core.prm.pyfunc import log_step_scorer
-
-            mlflow = tracking.experiment(EXPERIMENT)
-            with mlflow.start_run(run_name=f"implicit-{loss}"):
-                mlflow.set_tags({"loss": loss, "dagster_run_id": run_id, "kind": "implicit_prm"})
-                mlflow.log_params({**{k: v for k, v in config.model_dump().items() if k != "reuse"}, "loss": loss,
-                                   "ref": run_info["ref"]})
-                for i, v in enumerate(losses):
-                    mlflow.log_metric("train_loss", v, step=i)
-                mlflow.log_metrics({"train_seconds": run_info["train_seconds"],
-                                    **{k: float(info[k]) for k in ("loss_last", "flops", "tokens_trained")}})
-                scorer = log_step_scorer("implicit", {"theta": tmp, "ref": policy},
-                                         {"separator": config.separator, "coef": info["coef"]}, (data[0].prompt, data[0].steps))
-                logged = log_model(mlflow, scorer.model_uri, REGISTERED.format(loss=loss), run_id,
-                                   f"implicit PRM ({loss} on outcome labels)")
-                info["mlflow_model"] = logged.pop("mlflow_model")
-                run_info.update(logged)
+            logged = register(
+                tracking, IMPLICIT_EXPERIMENT, f"implicit-{loss}",
+                ("implicit", {"theta": tmp, "ref": policy}, {"separator": config.separator, "coef": info["coef"]},
+                 (data[0].prompt, data[0].steps)),
+                IMPLICIT_REGISTERED.format(loss=loss), run_id, f"implicit PRM ({loss} on outcome labels)",
+                tags={"loss": loss, "kind": "implicit_prm"},
+                params={**{k: v for k, v in config.model_dump().items() if k != "reuse"}, "loss": loss, "ref": run_info["ref"]},
+                metrics={"train_seconds": run_info["train_seconds"],
+                         **{k: float(info[k]) for k in ("loss_last", "flops", "tokens_trained")}}, curve=losses)
+            info["mlflow_model"] = logged.pop("mlflow_model")
+            run_info.update(logged)
         (tmp / "implicit.json").write_text(json.dumps({**info, "losses": losses}, indent=2))
         update_run_info(tmp, run_info)
     return {**info, **run_info}

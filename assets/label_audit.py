@@ -3,7 +3,7 @@
 import dagster as dg
 import polars as pl
 
-from assets.common.metadata import Timer, files_written, plot_md, read_shards, table
+from assets.common.metadata import Timer, files_written, mc_seconds, plot_md, read_shards, table
 from assets.common.partitions import all_shards
 from assets.common.resources import StorageResource
 from prm_core.lineage.summary import summary_path, update_summary
@@ -43,8 +43,6 @@ def label_audit(context: dg.AssetExecutionContext, storage: StorageResource) -> 
         summary["labels.vanilla.first_error_acc_on_scan_responses"] = on_scan
     update_summary(storage.base_dir, summary)
     tables = write_tables(storage, fe, steps, ct)
-    from assets.mc_estimates import mc_seconds
-
     seconds = mc_seconds(storage, keys)  # shown here, not written: timings differ between identical runs
     shown = ct.with_columns(seconds=pl.Series([round(seconds.get(m, 0.0), 2) for m in ct["method"]], dtype=pl.Float64))
     return dg.MaterializeResult(

@@ -18,19 +18,22 @@ from prm_core.lineage.summary import summary_path, update_summary
 CODE_VERSION = "1"
 
 
+POLICY = PolicyConfig()
+
+
 class PolicyModelConfig(dg.Config):
     pretrained: str = Field(default="", description="use this model directory instead of training one (real models, GPU runs)")
-    hidden_size: int = 128
-    num_layers: int = 2
-    num_heads: int = 4
-    intermediate_size: int = 512
-    train_steps: int = Field(default=1600, description="optimizer steps (not seconds: below ~900 the policy is useless)")
-    batch_size: int = 32
-    lr: float = 3e-3
-    seed: int = 0
+    hidden_size: int = POLICY.hidden_size
+    num_layers: int = POLICY.num_layers
+    num_heads: int = POLICY.num_heads
+    intermediate_size: int = POLICY.intermediate_size
+    train_steps: int = Field(default=POLICY.train_steps, description="optimizer steps (not seconds: below ~900 the policy is useless)")
+    batch_size: int = POLICY.batch_size
+    lr: float = POLICY.lr
+    seed: int = POLICY.seed
     eval_problems: int = Field(default=500, description="held-out problems for the accuracy estimate")
     max_new_tokens: int = 192
-    precision: str = Field(default=PolicyConfig.precision, description="auto | bf16 | fp32: auto is bf16 only where the "
+    precision: str = Field(default=POLICY.precision, description="auto | bf16 | fp32: auto is bf16 only where the "
                                                                        "hardware runs it natively (runtime/device.py)")
     reuse: bool = Field(default=True, description="keep a trained model whose config and code are unchanged")
 

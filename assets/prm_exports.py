@@ -4,6 +4,7 @@ import dagster as dg
 import polars as pl
 
 from assets.common.metadata import Timer, cost, files_written, table
+from assets.common.models import PRM_REGISTERED, prm_dir, training_info
 from assets.common.partitions import label_sets
 from assets.common.resources import StorageResource
 
@@ -19,7 +20,6 @@ CARD_METRICS = ("f1", "f1_tau05", "tau", "acc_err", "acc_cor", "prm_min", "prm_m
     description="data/prm_exports/<label set>/: safetensors + tokenizer + modeling code + README card.",
 )
 def prm_exports(context: dg.AssetExecutionContext, storage: StorageResource) -> dg.MaterializeResult:
-    from assets.prm_model import prm_dir, training_info
     from prm_core.lineage.storage import atomic_dir, copy_files, read_parquet
     from prm_core.prm.card import prm_card
 
@@ -35,7 +35,7 @@ def prm_exports(context: dg.AssetExecutionContext, storage: StorageResource) -> 
             out = storage.root / "prm_exports" / label_set
             with atomic_dir(out) as tmp:
                 copy_files(src, tmp, keep=lambda name: not name.endswith(".fingerprint.json"))
-                (tmp / "README.md").write_text(prm_card(label_set, training, metrics, "\n", f"prm-foundry-prm-{label_set}"))
+                (tmp / "README.md").write_text(prm_card(label_set, training, metrics, "\n", PRM_REGISTERED.format(label_set=label_set)))
             written.append({"label_set": label_set, "path": str(out), "files": len(list(out.iterdir()))})
     return dg.MaterializeResult(metadata={"exports": table(pl.DataFrame(written)), **cost(t.seconds),
                                           **files_written(storage, [w["path"] for w in written])})

@@ -8,6 +8,7 @@ import dagster as dg
 from pydantic import Field
 
 from assets.common.metadata import Timer, is_current, mark_current, record_partition
+from assets.common.models import PRM_EXPERIMENT, PRM_REGISTERED, mlflow_ui, prm_dir, register, training_info
 from assets.common.partitions import label_set_backfill, label_sets
 from assets.common.prm_launch import launch_training
 from assets.common.resources import StorageResource, TrackingResource
@@ -15,25 +16,23 @@ from prm_core.lineage.summary import update_summary
 from prm_core.prm.discriminative import PRMTrainConfig
 
 CODE_VERSION = "3"  # 2: the PRM wraps any causal LM (features optional); 3: the hidden-state term optional, off
-EXPERIMENT = "prm-foundry-prm"
-REGISTERED = "prm-foundry-prm-{label_set}"
-MLFLOW_UI = "http://127.0.0.1:5000"  # `mlflow ui --backend-store-uri sqlite:///mlflow.db` (README)
+TRAIN = PRMTrainConfig()
 RUN_SPECIFIC = ("train_seconds", "ray_job_id")  # a launched job's metrics kept out of training.json (reproducible)
 
 
 class PRMModelConfig(dg.Config):
-    steps: int = Field(default=600, description="optimizer steps")
-    batch_size: int = 16
-    lr_head: float = 1e-2
-    lr_body: float = 3e-4
-    freeze_backbone: bool = Field(default=True, description="train the head only (testbed-probe.md §9: fine-tuning re-adds the difficulty prior)")
+    steps: int = Field(default=TRAIN.steps, description="optimizer steps")
+    batch_size: int = TRAIN.batch_size
+    lr_head: float = TRAIN.lr_head
+    lr_body: float = TRAIN.lr_body
+    freeze_backbone: bool = Field(default=TRAIN.freeze_backbone, description="train the head only (testbed-probe.md §9: fine-tuning re-adds the difficulty prior)")
     features: bool = Field(default=True, description="add the LM's own log-prob features to the head (ships modeling code; "
                                                       "off: the stock <Arch>ForTokenClassification)")
     hidden_term: bool = Field(default=False, description="features PRM: add w·h (hidden states) to the step logit; off, the "
                                                          "head cannot learn the label set's problem-difficulty prior (modeling_prm.py)")
-    gradient_checkpointing: bool = Field(default=False, description="fine-tuning: recompute activations (7B+ backbones)")
-    lora_rank: int = Field(default=0, description="fine-tuning: train LoRA adapters of this rank (peft) instead of every weight")
-    precision: str = Field(default=PRMTrainConfig.precision, description="auto | bf16 | fp32: auto is bf16 only where the "
+    gradient_checkpointing: bool = Field(default=TRAIN.gradient_checkpointing, description="fine-tuning: recompute activations (7B+ backbones)")
+    lora_rank: int = Field(default=TRAIN.lora_rank, description="fine-tuning: train LoRA adapters of this rank (peft) instead of every weight")
+    precision: str = Field(default=TRAIN.precision, description="auto | bf16 | fp32: auto is bf16 only where the "
                                                                           "hardware runs it natively (runtime/device.py)")
     launcher: Literal["in_process", "accelerate", "ray"] = Field(default="in_process", description="in_process; accelerate: "
                                                                  "train in `accelerate launch` processes on this machine (multi-GPU by "
@@ -42,21 +41,9 @@ class PRMModelConfig(dg.Config):
     num_processes: int = Field(default=1, description="accelerate and ray launchers: processes (one per GPU)")
     ray_gpus_per_process: float = Field(default=1.0, description="ray launcher: GPUs the job reserves per process (0: on CPU)")
     ray_cpus_per_process: float = Field(default=1.0, description="ray launcher: CPUs the job reserves per process")
-    seed: int = 0
+    seed: int = TRAIN.seed
     separator: str = Field(default="\n", description="step separator appended as one token id after each step")
     reuse: bool = Field(default=True, description="keep a model trained on the same corpus, backbone, config and code")
-
-
-def prm_dir(storage: StorageResource, label_set: str):
-    return storage.model_dir("prm") / label_set
-
-
-def training_info(path) -> dict:
-    """What `prm_model` recorded of a PRM's training: data and loss (training.json), with this run's timing and MLflow
-    run, model version and URLs (run_info.json, kept apart so that training.json is reproducible)."""
-    from prm_core.lineage.run_info import read_with_run_info
-
-    return read_with_run_info(path, "training.json")
 
 
 @dg.asset(
@@ -73,13 +60,11 @@ def prm_model(context: dg.AssetExecutionContext, config: PRMModelConfig, storage
 
     from transformers import AutoTokenizer
 
-    from assets.common.tracking import log_model
     from prm_core.lineage.run_info import update_run_info
     from prm_core.lineage.storage import atomic_dir, frame_md5, local_copy, md5_dir, read_parquet
     from prm_core.prm.corpus import examples
     from prm_core.prm.discriminative import init_prm, train_prm, training_precision
     from prm_core.prm.encoding import encode_many, separator_id
-    from prm_core.prm.pyfunc import log_step_scorer
     from prm_core.runtime.device import default_device
 
     cfg = PRMTrainConfig(steps=config.steps, batch_size=config.batch_size, lr_head=config.lr_head, lr_body=config.lr_body,
@@ -124,25 +109,21 @@ def prm_model(context: dg.AssetExecutionContext, config: PRMModelConfig, storage
                     "dagster_run_id": context.run_id}
         if config.features:
             info["feature_weights"] = [round(w, 4) for w in model.feature_score.weight[0].tolist()]
-        mlflow = tracking.experiment(EXPERIMENT)
-        with mlflow.start_run(run_name=f"prm-{label_set}") as run:
-            mlflow.set_tags({"label_set": label_set, "dagster_run_id": context.run_id})
-            mlflow.log_params({**asdict(cfg), "label_set": label_set, "sequences": info["sequences"],
-                               "hard_negatives": info["hard_negatives"], "backbone": str(storage.model("prm_backbone"))})
-            for i in range(0, len(losses), 10):
-                mlflow.log_metric("train_loss", losses[i], step=i)
-            mlflow.log_metrics({"train_seconds": t.seconds, "loss_last": info["loss_last"]})
-            with atomic_dir(path) as tmp:
-                model.save_pretrained(tmp)
-                tokenizer.save_pretrained(tmp)
-                scorer = log_step_scorer("discriminative", {"prm": tmp}, {"separator": config.separator},
-                                         (corpus["prompt"][0], corpus["steps"][0].to_list()))
-                logged = log_model(mlflow, scorer.model_uri, REGISTERED.format(label_set=label_set), context.run_id,
-                                   f"PRM trained on {label_set} labels")
-                info["mlflow_model"] = logged.pop("mlflow_model")
-                run_info.update(logged, mlflow_ui=f"{MLFLOW_UI}/#/experiments/{run.info.experiment_id}/runs/{run.info.run_id}")
-                (tmp / "training.json").write_text(json.dumps(info, indent=2))
-                update_run_info(tmp, run_info)
+        with atomic_dir(path) as tmp:
+            model.save_pretrained(tmp)
+            tokenizer.save_pretrained(tmp)
+            logged = register(
+                tracking, PRM_EXPERIMENT, f"prm-{label_set}", ("discriminative", {"prm": tmp}, {"separator": config.separator},
+                                                             (corpus["prompt"][0], corpus["steps"][0].to_list())),
+                PRM_REGISTERED.format(label_set=label_set), context.run_id, f"PRM trained on {label_set} labels",
+                tags={"label_set": label_set},
+                params={**asdict(cfg), "label_set": label_set, "sequences": info["sequences"],
+                        "hard_negatives": info["hard_negatives"], "backbone": str(storage.model("prm_backbone"))},
+                metrics={"train_seconds": t.seconds, "loss_last": info["loss_last"]}, curve=losses, every=10)
+            info["mlflow_model"] = logged.pop("mlflow_model")
+            run_info.update(logged, mlflow_ui=mlflow_ui(logged["mlflow_run_id"]))
+            (tmp / "training.json").write_text(json.dumps(info, indent=2))
+            update_run_info(tmp, run_info)
         mark_current(path / "model.safetensors", fingerprint)
         _record(context, storage, label_set, {"reused": False, **info, **run_info})
     return dg.MaterializeResult()

@@ -127,3 +127,52 @@ def test_gpu_bench_and_the_prm_code_it_runs_need_no_polars_dagster_or_vllm():
             "try:\n    runpy.run_path('bench/prm_throughput.py', run_name='__main__')\n"
             "except SystemExit as e:\n    assert e.code == 0\n")
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True, capture_output=True, text=True)
+
+
+ASSET_LINES = 80
+
+
+def _asset_functions(tree: ast.Module):
+    """The module's functions decorated as Dagster assets (`@dg.asset(...)`, `@dg.multi_asset(...)`)."""
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef):
+            for d in node.decorator_list:
+                target = d.func if isinstance(d, ast.Call) else d
+                if isinstance(target, ast.Attribute) and target.attr in ("asset", "multi_asset"):
+                    yield node
+
+
+def test_an_asset_module_imports_no_other_asset_module():
+    """What assets share lives in assets/common/ (where a model lives, what it recorded, MLflow): never in a stage."""
+    stages = {n for n in MODULES if n.startswith("assets.") and not n.startswith("assets.common")}
+    wrong = [f"{n} imports {m}" for n in sorted(stages) for m in first_party(MODULES[n]) if m in stages and m != n]
+    assert not wrong, "\n".join(wrong)
+
+
+def test_every_asset_function_is_short():
+    """An asset reads, calls the library, writes and records: at most 80 lines, decorator aside."""
+    long = {}
+    for name, path in MODULES.items():
+        if name.startswith("assets."):
+            for fn in _asset_functions(ast.parse(path.read_text())):
+                lines = fn.end_lineno - fn.lineno + 1
+                if lines > ASSET_LINES:
+                    long[f"{name}.{fn.name}"] = lines
+    assert not long, long
+
+
+def test_bench_and_prm_core_never_import_tests():
+    """Tests import the code, never the other way round (string import hooks included)."""
+    files = [*(ROOT / "bench").rglob("*.py"), *(ROOT / "prm_core").rglob("*.py")]
+    wrong = [f"{f.relative_to(ROOT)} imports {m}" for f in files for m in imports_of(f) if m.split(".")[0] == "tests"]
+    wrong += [f"{f.relative_to(ROOT)} names tests. in a string" for f in files
+              for node in ast.walk(ast.parse(f.read_text()))
+              if isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value.startswith("tests.")]
+    assert not wrong, "\n".join(wrong)
+
+
+def test_a_test_module_imports_no_other_test_module():
+    """Shared fixtures and helpers live in tests/conftest.py or tests/support/, never in another test module."""
+    wrong = [f"{f.relative_to(ROOT)} imports {m}" for f in (ROOT / "tests").rglob("test_*.py") for m in imports_of(f)
+             if m.startswith("tests.") and m.split(".")[-1].startswith("test_")]
+    assert not wrong, "\n".join(wrong)

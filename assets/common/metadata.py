@@ -146,3 +146,15 @@ class Timer:
 
     def __exit__(self, *exc):
         self.seconds = time.perf_counter() - self.start
+
+
+def mc_seconds(storage, keys: list[str]) -> dict[str, float]:
+    """Seconds per MC method over every shard's chunks (`mc_estimates`): timings live in mc_costs/run_info.json, not in
+    the tables."""
+    from prm_core.lineage.run_info import read_run_info
+
+    info, out = read_run_info(storage.root / "mc_costs"), {}
+    for path in storage.shard_tables("mc_costs", keys):
+        for r in info.get(path.stem, []):
+            out[r["method"]] = out.get(r["method"], 0.0) + r["seconds"]
+    return out

@@ -61,13 +61,9 @@ class StorageResource(dg.ConfigurableResource):
 
     def model(self, name: str):
         """Where model `name` lives, as recorded by the asset that made it (a relative path: in this data dir)."""
-        import json
+        from prm_core.lineage.storage import model_path
 
-        pointer = self.root / "models" / f"{name}.json"
-        if pointer.exists():
-            recorded = UPath(json.loads(pointer.read_text())["path"])
-            return recorded if recorded.is_absolute() else self.root / recorded.path
-        return self.model_dir(name)
+        return model_path(self.root, name)
 
 
 class DomainResource(dg.ConfigurableResource):

@@ -1,24 +1,33 @@
-"""ActPRM against its baselines on one pool, one seed (the pool-based claim, algorithms.md §3.5):
+"""ActPRM against its baselines on one pool, per seed (the pool-based claim, algorithms.md §3.5):
 
 * **full data**: one pass with every trajectory labelled by the judge;
 * **active**: one pass with selection, (δ_pred, δ_std) chosen on the **dev** split from a grid — the fewest
   labels whose dev F1 is within `dev_tolerance` of the full-data dev F1 — never on test;
 * **random**: a seeded random subset of the pool of the active run's size, labelled and trained on in one pass.
 
-Scoring is the caller's (`evaluate(heads) -> {"dev_f1", "f1", ...}`), so this layer stays beside evaluation.
+Over seeds (`compare_seeds`), the thresholds are chosen once, at seed 0, and kept; results are mean ± s.e.
+`run_comparison` is the whole experiment on a pool of step inputs (`features`), with the audit of what was selected.
+Scoring is the caller's (`evaluate(heads) -> {"dev_f1", "f1", ...}`, or `score(set, step_scores)`), so this layer
+stays beside evaluation.
 """
 
 from __future__ import annotations
 
 import random
+import statistics
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import polars as pl
 import torch
 
+from prm_core.active.features import Pool, StepFeatures
 from prm_core.active.judges import Trajectory, hard_labels
-from prm_core.active.pool import ActiveConfig, Decision, active_pass, train_on
+from prm_core.active.pool import ActiveConfig, Decision, active_pass, step_scores, train_on
 from prm_core.prm.ensemble import EnsembleConfig, EnsembleHeads, EnsembleTrainConfig
+
+
+TRAIN_KEYS = ("heads", "lr", "batch_size", "reg_lambda", "learning_probability")  # what a trained ensemble records
 
 
 @dataclass(frozen=True)
@@ -83,3 +92,120 @@ def compare_seed(inputs: list[torch.Tensor], trajectories: list[Trajectory], mak
     train_on(rnd_heads, [inputs[i] for i, _ in kept], [hard_labels(a, len(trajectories[i].steps)) for i, a in kept],
              cfg.active(), seed)
     return SeedResult(seed, dp, ds, full, active, evaluate(rnd_heads), labelled, len(trajectories), decisions, heads)
+
+
+def compare_seeds(inputs: list[torch.Tensor], trajectories: list[Trajectory], make_judge: Callable[[], object],
+                  evaluate: Callable[[EnsembleHeads], dict], cfg: CompareConfig, seeds: int,
+                  on_seed: Callable[[SeedResult], None] = lambda r: None) -> list[SeedResult]:
+    """`compare_seed` for seeds 0..seeds-1: the thresholds are chosen once, on dev, at seed 0 and kept for the others
+    (its active heads are the ones released)."""
+    results: list[SeedResult] = []
+    for seed in range(seeds):
+        chosen = (results[0].delta_pred, results[0].delta_std) if results else None
+        results.append(compare_seed(inputs, trajectories, make_judge, evaluate, cfg, seed, chosen))
+        on_seed(results[-1])
+    return results
+
+
+def mean_se(values: list[float]) -> tuple[float, float]:
+    """Mean and standard error over seeds (0 for one seed)."""
+    return statistics.mean(values), (statistics.stdev(values) / len(values) ** 0.5 if len(values) > 1 else 0.0)
+
+
+def error_rate(response_ids: list[str], truth: dict[str, int]) -> float:
+    """How many of these trajectories really hold an error (their true first error ≥ 0); 0 for none."""
+    return sum(truth[r] >= 0 for r in response_ids) / len(response_ids) if response_ids else 0.0
+
+
+def selection_rows(decisions: list[Decision], truth: dict[str, int]) -> list[dict]:
+    """What the active pass did with each trajectory, why, and its true first error (the audit only)."""
+    return [{"response_id": d.response_id, "batch": d.batch, "selected": d.uncertainty.selected,
+             "aleatoric": d.uncertainty.aleatoric, "epistemic": d.uncertainty.epistemic,
+             "first_predicted_error": d.uncertainty.first_predicted_error, "max_std": d.uncertainty.max_std,
+             "min_confidence": d.uncertainty.min_confidence, "labelled": d.labelled,
+             "judge_first_error": d.judge_first_error, "true_first_error": truth[d.response_id]} for d in decisions]
+
+
+def comparison_points(results: list[SeedResult]) -> list[dict]:
+    """One point per (seed, method): the judge labels it used and its test F1 (full data, active, random)."""
+    return [{"seed": r.seed, "method": m, "labels": n, "f1": res["f1"]} for r in results
+            for m, n, res in (("full data", r.pool, r.full), ("active", r.labels, r.active), ("random", r.labels, r.random))]
+
+
+def comparison_summary(results: list[SeedResult], truth: dict[str, int], bon: float | None = None,
+                       judge_tokens: int = 0) -> dict:
+    """Active vs full data vs random over the seeds (mean ± s.e.), seed 0's thresholds, its best-of-N (`bon`), what the
+    judges spent, and how often the labelled trajectories really hold an error against the pool's rate."""
+    main = results[0]
+    (f1, f1_se), (full_f1, _), (rnd_f1, rnd_se) = (mean_se([getattr(r, k)["f1"] for r in results])
+                                                   for k in ("active", "full", "random"))
+    labels = statistics.mean(r.labels for r in results)
+    return {"f1": f1, "f1_se": f1_se, "labels_used": labels, "label_fraction": labels / main.pool,
+            "full_data_f1": full_f1, "random_f1": rnd_f1, "random_f1_se": rnd_se,
+            **({"bon": bon} if bon is not None else {}), "judge_tokens": judge_tokens,
+            "seeds": len(results), "delta_pred": main.delta_pred, "delta_std": main.delta_std,
+            "selected_error_rate": error_rate([d.response_id for d in main.decisions if d.labelled], truth),
+            "pool_error_rate": error_rate([d.response_id for d in main.decisions], truth)}
+
+
+def judge_pass(inputs: list[torch.Tensor], trajectories: list[Trajectory], judge, evaluate: Callable[[EnsembleHeads], dict],
+               cfg: CompareConfig, thresholds: tuple[float, float], seed: int = 0) -> dict:
+    """One active pass with another judge at given thresholds (e.g. SCAN's MC labeller at seed 0's): its test F1, the
+    labels it bought and the judge's cost."""
+    heads = new_heads(inputs, cfg, seed)
+    decisions, _ = active_pass(heads, inputs, trajectories, judge, cfg.active(True, *thresholds), seed)
+    return {"f1": evaluate(heads)["f1"], "labels": sum(d.labelled for d in decisions), **vars(judge.cost)}
+
+
+@dataclass
+class Comparison:
+    """ActPRM against its baselines over seeds on one pool (`compare`), with seed 0's best-of-N and, when run, the
+    active pass with another judge at seed 0's thresholds."""
+
+    results: list[SeedResult]
+    truth: dict[str, int]  # the pool's true first errors (exact judge): the audit only, never a label
+    judge_tokens: int
+    bon: dict | None = None  # seed 0's active heads on best-of-N
+    other_judge: dict | None = None  # `judge_pass`
+
+    @property
+    def main(self) -> SeedResult:
+        return self.results[0]
+
+    def summary(self) -> dict:
+        """The experiment's numbers (`actprm.<key>` in the run summary; the other judge's under `mc_judge.`)."""
+        out = comparison_summary(self.results, self.truth, self.bon["prm_min"] if self.bon else None, self.judge_tokens)
+        if self.other_judge is not None:
+            o = self.other_judge
+            out.update({"mc_judge.f1": o["f1"], "mc_judge.labels_used": o["labels"], "mc_judge.tokens": o["tokens"],
+                        "mc_judge.dropped": o["dropped"]})
+        return out
+
+
+def run_comparison(pool: Pool, features: StepFeatures, dev_test: pl.DataFrame, score: Callable[[pl.DataFrame, list], dict],
+                   domain, cfg: CompareConfig, seeds: int, bon: tuple[pl.DataFrame, Callable] | None = None,
+                   other_judge: Callable[[], object] | None = None, on_seed: Callable[[SeedResult], None] = lambda r: None) -> Comparison:
+    """The pool-based experiment: `compare_seeds` with the exact judge, every variant scored by `score` on the
+    dev/test set `dev_test` (its step inputs from `features`); seed 0's active heads also on `bon` (a set and its
+    scoring), and `judge_pass` with the judge `other_judge` makes (e.g. `judges.scan_judge`), when given."""
+    from prm_core.active.judges import ExactJudge
+
+    x_test = features.of(dev_test)
+    x_bon = features.of(bon[0]) if bon else None
+    judges = []
+
+    def exact():
+        judges.append(ExactJudge(domain))
+        return judges[-1]
+
+    def evaluate(heads):
+        return score(dev_test, step_scores(heads, x_test))
+
+    results = compare_seeds(pool.inputs, pool.trajectories, exact, evaluate, cfg, seeds, on_seed)
+    main = results[0]
+    bon_row = bon[1](bon[0], step_scores(main.heads, x_bon)) if bon else None
+    truth = dict(zip((t.response_id for t in pool.trajectories), ExactJudge(domain).first_errors(pool.trajectories)))
+    other = None
+    if other_judge is not None:
+        other = judge_pass(pool.inputs, pool.trajectories, other_judge(), evaluate, cfg, (main.delta_pred, main.delta_std))
+    return Comparison(results, truth, sum(j.cost.tokens for j in judges), bon_row, other)

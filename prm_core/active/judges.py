@@ -81,6 +81,13 @@ class MCJudge:
         return out
 
 
+def scan_judge(domain: Domain, engine: Engine, seed: int = 7) -> MCJudge:
+    """SCAN's MC labeller as the judge, at the MC stage's rollout settings and k (`labels.mc_estimates`)."""
+    from prm_core.labels.mc_estimates import ROLLOUT_SPEC, AnnotationConfig
+
+    return MCJudge(domain, engine, replace(ROLLOUT_SPEC, seed=seed), k=AnnotationConfig.k)
+
+
 CRITIQUE_PROMPT = """The following is a math problem and a solution (split into paragraphs, enclosed with tags and indexed from 1):
 
 <math_problem>

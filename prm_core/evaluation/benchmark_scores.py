@@ -3,13 +3,20 @@
 The threshold is chosen on the dev split only and applied to test; τ = 0.5 is reported too. Best-of-N adds the
 within-problem pair order (testbed-probe.md §9): the share of (correct, wrong) candidate pairs of one problem
 whose min step scores are ordered right (ties count half) — what a verifier must get right, unlike global AUC.
+
+`score_prm` runs one PRM (any `Scorer`) on every benchmark given, with the real ProcessBench and PRMBench;
+`implicit_prm_scores` scores implicit PRMs against their reference (its log-probs computed once).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
 import polars as pl
 
 from prm_core.evaluation.best_of_n import Candidate, best_of_n, response_score
+from prm_core.evaluation.prmbench import prmscore
 from prm_core.evaluation.processbench import choose_threshold, f1_at, predict_first_error
 
 BON_METHODS = ("prm_min", "prm_last", "prm_min_vote", "majority", "pass_at_n", "first")
@@ -116,3 +123,109 @@ def implicit_scores(pb: pl.DataFrame, pb_values: tuple, bon: pl.DataFrame, bon_v
     for name, scores in variants.items():
         row[f"bon_{name}"] = best_of_n(candidates(bon, scores), "prm_min").accuracy
     return row, pb_scores, variants["ref_r"]
+
+
+Scorer = Callable[[list[str], list[list[str]]], list[list[float]]]  # (prompts, steps) -> a score per step
+
+
+@dataclass
+class PRMScores:
+    """One PRM on the benchmarks: its row of the comparison table, its per-sample tables (by benchmark), the real
+    ProcessBench's per-split F1 (at the GSM8K τ and at 0.5) and PRMBench's PRMScore, and its summary keys."""
+
+    row: dict
+    samples: dict[str, pl.DataFrame] = field(default_factory=dict)
+    real: pl.DataFrame | None = None
+    prmbench: pl.DataFrame | None = None
+    summary: dict = field(default_factory=dict)
+
+
+def discriminative_scorer(path, separator: str, batch_size: int) -> Scorer:
+    """A trained discriminative PRM (`prm_model`'s folder) as a scorer."""
+    from transformers import AutoTokenizer
+
+    from prm_core.lineage.storage import local_copy
+    from prm_core.prm.discriminative import load_prm, score_steps
+
+    model, tok = load_prm(path), AutoTokenizer.from_pretrained(local_copy(path))
+    return lambda prompts, steps: score_steps(model, tok, prompts, steps, separator, batch_size)
+
+
+def score_prm(label_set: str, score: Scorer, pb: pl.DataFrame | None = None, bon: pl.DataFrame | None = None,
+              real: pl.DataFrame | None = None, prmbench: pl.DataFrame | None = None) -> PRMScores:
+    """A PRM on every benchmark given: the ProcessBench-style set (τ from dev) with best-of-N (both or neither), the
+    real ProcessBench (official: τ chosen on its GSM8K split; and τ = 0.5) and PRMBench (PRMScore)."""
+    out = PRMScores({"label_set": label_set})
+    row, summary = out.row, out.summary
+    if pb is not None:
+        pb_scores, bon_steps = score(pb["prompt"].to_list(), pb["steps"].to_list()), score(bon["prompt"].to_list(), bon["steps"].to_list())
+        row.update(processbench_scores(pb, pb_scores), **bon_scores(bon, bon_steps))
+        out.samples.update(processbench=per_sample(pb, pb_scores, row["tau"]), bon=per_sample(bon, bon_steps))
+    if real is not None:
+        real_scores = score(real["prompt"].to_list(), real["steps"].to_list())
+        gsm = [i for i, s in enumerate(real["split"]) if s == "gsm8k"] or list(range(real.height))
+        tau = choose_threshold([real_scores[i] for i in gsm], [real["label"][i] for i in gsm])  # official: τ on GSM8K
+        per = [split_f1(real, real_scores, at).with_columns(label_set=pl.lit(label_set), threshold=pl.lit(name), tau=pl.lit(at))
+               for name, at in (("gsm8k_tau", tau), ("tau05", 0.5))]
+        out.real = pl.concat(per)
+        out.samples["processbench_real"] = per_sample(real, real_scores, tau)
+        row["real_avg_f1"], row["real_avg_f1_tau05"] = float(per[0]["f1"].mean()), float(per[1]["f1"].mean())
+        summary[f"processbench.real.avg_f1.{label_set}"] = row["real_avg_f1"]
+        summary["processbench.real.rows"] = real.height
+    if prmbench is not None:
+        pm_scores = score(prmbench["prompt"].to_list(), prmbench["steps"].to_list())
+        out.samples["prmbench"] = per_sample(prmbench, pm_scores, 0.5)
+        out.prmbench = prmscore(prmbench, pm_scores).with_columns(label_set=pl.lit(label_set))
+        row["prmbench_prmscore"] = float(out.prmbench.filter(pl.col("level") == "overall")["prmscore"][0])
+        summary[f"prmbench.prmscore.{label_set}"] = row["prmbench_prmscore"]
+        summary["prmbench.rows"] = prmbench.height
+        summary["prmbench.out_of_range_rows"] = int((prmbench["out_of_range_errors"].list.len() > 0).sum())
+    if pb is not None:
+        summary.update({f"prm.{label_set}.{k}": row[k] for k in ("f1", "f1_tau05", "tau", "pair_order")})
+        summary.update({f"bon.{k}.{label_set}": row[k] for k in ("prm_min", "prm_min_vote", "prm_last")})
+    return out
+
+
+def implicit_prm_scores(policy, models: list[tuple[str, object, dict]], pb: pl.DataFrame, bon: pl.DataFrame,
+                        batch_size: int) -> list[PRMScores]:
+    """Implicit PRMs (name, local folder, what `implicit_prm` recorded) trained against the reference `policy` on both
+    benchmarks (`implicit_scores`); the reference's cumulative log-probs are computed once for all of them."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from prm_core.prm.implicit import step_values
+
+    out, ref_values = [], None
+    for name, local, info in models:
+        tok = AutoTokenizer.from_pretrained(local)
+
+        def values(model):
+            return tuple(step_values(model, tok, f["prompt"].to_list(), f["steps"].to_list(), info["separator"], batch_size)
+                         for f in (pb, bon))
+
+        if ref_values is None:
+            ref_values = values(AutoModelForCausalLM.from_pretrained(policy))
+        theta = values(AutoModelForCausalLM.from_pretrained(local))
+        row, pb_scores, bon_steps = implicit_scores(pb, (theta[0], ref_values[0]), bon, (theta[1], ref_values[1]), info["coef"])
+        row.update(label_set=name, flops=info["flops"], responses_per_problem=info["responses_per_problem"])
+        key = name.replace("implicit_", "implicit.")
+        summary = {f"{key}.f1": row["f1"], f"{key}.f1_tau05": row["f1_tau05"], f"{key}.tau": row["tau"],
+                   f"{key}.bon": row["bon_ref_r"], f"{key}.bon_vote": row["prm_min_vote"], f"{key}.cost_flops": row["flops"],
+                   **{f"{key}.bon_{v}": row[f"bon_{v}"] for v in ("ref_q", "noref_r", "noref_q")}}
+        out.append(PRMScores(row, {"processbench": per_sample(pb, pb_scores, row["tau"]), "bon": per_sample(bon, bon_steps)},
+                             summary=summary))
+    return out
+
+
+def comparison_summary(rows: list[dict]) -> dict:
+    """Best-of-N's baselines (majority, pass@N, pass@1, greedy; the same for every PRM: the first row's), its largest
+    standard error, and SCAN's F1 against the oracle's and vanilla's."""
+    first = rows[0]
+    out = {"bon.majority": first["majority"], "bon.pass_at_n": first["pass_at_n"], "bon.pass_at_1": first["first"],
+           "bon.greedy": first["greedy"], "bon.problems": first["n_problems"], "bon.n": first["n"],
+           "bon.stderr": max(r.get("prm_min_stderr") or 0.0 for r in rows)}
+    by = {r["label_set"]: r for r in rows}
+    if "scan" in by and "oracle" in by and by["oracle"]["f1"] > 0:
+        out["prm.scan_over_oracle_f1"] = by["scan"]["f1"] / by["oracle"]["f1"]
+    if "scan" in by and "vanilla" in by:
+        out["prm.scan_minus_vanilla_f1"] = by["scan"]["f1"] - by["vanilla"]["f1"]
+    return out

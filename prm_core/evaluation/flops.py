@@ -45,3 +45,31 @@ def mc_prm_cost(response_tokens: int, rollout_tokens: int, policy_params: int, b
     forward that computes the head's features over the corpus."""
     return FlopCost(generation_flops(response_tokens + rollout_tokens, policy_params),
                     training_flops(backbone_tokens, backbone_params) + forward_flops(feature_tokens, backbone_params))
+
+
+def model_params(path) -> int:
+    """Parameters of the causal LM in `path` (a local folder)."""
+    from transformers import AutoModelForCausalLM
+
+    return sum(p.numel() for p in AutoModelForCausalLM.from_pretrained(path).parameters())
+
+
+def flop_summary(rows: list[dict]) -> dict:
+    """From benchmark rows (`label_set`, `flops`, `f1`, and best-of-N: `prm_min`, or `bon_ref_r` for implicit PRMs):
+    cost_flops.<set>, implicit.cost_flops (CE's, the paper's headline; else the first implicit PRM's) and its ratio
+    to vanilla's, and F1 / best-of-N per TFLOP of every PRM with a cost."""
+    out = {}
+    by = {r["label_set"]: r for r in rows if r.get("flops")}
+    for name, r in by.items():
+        key = name.replace("implicit_", "implicit.") if name.startswith("implicit_") else name
+        if not name.startswith("implicit_"):
+            out[f"cost_flops.{key}"] = r["flops"]
+        best = r["bon_ref_r"] if name.startswith("implicit_") else r["prm_min"]
+        out[f"efficiency.{key}.f1_per_tflop"] = r["f1"] / (r["flops"] / 1e12)
+        out[f"efficiency.{key}.bon_per_tflop"] = best / (r["flops"] / 1e12)
+    main = by.get("implicit_ce") or next((r for n, r in by.items() if n.startswith("implicit_")), None)
+    if main is not None:
+        out["implicit.cost_flops"] = main["flops"]
+        if by.get("vanilla"):
+            out["implicit.flops_over_vanilla"] = main["flops"] / by["vanilla"]["flops"]
+    return out

@@ -121,6 +121,22 @@ def cost_table(costs: dict[str, dict], sc_tokens: int = 0) -> pl.DataFrame:
     return pl.DataFrame(rows)
 
 
+def cost_summary(costs: pl.DataFrame, sc_tokens: int, seconds: dict[str, float]) -> tuple[dict, pl.DataFrame]:
+    """The MC stage's summary keys from every chunk's cost (`mc.<method>.rollouts|tokens|grade_timeouts|seconds`, and
+    SCAN's token ratios to vanilla: rollouts alone, and all-in with SC's own samples) and the all-in cost table."""
+    per_method = costs.group_by("method", maintain_order=True).agg(pl.col("rollouts", "tokens", "grade_timeouts").sum())
+    summary = {f"mc.{r['method']}.{k}": r[k] for r in per_method.to_dicts() for k in ("rollouts", "tokens", "grade_timeouts")}
+    summary |= {f"mc.{m}.seconds": s for m, s in seconds.items()}
+    all_in = cost_table({r["method"]: r for r in per_method.to_dicts()}, sc_tokens)
+    ratios = {r["method"]: r for r in all_in.to_dicts()}
+    if ratios.get("vanilla", {}).get("tokens"):  # the contract keys: rollouts alone, and all-in (+ SC's own samples)
+        for method, prefix in (("scan", "mc.token_ratio"), ("scan_binary", "mc.binary_token_ratio")):
+            if method in ratios:
+                summary[prefix] = ratios[method]["token_ratio_vs_vanilla"]
+                summary[f"{prefix}_all_in"] = ratios[method]["all_in_ratio_vs_vanilla"]
+    return summary, all_in
+
+
 def same_responses_accuracy(mc: pl.DataFrame, truth: pl.DataFrame, reference: str, on: str) -> float | None:
     """`reference`'s first-error accuracy restricted to the responses that method `on` labels."""
     fe = first_error_accuracy(mc.filter(pl.col("method") == reference).join(

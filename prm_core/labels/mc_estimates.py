@@ -47,6 +47,9 @@ MC_SCHEMA = {
 }
 
 
+ROLLOUT_SPEC = SamplingSpec(temperature=0.7, top_p=0.8, max_new_tokens=192)  # SCAN's paper table (seed: per chunk)
+
+
 @dataclass(frozen=True)
 class AnnotationConfig:
     k: int = 8

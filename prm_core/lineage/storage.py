@@ -34,6 +34,17 @@ def absolute(path: str | os.PathLike) -> UPath:
     return UPath(Path(path.path).resolve()) if is_local(path) else path
 
 
+def model_path(root: str | os.PathLike, name: str) -> UPath:
+    """Where model `name` of the data dir `root` lives, as its pointer `models/<name>.json` records it (a relative
+    path: inside `root`, so that a copied data dir reads its own models), else `models/<name>`."""
+    root = as_path(root)
+    pointer = root / "models" / f"{name}.json"
+    if pointer.exists():
+        recorded = UPath(json.loads(pointer.read_text())["path"])
+        return recorded if recorded.is_absolute() else root / recorded.path
+    return root / "models" / name
+
+
 def write_parquet(df: pl.DataFrame, path: str | os.PathLike) -> UPath:
     """Write `df` to `path` atomically (temp file + rename)."""
     path = as_path(path)

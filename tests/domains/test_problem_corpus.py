@@ -1,17 +1,14 @@
 """The checked-in bad-input corpus: every row is loaded unaltered or quarantined with its reason, as expected.json
 says — non-strict (row by row) and strict (an error naming file:line for each bad row)."""
 
-import json
 from pathlib import Path
 
 import polars as pl
 import pytest
 
 from prm_core.domains.problems import POOL_SCHEMA, ProblemFileError, load_problem_file, problem_files
+from tests.support.domains import EXPECTED, FILES
 
-CORPUS = Path(__file__).resolve().parents[1] / "data" / "bad_inputs"
-FILES = CORPUS / "problems"
-EXPECTED: dict[str, dict[str, dict]] = json.loads((CORPUS / "expected.json").read_text(encoding="utf-8"))
 LINE_FILES = {"json_lines.json"}  # the .json files read as JSON Lines; every other .json is one document
 
 

@@ -9,12 +9,12 @@ from prm_core.evaluation.benchmark_sets import load_processbench
 from prm_core.labels.denoised_labels import LabelConfig, build_labels
 from prm_core.labels.exports import FORMATS, export, export_rows, first_error_of, parse_math_shepherd
 from prm_core.labels.mc_estimates import AnnotationConfig, annotate
-from tests.labels.test_mc import SPEC, D, _scripted_set
+from tests.support.labels import SPEC, D, scripted_set
 
 
 @pytest.fixture(scope="module")
 def rows():
-    engine, responses, sc = _scripted_set()
+    engine, responses, sc = scripted_set()
     steps = {r.response_id: r.steps for r in responses}
     frames = []
     for method in ("vanilla", "scan"):

@@ -3,9 +3,6 @@
 import polars as pl
 import pytest
 
-from prm_core.domains.arith import ArithDomain
-from prm_core.domains.base import Problem
-from prm_core.generation.sampling import SamplingSpec
 from prm_core.labels.audit import first_error_accuracy, response_predictions, step_confusion
 from prm_core.labels.denoised_labels import LabelConfig, build_labels
 from prm_core.labels.first_error import search_binary, search_sequential, value_all_steps
@@ -13,15 +10,7 @@ from prm_core.labels.mc_estimates import AnnotationConfig, annotate
 from prm_core.labels.mc_value import Response
 from prm_core.labels.soft_label import scan_soft_labels
 from tests.scripted import ScriptedEngine
-
-D = ArithDomain()
-SPEC = SamplingSpec(temperature=0.7, top_p=0.8, max_new_tokens=32)
-
-
-def _response(rid, question, n_steps, correct, gold="5"):
-    steps = [f"step {i}: 1 + 1 = 2" for i in range(n_steps - 1)] + [f"Answer: {gold if correct else 99}"]
-    return Response(rid, Problem(rid.split("/")[0], question, gold), steps, correct)
-
+from tests.support.labels import SPEC, D, response, scripted_set
 
 def test_scan_soft_labels_match_the_paper_examples():
     # dataset/SCAN-Base row [1, 0.667, 0]: c = [1, 0.5, 0], SC = 0.75, d = 2
@@ -39,7 +28,7 @@ def test_scan_soft_labels_match_the_paper_examples():
 def test_sequential_stops_at_the_first_zero_and_binary_finds_it_cheaper():
     q = "Tom has 1 pens. How many now?"
     engine = ScriptedEngine({q: ("5", [1.0, 0.5, 0.0, 0.0, 0.0, 0.0, 0.0])})
-    r = _response("p/r0", q, 7, correct=False)
+    r = response("p/r0", q, 7, correct=False)
     seq, c_seq = search_sequential(D, engine, [r], 8, SPEC)
     assert seq[0].first_zero == 2 and seq[0].values[:3] == [1.0, 0.5, 0.0] and seq[0].values[3:] == [None] * 4
     assert c_seq.rollouts == 3 * 8
@@ -53,7 +42,7 @@ def test_binary_search_values_the_soft_window_so_its_labels_match_sequential_sca
     q = "Tom has 5 pens. How many now?"
     # c = [1, 1, 0.75, 0.5, 0, 0, 0]: the first zero is step 4; d = 2 needs c_2 and c_3
     engine = ScriptedEngine({q: ("5", [1.0, 1.0, 0.75, 0.5, 0.0, 0.0, 0.0])})
-    r = _response("p/r0", q, 7, correct=False)
+    r = response("p/r0", q, 7, correct=False)
     steps = {r.response_id: r.steps}
     labels = {}
     for method in ("scan", "scan_binary"):
@@ -71,7 +60,7 @@ def test_a_zero_inside_the_window_moves_the_binary_error_earlier():
     # recovery: c = [0.5, 0, 0.5, 0.5, 0, 0]. Binary search visits 2 (0.5), 4 (0), 3 (0.5) and stops at 4; with
     # d = 3 the window round values c_1 = 0, so t_e moves to 1 and the next round values its window (c_0)
     engine = ScriptedEngine({q: ("5", [0.5, 0.0, 0.5, 0.5, 0.0, 0.0])})
-    r = _response("p/r0", q, 6, correct=False)
+    r = response("p/r0", q, 6, correct=False)
     binary, cost = annotate("scan_binary", D, engine, [r], {"p": 1.0}, AnnotationConfig(k=8, d=3), SPEC)
     seq, _ = annotate("scan", D, engine, [r], {"p": 1.0}, AnnotationConfig(k=8, d=3), SPEC)
     assert binary["predicted_error"][0] == seq["predicted_error"][0] == 1
@@ -82,7 +71,7 @@ def test_a_zero_inside_the_window_moves_the_binary_error_earlier():
 def test_one_step_response_needs_no_rollouts():
     q = "Tom has 2 pens. How many now?"
     engine = ScriptedEngine({q: ("5", [0.0])})
-    r = _response("p/r0", q, 1, correct=False)
+    r = response("p/r0", q, 1, correct=False)
     for search in (search_sequential, search_binary, value_all_steps):
         (sv,), cost = search(D, engine, [r], 8, SPEC)
         assert sv.first_zero == 0 and cost.rollouts == 0
@@ -92,7 +81,7 @@ def test_recovery_makes_a_response_have_no_zero_and_scan_drops_it():
     q = "Tom has 3 pens. How many now?"
     # an incorrect response whose answer step is wrong, yet every earlier prefix recovers
     engine = ScriptedEngine({q: ("5", [0.5, 0.5, 0.0])})
-    r = _response("p/r0", q, 3, correct=False)
+    r = response("p/r0", q, 3, correct=False)
     mc, _ = annotate("scan", D, engine, [r], {"p": 1.0}, AnnotationConfig(), SPEC)
     assert mc["predicted_error"].unique().to_list() == [2]
     # a correct-looking final answer can never be the first zero; with c_last > 0 nothing is found
@@ -101,20 +90,8 @@ def test_recovery_makes_a_response_have_no_zero_and_scan_drops_it():
     assert cost.rollouts == 0 and mc2["mc_value"].null_count() == 3
 
 
-def _scripted_set():
-    # problem a: SC 1.0, two responses (one correct); b: SC 0.5 (filtered by SCAN); c: SC 0 (filtered)
-    qa, qb, qc = "Tom has 4 pens. How many now?", "Sam has 4 pens. How many now?", "Max has 4 pens. How many now?"
-    script = {qa: ("5", [1.0, 0.5, 0.0, 0.0]), qb: ("5", [0.25, 0.0, 0.0, 0.0]), qc: ("5", [0.0, 0.0, 0.0, 0.0])}
-    responses = [
-        _response("a/r0", qa, 4, True), _response("a/r1", qa, 4, False),
-        _response("b/r0", qb, 4, False), _response("c/r0", qc, 4, False),
-    ]
-    sc = {"a": 1.0, "b": 0.5, "c": 0.0}
-    return ScriptedEngine(script), responses, sc
-
-
 def test_scan_covers_confident_questions_and_rolls_out_only_incorrect_responses():
-    engine, responses, sc = _scripted_set()
+    engine, responses, sc = scripted_set()
     mc, cost = annotate("scan", D, engine, responses, sc, AnnotationConfig(k=8, sc_threshold=0.75), SPEC)
     assert set(mc["response_id"]) == {"a/r0", "a/r1"}
     assert {q for q, _ in engine.calls} == {"Tom has 4 pens. How many now?"}
@@ -124,7 +101,7 @@ def test_scan_covers_confident_questions_and_rolls_out_only_incorrect_responses(
 
 
 def test_labels_of_both_methods_share_one_schema():
-    engine, responses, sc = _scripted_set()
+    engine, responses, sc = scripted_set()
     steps = {r.response_id: r.steps for r in responses}
     mc, _ = annotate("scan", D, engine, responses, sc, AnnotationConfig(), SPEC)
     labels, counts = build_labels(mc.with_columns(shard=pl.lit("s")), steps, LabelConfig(balance=True))
@@ -142,7 +119,7 @@ def test_labels_of_both_methods_share_one_schema():
 def test_balancing_is_seeded_and_one_to_one():
     q = "Tom has 4 pens. How many now?"
     engine = ScriptedEngine({q: ("5", [1.0, 0.0, 0.0])})
-    responses = [_response(f"a/r{i}", q, 3, i < 5) for i in range(7)]  # 5 positives, 2 negatives
+    responses = [response(f"a/r{i}", q, 3, i < 5) for i in range(7)]  # 5 positives, 2 negatives
     steps = {r.response_id: r.steps for r in responses}
     mc, _ = annotate("scan", D, engine, responses, {"a": 1.0}, AnnotationConfig(), SPEC)
     mc = mc.with_columns(shard=pl.lit("s"))
@@ -154,7 +131,7 @@ def test_balancing_is_seeded_and_one_to_one():
 
 
 def test_audit_numbers_on_a_case_with_known_truth():
-    engine, responses, sc = _scripted_set()
+    engine, responses, sc = scripted_set()
     van, _ = annotate("vanilla", D, engine, responses, sc, AnnotationConfig(), SPEC)
     scan, _ = annotate("scan", D, engine, responses, sc, AnnotationConfig(), SPEC)
     mc = pl.concat([van, scan])
@@ -176,7 +153,7 @@ def test_audit_numbers_on_a_case_with_known_truth():
 
 
 def test_unknown_method_is_rejected():
-    engine, responses, sc = _scripted_set()
+    engine, responses, sc = scripted_set()
     with pytest.raises(ValueError, match="unknown MC method"):
         annotate("omega", D, engine, responses, sc, AnnotationConfig(), SPEC)
 

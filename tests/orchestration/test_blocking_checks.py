@@ -12,7 +12,7 @@ from prm_core.evaluation.benchmark_sets import PB_SCHEMA, processbench_violation
 from prm_core.labels.audit import audit_violations, cost_table, first_error_accuracy, step_confusion
 from prm_core.labels.mc_estimates import AnnotationConfig, annotate
 from prm_core.lineage.storage import write_parquet
-from tests.labels.test_mc import SPEC, D, _scripted_set
+from tests.support.labels import SPEC, D, scripted_set
 
 # a/r0 correct, a/r1 first error at 2, b/r0 at 2, c/r0 at 0 (test_mc's case with known truth)
 TRUTH = pl.DataFrame({"response_id": ["a/r0", "a/r1", "b/r0", "c/r0"], "first_error": [-1, 2, 2, 0]},
@@ -21,7 +21,7 @@ COSTS = {"vanilla": {"rollouts": 16, "tokens": 160}, "scan": {"rollouts": 4, "to
 
 
 def _labels() -> pl.DataFrame:
-    engine, responses, sc = _scripted_set()
+    engine, responses, sc = scripted_set()
     return pl.concat([annotate(m, D, engine, responses, sc, AnnotationConfig(), SPEC)[0] for m in COSTS])
 
 

@@ -10,7 +10,7 @@ from assets.common.resources import DomainResource, GeneratorResource, StorageRe
 from orchestration.cli import RANGE_END, RANGE_START
 from prm_core.domains.arith import ArithDomain
 from prm_core.lineage.summary import read_summary
-from tests.orchestration.test_mc_pipeline import ALL_ASSETS, CONFIG, SELECTION
+from tests.support.pipeline import ALL_ASSETS, CONFIG, SELECTION
 
 KEYS = ["a-empty", "b-good", "c-bad"]
 

@@ -6,52 +6,10 @@ import pytest
 import torch
 from pydantic import PrivateAttr
 
-import assets
 from assets.common.partitions import shards
 from assets.common.resources import DomainResource, GeneratorResource, StorageResource, TrackingResource
 from orchestration.cli import RANGE_END, RANGE_START
-
-ALL_ASSETS = [*dg.load_assets_from_package_module(assets), *dg.load_asset_checks_from_package_module(assets)]
-KEYS = ["arith-0000"]
-CONFIG = {"ops": {
-    "problem_pool": {"config": {"shard_size": 6}},
-    "policy_model": {"config": {"hidden_size": 64, "num_layers": 1, "num_heads": 2, "intermediate_size": 128,
-                                "train_steps": 30, "eval_problems": 4, "max_new_tokens": 32}},
-    "rollouts": {"config": {"n_samples": 2, "max_new_tokens": 40}},
-    "mc_estimates": {"config": {"k": 2, "max_new_tokens": 16, "chunk_size": 3, "sc_threshold": 0.0}},
-}}
-PRM_CONFIG = {
-    "benchmark_sets": {"config": {"processbench_per_class": 3, "bon_problems": 4, "bon_n": 2}},
-    "prm_backbone": {"config": {"train_steps": 5}},
-    "active_prm": {"config": {"seeds": 2, "heads": 3, "grid_pred": [0.8], "grid_std": [0.05, 0.1]}},
-    "actprm_filtered_pool": {"config": {"problems": 4, "samples": 2, "max_new_tokens": 40}},
-    "prm_model": {"config": {"steps": 10, "batch_size": 4}},
-    "implicit_prm": {"config": {"batch_size": 4, "ce_sweep": [1]}},
-    "benchmark_scores": {"config": {"real_processbench_label_sets": []}},
-}
-
-
-def materialize_pipeline(instance, data_dir, keys, generator=None):
-    """The three stages of `prm run` on the tiny config (shards, implicit losses ce..dpo, label sets); their results."""
-    from assets.common.partitions import label_sets
-    from orchestration.jobs import IMPLICIT_STAGE, PRM_STAGE, SHARD_STAGE
-
-    resources = {"storage": StorageResource(base_dir=str(data_dir)), "domain": DomainResource(),
-                 "generator": generator or GeneratorResource(engine="transformers"),
-                 "tracking": TrackingResource(root=str(data_dir.parent))}
-    ops = {**CONFIG["ops"], **PRM_CONFIG}
-    results = []
-    for names, (first, last) in ((SHARD_STAGE, (keys[0], keys[-1])), (IMPLICIT_STAGE, ("ce", "dpo")),
-                                 (PRM_STAGE, (label_sets.get_partition_keys()[0], label_sets.get_partition_keys()[-1]))):
-        results.append(dg.materialize(ALL_ASSETS, instance=instance, selection=names, resources=resources,
-                                      run_config={"ops": {k: v for k, v in ops.items() if k in names}},
-                                      tags={RANGE_START: first, RANGE_END: last}))
-        assert results[-1].success
-    return results
-
-
-SELECTION = ["problem_pool", "policy_model", "rollouts", "step_truth", "self_confidence", "mc_estimates",
-             "denoised_labels", "label_audit", "label_exports"]
+from tests.support.pipeline import ALL_ASSETS, CONFIG, KEYS, SELECTION, materialize_pipeline
 
 
 class CrashingGenerator(GeneratorResource):
@@ -155,7 +113,7 @@ def test_prm_stage_trains_three_prms_scores_them_and_exports(full_pipeline):
     """The label-set run after the shard run: corpora, three PRMs (MLflow-tracked), benchmark scores, exports."""
     from transformers import AutoModelForCausalLM, AutoModelForTokenClassification, AutoTokenizer
 
-    from assets.prm_model import training_info
+    from assets.common.models import training_info
     from prm_core.lineage.summary import read_summary
 
     data, (shard, _, prm) = full_pipeline

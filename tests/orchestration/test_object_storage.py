@@ -14,7 +14,7 @@ from assets.common.resources import DomainResource, GeneratorResource, StorageRe
 from orchestration.cli import RANGE_END, RANGE_START
 from orchestration.jobs import IMPLICIT_STAGE, PRM_STAGE, SHARD_STAGE
 from prm_core.lineage.storage import read_parquet
-from tests.orchestration.test_mc_pipeline import CONFIG, PRM_CONFIG
+from tests.support.pipeline import CONFIG, PRM_CONFIG
 
 SELECTION = ["problem_pool", "policy_model", "rollouts", "step_truth", "self_confidence", "mc_estimates"]
 TABLES = ["problem_pool", "rollouts", "step_truth", "self_confidence", "mc_estimates"]

@@ -10,7 +10,7 @@ from assets.common.partitions import shards
 from assets.common.resources import DomainResource, GeneratorResource, StorageResource, TrackingResource
 from orchestration.cli import RANGE_END, RANGE_START
 from prm_core.lineage.summary import read_summary
-from tests.orchestration.test_mc_pipeline import ALL_ASSETS, CONFIG
+from tests.support.pipeline import ALL_ASSETS, CONFIG, by_partition
 
 KEYS = ["arith-0000", "arith-0001"]
 SELECTION = ["problem_pool", "policy_model", "rollouts", "step_truth", "self_confidence", "mc_estimates",
@@ -18,11 +18,6 @@ SELECTION = ["problem_pool", "policy_model", "rollouts", "step_truth", "self_con
 COST_KEYS = ("rollouts.tokens", "rollouts.tokens_per_s", "policy.train_seconds", "policy.final_loss",
              "mc.vanilla.tokens", "mc.vanilla.rollouts", "mc.vanilla.seconds", "mc.scan.tokens", "mc.scan.seconds")
 
-
-def by_partition(result, key: str) -> dict:
-    """{partition: metadata values} of the materializations of `key` in `result` (None: unpartitioned)."""
-    return {m.partition: {k: v.value for k, v in m.materialization.metadata.items()}
-            for m in result.get_asset_materialization_events() if m.asset_key == dg.AssetKey(key)}
 
 
 @pytest.fixture(scope="module")

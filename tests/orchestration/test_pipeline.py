@@ -15,8 +15,8 @@ from orchestration.cli import RANGE_END, RANGE_START
 from orchestration.definitions import defs
 from orchestration.jobs import SHARD_STAGE
 from tests.conftest import SHARED_DATA
-from tests.orchestration.test_mc_pipeline import PRM_CONFIG
-from tests.orchestration.test_partition_metadata import by_partition
+from tests.support.pipeline import PRM_CONFIG
+from tests.support.pipeline import by_partition
 
 TINY_POLICY = {"hidden_size": 64, "num_layers": 1, "num_heads": 2, "intermediate_size": 128, "train_steps": 30,
                "eval_problems": 10, "max_new_tokens": 160}

@@ -8,23 +8,13 @@ from dataclasses import asdict
 from pathlib import Path
 
 import dagster as dg
-import polars as pl
 
 from assets.common.resources import StorageResource, TrackingResource
 from assets.prm_model import prm_model
-from prm_core.prm.corpus import CORPUS_SCHEMA
 from prm_core.prm.discriminative import PRMTrainConfig, load_prm, score_steps
-from tests.prm.test_discriminative import BAD, GOOD
+from tests.support.prm import GOOD, corpus_file
 
 ACCELERATE = str(Path(sys.executable).with_name("accelerate"))
-
-
-def corpus_file(path: Path) -> Path:
-    rows = [("vanilla", f"e{i}", f"r{i}", "p", "s0", "label", ex.prompt, ex.steps, ex.targets, 1.0, 8)
-            for i, ex in enumerate([GOOD, BAD] * 4)]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    pl.DataFrame(rows, schema=CORPUS_SCHEMA, orient="row").write_parquet(path)
-    return path
 
 
 def test_fine_tuning_is_data_parallel_in_two_processes(tiny_policy, tmp_path):

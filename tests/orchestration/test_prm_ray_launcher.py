@@ -18,8 +18,7 @@ import pytest
 
 from assets.common.resources import StorageResource, TrackingResource
 from assets.prm_model import prm_model
-from tests.orchestration.test_prm_launcher import corpus_file
-from tests.prm.test_discriminative import BAD, GOOD
+from tests.support.prm import BAD, GOOD, corpus_file
 
 pytest.importorskip("ray")
 pytest.importorskip("dagster_ray")

@@ -12,8 +12,8 @@ from assets.common.resources import DomainResource, StorageResource
 from assets.problem_pool import problem_pool
 from orchestration.cli import RANGE_END, RANGE_START
 from prm_core.domains.problems import POOL_SCHEMA, ProblemFileError
-from tests.domains.test_problem_corpus import EXPECTED, FILES
-from tests.orchestration.test_partition_metadata import by_partition
+from tests.support.domains import EXPECTED, FILES
+from tests.support.pipeline import by_partition
 
 
 def _materialize(data, keys, pool_config):

@@ -11,7 +11,7 @@ import pytest
 
 from assets.common.partitions import shards
 from orchestration.release import ReleaseError, dvc_executable, make_release, verify_release
-from tests.orchestration.test_mc_pipeline import materialize_pipeline
+from tests.support.pipeline import materialize_pipeline
 
 REPO = Path(__file__).resolve().parents[2]
 DVC = dvc_executable(REPO)
@@ -190,7 +190,7 @@ def test_release_lineage_is_of_its_own_data_dir(project, tmp_path):
     from assets.common.resources import DomainResource, GeneratorResource, StorageResource, TrackingResource
     from orchestration.cli import RANGE_END, RANGE_START
     from orchestration.lineage import asset_lineage
-    from tests.orchestration.test_mc_pipeline import ALL_ASSETS, CONFIG
+    from tests.support.pipeline import ALL_ASSETS, CONFIG
 
     root, instance = project
     keys, checks = _keys(instance)

@@ -10,7 +10,7 @@ import torch
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
 from prm_core.prm.discriminative import PRMTrainConfig, init_prm, load_prm, score_steps, train_prm
-from tests.prm.test_discriminative import BAD, GOOD
+from tests.support.prm import BAD, GOOD
 
 SHAPE = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
              max_position_embeddings=256)

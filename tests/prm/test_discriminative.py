@@ -7,10 +7,9 @@ import sys
 import pytest
 
 from prm_core.prm.discriminative import PRMTrainConfig, init_prm, load_prm, score_steps, train_prm
-from prm_core.prm.encoding import PRMExample, encode, separator_id
+from prm_core.prm.encoding import encode, separator_id
+from tests.support.prm import BAD, GOOD
 
-GOOD = PRMExample("Tom has 3 pens. How many now?\n", ["finds 2 more: 3 + 2 = 5", "Answer: 5"], [1.0, 1.0])
-BAD = PRMExample("Sam has 4 pens. How many now?\n", ["loses 1: 4 - 1 = 9", "Answer: 9"], [0.0, 0.0])
 
 
 def test_encoding_appends_the_separator_id_to_each_step(tiny_policy):

@@ -1,0 +1,1 @@
+"""Helpers and fixed inputs that several test modules share (a test module never imports another)."""
