@@ -4,7 +4,7 @@ The PRM's step score reads its LM's own judgement of each token (modeling_prm.py
 LM the verifier can only agree with the policy: its best-of-8 pick is the greedy answer (0.716-0.726 on the
 default run, majority vote 0.726). A few hundred more optimizer steps on fresh reference solutions (≈ 1 min on
 2 cores) make an LM that re-derives results better than the policy samples them: best-of-8 0.77 ± 0.019, pair
-order 0.87 (testbed measurements, see the README). The data seeds are disjoint from the policy's, the eval's and
+order 0.87 (testbed measurements: docs/prms.md). The data seeds are disjoint from the policy's, the eval's and
 every benchmark's. A pretrained (real) policy is used as its own backbone.
 """
 

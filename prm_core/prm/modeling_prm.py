@@ -15,7 +15,7 @@ never the separator, which the LM does not predict after a final answer line:
 
 The hidden-state term w·h_t is off by default: trained on a label set it learns that set's problem-difficulty
 prior (SCAN keeps only the questions the policy is confident on), which does not transfer: on the testbed it cost
-the MC label sets' PRMs up to 0.2 F1 and the exact labels' PRM nothing (README, *PRMs*).
+the MC label sets' PRMs up to 0.2 F1 and the exact labels' PRM nothing (docs/prms.md).
 
 π is the wrapped causal LM (`AutoModelForCausalLM`: Llama, Qwen2/3, Mistral, Gemma, …), initialised from the
 policy or a backbone. A PRM without these features is the stock `<Arch>ForTokenClassification` (discriminative.py).
