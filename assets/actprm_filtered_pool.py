@@ -17,7 +17,7 @@ CODE_VERSION = "1"
 FRESH = FreshPool()
 
 
-class FilteredPoolConfig(dg.Config):
+class ActprmFilteredPoolConfig(dg.Config):
     problems: int = Field(default=FRESH.problems, description="fresh problems; N responses each make the pool to filter")
     samples: int = Field(default=FRESH.samples, description="responses per fresh problem")
     max_new_tokens: int = FRESH.max_new_tokens
@@ -33,7 +33,7 @@ class FilteredPoolConfig(dg.Config):
     description="One-shot ActPRM: score a fresh pool with the active ensemble, keep the uncertain trajectories, judge "
                 "them, train the final ensemble PRM on them; its F1 beside the active and full-data ones.",
 )
-def actprm_filtered_pool(context: dg.AssetExecutionContext, config: FilteredPoolConfig, storage: StorageResource,
+def actprm_filtered_pool(context: dg.AssetExecutionContext, config: ActprmFilteredPoolConfig, storage: StorageResource,
                          domain: DomainResource, generator: GeneratorResource,
                          tracking: TrackingResource) -> dg.MaterializeResult:
     from prm_core.active.filtered_pool import filtered_pool

@@ -14,7 +14,7 @@ from prm_core.lineage.summary import summary_path, update_summary
 ALL_PARTITIONS = dg.AllPartitionMapping()
 
 
-class BenchmarkConfig(dg.Config):
+class BenchmarkScoresConfig(dg.Config):
     real_processbench: str = Field(default="", description="folder of the real ProcessBench split files; empty: ../shared/data/processbench")
     real_processbench_label_sets: list[str] = Field(default=["scan"], description="PRMs scored on the real ProcessBench and PRMBench")
     real_prmbench: str = Field(default="", description="folder of PRMBench's subset400.jsonl; empty: ../shared/data/prmbench")
@@ -96,7 +96,7 @@ def _implicit_models(storage: StorageResource, log) -> list[tuple]:
     return models
 
 
-def _real_sets(config: BenchmarkConfig, log) -> dict:
+def _real_sets(config: BenchmarkScoresConfig, log) -> dict:
     """The real ProcessBench (its first rows per split) and PRMBench (its first rows per class) when found."""
     from prm_core.evaluation.benchmark_sets import load_processbench
     from prm_core.evaluation.prmbench import load_prmbench
@@ -144,7 +144,7 @@ def _sweep_plot(sweep: pl.DataFrame):
     kinds={"polars", "mlflow", "parquet"},
     description="Per PRM: ProcessBench-style F1 (test; τ from dev, and τ=0.5), best-of-N (min, last, weighted vote vs majority, pass@N, greedy), real ProcessBench F1, PRMBench PRMScore; per-sample step scores under reports/per_sample/.",
 )
-def benchmark_scores(context: dg.AssetExecutionContext, config: BenchmarkConfig, storage: StorageResource,
+def benchmark_scores(context: dg.AssetExecutionContext, config: BenchmarkScoresConfig, storage: StorageResource,
                      tracking: TrackingResource) -> dg.MaterializeResult:
     from prm_core.evaluation.benchmark_scores import (
         comparison_summary,

@@ -17,7 +17,7 @@ ALL_SHARDS = dg.AllPartitionMapping()
 CORPUS = CorpusConfig()
 
 
-class CorpusAssetConfig(dg.Config):
+class FilteredCorpusConfig(dg.Config):
     hard_negatives: int = Field(default=CORPUS.hard_negatives, description="per labelled response: a trusted step with its result changed")
     min_label: float = Field(default=CORPUS.min_label, description="a step is trusted (may become a hard negative) when its label is at least this")
     targets: str = Field(default=CORPUS.targets, description="soft, hard, or auto: hard 1[c_t > 0] for vanilla (Math-Shepherd), soft for SCAN")
@@ -35,7 +35,7 @@ class CorpusAssetConfig(dg.Config):
                                    description="one target in [0, 1] per step on every row")],
     description="Per label set (vanilla, SCAN, oracle = exact labels of vanilla's responses): the PRM's training rows with provenance.",
 )
-def filtered_corpus(context: dg.AssetExecutionContext, config: CorpusAssetConfig, storage: StorageResource,
+def filtered_corpus(context: dg.AssetExecutionContext, config: FilteredCorpusConfig, storage: StorageResource,
                     domain: DomainResource) -> dg.MaterializeResult:
     from prm_core.domains.problems import prompts_frame
     from prm_core.labels.denoised_labels import oracle_set

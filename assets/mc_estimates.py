@@ -19,7 +19,7 @@ from prm_core.lineage.summary import update_summary
 CODE_VERSION = "2"
 
 
-class MCConfig(dg.Config):
+class McEstimatesConfig(dg.Config):
     methods: list[str] = Field(default=list(METHODS), description="vanilla, scan, scan_binary")
     k: int = Field(default=AnnotationConfig.k, description="rollouts per step prefix")
     temperature: float = Field(default=ROLLOUT_SPEC.temperature, description="rollout temperature (SCAN's paper table)")
@@ -48,7 +48,7 @@ def _chunk_path(storage: StorageResource, shard: str, method: str, index: int):
                                    description="per-step rollout counts add up to the recorded cost of every chunk")],
     description="c_t per (response, step) and method; rollouts share prefixes and are batched across responses and steps.",
 )
-def mc_estimates(context: dg.AssetExecutionContext, config: MCConfig, storage: StorageResource,
+def mc_estimates(context: dg.AssetExecutionContext, config: McEstimatesConfig, storage: StorageResource,
                  domain: DomainResource, generator: GeneratorResource) -> dg.MaterializeResult:
     from prm_core.labels.audit import cost_summary
     from prm_core.lineage.storage import md5_dir
@@ -83,8 +83,9 @@ def mc_estimates(context: dg.AssetExecutionContext, config: MCConfig, storage: S
     )
 
 
-def _label_shard(storage: StorageResource, domain: DomainResource, generator: GeneratorResource, config: MCConfig,
-                 shard: str, policy_md5: str, mismatches: list[str]) -> tuple[pl.DataFrame, list[dict]]:
+def _label_shard(storage: StorageResource, domain: DomainResource, generator: GeneratorResource,
+                 config: McEstimatesConfig, shard: str, policy_md5: str,
+                 mismatches: list[str]) -> tuple[pl.DataFrame, list[dict]]:
     """One shard's MC rows, every method chunk by chunk (a chunk computed before with the same inputs is kept), and
     each chunk's recorded cost; a chunk whose rows disagree with its cost goes to `mismatches`."""
     from prm_core.generation.sampling import SamplingSpec, derive_seed

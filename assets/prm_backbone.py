@@ -14,7 +14,7 @@ from prm_core.prm.backbone import BackboneConfig
 CODE_VERSION = "2"  # 2: records its training tokens (train_report.json) for the FLOPs
 
 
-class BackboneModelConfig(dg.Config):
+class PrmBackboneConfig(dg.Config):
     train_steps: int = Field(default=BackboneConfig.train_steps, description="extra optimizer steps on fresh reference solutions")
     lr: float = BackboneConfig.lr
     seed: int = BackboneConfig.seed
@@ -31,7 +31,7 @@ class BackboneModelConfig(dg.Config):
     kinds={"pytorch", "transformers"},
     description="The policy trained further on reference solutions: the LM whose token judgements the PRM reads.",
 )
-def prm_backbone(context: dg.AssetExecutionContext, config: BackboneModelConfig, storage: StorageResource,
+def prm_backbone(context: dg.AssetExecutionContext, config: PrmBackboneConfig, storage: StorageResource,
                  domain: DomainResource) -> dg.MaterializeResult:
     from prm_core.domains import has_exact_labeller
     from prm_core.generation.policy import save_policy

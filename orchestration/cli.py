@@ -18,11 +18,12 @@ from pathlib import Path
 
 from assets.common.paths import project_root
 from orchestration.cli_checks import (
+    FlagProblems,
+    RunPlan,
     at_least,
     fail_abandoned_runs,
-    implicit_ranges,
+    plan_run,
     process_tags,
-    run_problems,
 )
 from orchestration.launch import RANGE_END, RANGE_START
 
@@ -53,15 +54,6 @@ def set_env_defaults(data_dir: str | None = None) -> None:
         pass
 
 
-def shard_keys(source: str, n_shards: int) -> list[str]:
-    """Shard keys of a run: `arith-0000`.. for the generator, file stems for a folder of problem files."""
-    from prm_core.domains.problems import problem_files, shard_key
-
-    if source == "arith":
-        return [shard_key(i) for i in range(n_shards)]
-    return list(problem_files(source))
-
-
 def run_config(args: argparse.Namespace) -> dict:
     return {
         "ops": {
@@ -89,29 +81,26 @@ def run_config(args: argparse.Namespace) -> dict:
     }
 
 
-def run_tags(args: argparse.Namespace, start: float) -> dict[str, str]:
+def run_tags(args: argparse.Namespace, plan: RunPlan, start: float) -> dict[str, str]:
     """Tags of every run of one `prm run`: each argument as given or defaulted, the data dir, an ISO start time."""
     from datetime import datetime, timezone
 
     skip = {"command", "func", "json", "quiet", "log_level", "data_dir"}
     tags = {f"prm/{k}": str(v) for k, v in sorted(vars(args).items()) if k not in skip and v is not None}
-    return {**tags, "prm/data_dir": os.environ["PRM_DATA_DIR"], "prm/domain": os.environ.get("PRM_DOMAIN", "arith"),
-            "prm/engine": os.environ.get("PRM_ENGINE", "auto"), "prm/command": " ".join(["prm", *sys.argv[1:]])[:1000],
+    return {**tags, "prm/data_dir": os.environ["PRM_DATA_DIR"], "prm/domain": plan.domain,
+            "prm/engine": plan.engine, "prm/command": " ".join(["prm", *sys.argv[1:]])[:1000],
             "prm/started": datetime.fromtimestamp(start, timezone.utc).isoformat(timespec="seconds"), **process_tags()}
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     start = time.time()
-    problems = run_problems(args)
-    print("".join(f"prm run: error: {p}\n" for p in problems), end="", file=sys.stderr)
-    if problems:
+    try:
+        plan = plan_run(args)  # every flag checked once, into what the run does
+    except FlagProblems as e:
+        print("".join(f"prm run: error: {p}\n" for p in e.problems), end="", file=sys.stderr)
         return 2
-    set_env_defaults(args.data_dir)
-    os.environ["PRM_PROGRESS"] = "1" if not args.quiet else "0"
-    if args.engine:
-        os.environ["PRM_ENGINE"] = args.engine
-    if args.domain:
-        os.environ["PRM_DOMAIN"] = args.domain
+    set_env_defaults(plan.data_dir)
+    os.environ.update(plan.environ)
     import dagster as dg
 
     from assets.common.partitions import shards
@@ -120,29 +109,19 @@ def cmd_run(args: argparse.Namespace) -> int:
     instance = dg.DagsterInstance.get()
     for run_id in fail_abandoned_runs(instance):
         print(f"prm: run {run_id} was left STARTED by a process that is gone; marked failed", file=sys.stderr)
-    keys = shard_keys(args.source, args.shards)
+    keys = plan.shard_keys
     known = set(instance.get_dynamic_partitions(shards.name))
     new = [k for k in keys if k not in known]
     if new:
         instance.add_dynamic_partitions(shards.name, new)
     print(f"prm: {len(keys)} shards ({len(new)} new), data in {os.environ['PRM_DATA_DIR']}, "
           f"DAGSTER_HOME={os.environ['DAGSTER_HOME']}", file=sys.stderr)
-    arith = os.environ.get("PRM_DOMAIN", "arith") == "arith"
-    from orchestration.jobs import IMPLICIT_STAGE, PRM_STAGE, SHARD_STAGE, TEXT_SHARD_STAGE, label_set_keys
-
-    sets = label_set_keys(arith)
-    first = SHARD_STAGE if arith else TEXT_SHARD_STAGE
-    stages = [("default_pipeline" if arith else "text_pipeline", keys, first)]
-    stages += [("implicit_pipeline", r, IMPLICIT_STAGE) for r in implicit_ranges(args.implicit_losses)]
-    stages += [("prm_pipeline", sets, PRM_STAGE)]
-    selection = [a.strip() for a in args.assets.split(",")] if args.assets else None
     config = run_config(args)
-    tags, run_id, run_ids = run_tags(args, start), None, []
-    for job_name, partition_keys, names in stages:  # one Dagster run per partition range: shards, losses, label sets
-        chosen = [n for n in names if n in selection] if selection else None
-        if selection and not chosen:
-            continue
-        ops = {k: v for k, v in config["ops"].items() if k in (chosen or names)}
+    tags, run_id, run_ids = run_tags(args, plan, start), None, []
+    for stage in plan.stages:  # one Dagster run per partition range: shards, losses, label sets
+        job_name, partition_keys = stage.job, stage.partition_keys
+        ops = {k: v for k, v in config["ops"].items() if k in stage.assets}
+        chosen = list(stage.selection) if stage.selection else None
         try:
             run_id = submit(job_name, {**config, "ops": ops}, {RANGE_START: partition_keys[0], RANGE_END: partition_keys[-1],
                                                                **tags}, chosen, project_root())

@@ -1,5 +1,6 @@
 """What `prm run` checks before any work: every flag's value (one line naming the flag, exit code 2, no
-traceback), and runs that a killed `prm` process left STARTED in the Dagster instance (marked failed).
+traceback), checked once into the plan the run executes (`plan_run`), and runs that a killed `prm` process left
+STARTED in the Dagster instance (marked failed).
 """
 
 from __future__ import annotations
@@ -7,6 +8,7 @@ from __future__ import annotations
 import argparse
 import os
 import socket
+from dataclasses import dataclass
 from pathlib import Path
 
 PID_TAG, HOST_TAG = "prm/pid", "prm/host"
@@ -65,29 +67,86 @@ def implicit_ranges(spec: str) -> list[list[str]]:
     return ranges
 
 
-def run_problems(args: argparse.Namespace) -> list[str]:
-    """Every problem with `prm run`'s flags that the type checks cannot see, one line each (empty: all fine)."""
-    problems = []
-    if args.source != "arith":
-        from prm_core.domains.problems import ProblemFileError, problem_files
+@dataclass(frozen=True)
+class RunStage:
+    """One Dagster run of a `prm run`: `job` over one range of partition keys."""
 
-        try:
-            problem_files(args.source)
-        except ProblemFileError as e:
-            problems.append(f"--source: {e}")
+    job: str
+    partition_keys: tuple[str, ...]
+    assets: tuple[str, ...]  # what it materializes (the ops whose config it gets)
+    selection: tuple[str, ...] | None  # `--assets`' share of the job; None: the whole job
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """What a `prm run` does, from its flags checked once: `cmd_run` executes it and parses nothing again."""
+
+    shard_keys: tuple[str, ...]  # `arith-0000`.. for the generator, file stems for a folder of problem files
+    implicit_ranges: tuple[tuple[str, ...], ...]  # implicit losses, as runs of contiguous partition keys
+    selection: tuple[str, ...] | None  # `--assets`, or None: every asset
+    domain: str  # --domain, else $PRM_DOMAIN, else arith
+    engine: str  # --engine, else $PRM_ENGINE, else auto
+    data_dir: str | None
+    environ: dict[str, str]  # what the run sets in the environment (its run workers inherit it)
+    stages: tuple[RunStage, ...]  # the Dagster runs, in order: shards, implicit losses, label sets
+
+
+class FlagProblems(ValueError):
+    """`prm run`'s flags are wrong: `problems`, one line each, each naming its flag."""
+
+    def __init__(self, problems: list[str]):
+        super().__init__("; ".join(problems))
+        self.problems = problems
+
+
+def _shard_keys(args: argparse.Namespace, problems: list[str]) -> tuple[str, ...]:
+    from prm_core.domains.problems import ProblemFileError, problem_files, shard_key
+
+    if args.source == "arith":
+        return tuple(shard_key(i) for i in range(args.shards))
     try:
-        implicit_ranges(args.implicit_losses)
+        return tuple(problem_files(args.source))
+    except ProblemFileError as e:
+        problems.append(f"--source: {e}")
+        return ()
+
+
+def _stages(keys: tuple[str, ...], ranges: tuple[tuple[str, ...], ...], selection: tuple[str, ...] | None,
+            arith: bool) -> tuple[RunStage, ...]:
+    """The Dagster runs, one per partition range (shards, implicit losses, label sets); one `--assets` leaves
+    empty is none."""
+    from orchestration.jobs import IMPLICIT_STAGE, PRM_STAGE, SHARD_STAGE, TEXT_SHARD_STAGE, label_set_keys
+
+    first = ("default_pipeline", keys, SHARD_STAGE) if arith else ("text_pipeline", keys, TEXT_SHARD_STAGE)
+    stages = [first, *(("implicit_pipeline", r, IMPLICIT_STAGE) for r in ranges),
+              ("prm_pipeline", tuple(label_set_keys(arith)), PRM_STAGE)]
+    out = []
+    for job, partition_keys, names in stages:
+        chosen = tuple(n for n in names if n in selection) if selection else None
+        if chosen != ():
+            out.append(RunStage(job, tuple(partition_keys), chosen or tuple(names), chosen))
+    return tuple(out)
+
+
+def plan_run(args: argparse.Namespace) -> RunPlan:
+    """`prm run`'s plan from its flags; raises FlagProblems with every problem the type checks cannot see."""
+    problems: list[str] = []
+    keys = _shard_keys(args, problems)
+    try:
+        ranges = tuple(tuple(r) for r in implicit_ranges(args.implicit_losses))
     except ValueError as e:
+        ranges = ()
         problems.append(f"--implicit-losses {args.implicit_losses}: {e}")
+    domain = args.domain or os.environ.get("PRM_DOMAIN", "arith")
+    selection = None
     if args.assets is not None:
         from orchestration.jobs import IMPLICIT_STAGE, PRM_STAGE, SHARD_STAGE, TEXT_SHARD_STAGE
 
-        names = [a.strip() for a in args.assets.split(",") if a.strip()]
-        arith = (args.domain or os.environ.get("PRM_DOMAIN", "arith")) == "arith"
-        known = (SHARD_STAGE if arith else TEXT_SHARD_STAGE) + IMPLICIT_STAGE + PRM_STAGE
-        if not names:
+        selection = tuple(a.strip() for a in args.assets.split(",") if a.strip())
+        known = (SHARD_STAGE if domain == "arith" else TEXT_SHARD_STAGE) + IMPLICIT_STAGE + PRM_STAGE
+        if not selection:
             problems.append("--assets: empty; name at least one asset (or leave the flag out for the whole pipeline)")
-        elif unknown := sorted(set(names) - set(known)):
+        elif unknown := sorted(set(selection) - set(known)):
             problems.append(f"--assets: unknown {', '.join(unknown)}; the pipeline's assets are {', '.join(known)}")
     problems += [p for p in (_model_dir("--policy", args.policy), _model_dir("--prm-backbone", args.prm_backbone),
                              _folder("--processbench", args.processbench), _folder("--prmbench", args.prmbench)) if p]
@@ -100,7 +159,13 @@ def run_problems(args: argparse.Namespace) -> list[str]:
 
         if not vllm_available():
             problems.append("--engine vllm: vLLM is not importable here; use --engine transformers (or auto)")
-    return problems
+    if problems:
+        raise FlagProblems(problems)
+    environ = {"PRM_PROGRESS": "0" if args.quiet else "1", **({"PRM_ENGINE": args.engine} if args.engine else {}),
+               **({"PRM_DOMAIN": args.domain} if args.domain else {})}
+    return RunPlan(shard_keys=keys, implicit_ranges=ranges, selection=selection, domain=domain,
+                   engine=args.engine or os.environ.get("PRM_ENGINE", "auto"), data_dir=args.data_dir,
+                   environ=environ, stages=_stages(keys, ranges, selection, domain == "arith"))
 
 
 def _alive(pid: int) -> bool:
