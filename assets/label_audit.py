@@ -19,7 +19,7 @@ SUMMARY_METHODS = ("vanilla", "scan", "scan_binary")
     description="First-error accuracy, under/over-estimation and noise ratio per method and SC bucket; rollout costs.",
 )
 def label_audit(context: dg.AssetExecutionContext, storage: StorageResource) -> dg.MaterializeResult:
-    from prm_core.labels.audit import cost_table, first_error_accuracy, same_responses_accuracy, step_confusion
+    from prm_core.labels.audit import all_in_costs, first_error_accuracy, same_responses_accuracy, step_confusion
 
     with Timer() as t:
         keys = all_shards(context)
@@ -28,9 +28,8 @@ def label_audit(context: dg.AssetExecutionContext, storage: StorageResource) -> 
         costs = read_shards(storage.shard_tables("mc_costs", keys))
         fe = first_error_accuracy(mc, truth)
         steps = step_confusion(mc, truth)
-        per_method = costs.group_by("method", maintain_order=True).agg(pl.col("rollouts", "tokens").sum())
         sc_tokens = int(read_shards(storage.shard_tables("self_confidence", keys))["tokens"].sum())
-        ct = cost_table({r["method"]: r for r in per_method.to_dicts()}, sc_tokens)
+        ct = all_in_costs(costs, sc_tokens)
         on_scan = same_responses_accuracy(mc, truth, "vanilla", on="scan")
     overall = {r["method"]: r for r in fe.filter(pl.col("bucket") == "all").to_dicts()}
     summary = {}

@@ -13,7 +13,7 @@ SELECTION = ["problem_pool", "policy_model", "rollouts", "step_truth", "self_con
 TABLES = ["rollouts", "mc_estimates"]
 RAY_INIT = {"num_cpus": 2, "include_dashboard": False, "ignore_reinit_error": True}
 ENGINE = {"engine": "vllm", "max_num_seqs": 64, "kv_cache_gib": 1}
-TINY_OPS = {  # the generating stages at the tests' tiny size
+TINY_OPS = {  # the generating stages at the tests' tiny size (tests/support/pipeline.py's config uses these)
     "problem_pool": {"config": {"shard_size": 6}},
     "rollouts": {"config": {"n_samples": 2, "max_new_tokens": 40}},
     "mc_estimates": {"config": {"k": 2, "max_new_tokens": 16, "chunk_size": 3, "sc_threshold": 0.0}},

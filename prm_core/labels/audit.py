@@ -121,13 +121,19 @@ def cost_table(costs: dict[str, dict], sc_tokens: int = 0) -> pl.DataFrame:
     return pl.DataFrame(rows)
 
 
+def all_in_costs(costs: pl.DataFrame, sc_tokens: int) -> pl.DataFrame:
+    """`cost_table` of every chunk's cost (the `mc_costs` rows), summed per method."""
+    per_method = costs.group_by("method", maintain_order=True).agg(pl.col("rollouts", "tokens").sum())
+    return cost_table({r["method"]: r for r in per_method.to_dicts()}, sc_tokens)
+
+
 def cost_summary(costs: pl.DataFrame, sc_tokens: int, seconds: dict[str, float]) -> tuple[dict, pl.DataFrame]:
     """The MC stage's summary keys from every chunk's cost (`mc.<method>.rollouts|tokens|grade_timeouts|seconds`, and
     SCAN's token ratios to vanilla: rollouts alone, and all-in with SC's own samples) and the all-in cost table."""
     per_method = costs.group_by("method", maintain_order=True).agg(pl.col("rollouts", "tokens", "grade_timeouts").sum())
     summary = {f"mc.{r['method']}.{k}": r[k] for r in per_method.to_dicts() for k in ("rollouts", "tokens", "grade_timeouts")}
     summary |= {f"mc.{m}.seconds": s for m, s in seconds.items()}
-    all_in = cost_table({r["method"]: r for r in per_method.to_dicts()}, sc_tokens)
+    all_in = all_in_costs(costs, sc_tokens)
     ratios = {r["method"]: r for r in all_in.to_dicts()}
     if ratios.get("vanilla", {}).get("tokens"):  # the contract keys: rollouts alone, and all-in (+ SC's own samples)
         for method, prefix in (("scan", "mc.token_ratio"), ("scan_binary", "mc.binary_token_ratio")):

@@ -5,16 +5,15 @@ import dagster as dg
 
 import assets
 from assets.common.resources import DomainResource, GeneratorResource, StorageResource, TrackingResource
+from bench.ray_compare import TINY_OPS
 from orchestration.cli import RANGE_END, RANGE_START
 
 ALL_ASSETS = [*dg.load_assets_from_package_module(assets), *dg.load_asset_checks_from_package_module(assets)]
 KEYS = ["arith-0000"]
-CONFIG = {"ops": {
-    "problem_pool": {"config": {"shard_size": 6}},
+CONFIG = {"ops": {  # the generating stages at the size bench/ray_compare.py runs too
+    **TINY_OPS,
     "policy_model": {"config": {"hidden_size": 64, "num_layers": 1, "num_heads": 2, "intermediate_size": 128,
                                 "train_steps": 30, "eval_problems": 4, "max_new_tokens": 32}},
-    "rollouts": {"config": {"n_samples": 2, "max_new_tokens": 40}},
-    "mc_estimates": {"config": {"k": 2, "max_new_tokens": 16, "chunk_size": 3, "sc_threshold": 0.0}},
 }}
 PRM_CONFIG = {
     "benchmark_sets": {"config": {"processbench_per_class": 3, "bon_problems": 4, "bon_n": 2}},
