@@ -12,7 +12,7 @@ import os
 import time
 from collections.abc import Callable, Sequence
 
-from prm_core.generation.engines import make_engine, vllm_available  # an actor's engine: a remote model copied locally
+from prm_core.generation.engines import make_engine  # an actor's engine: a remote model copied locally
 from prm_core.generation.sampling import GenerationStats, Sample, SamplingSpec
 
 STARTUP_TIMEOUT_S = 900.0  # engines load within it, or the pool fails (a cluster short of resources never starts them)
@@ -60,13 +60,8 @@ class RayEnginePool:
                  factory: Callable = make_engine, **options):
         import ray
 
-        if kind == "auto":
-            kind = "vllm" if vllm_available() else "transformers"
         if replicas < 1:
             raise ValueError(f"replicas must be at least 1, got {replicas}")
-        if replicas > 1 and kind == "transformers":
-            raise ValueError("the transformers engine seeds per batch, so its samples change when prompts are split: "
-                             "use replicas=1 with it, or the vllm engine for several replicas")
         if not ray.is_initialized():
             raise RuntimeError("no Ray cluster connected: give GeneratorResource a dagster-ray resource (ray_cluster) "
                                "or call ray.init() first")

@@ -7,7 +7,7 @@ import pytest
 
 from prm_core.generation.engines import make_engine, vllm_available
 from prm_core.generation.sampling import SamplingSpec
-from prm_core.generation.transformers_engine import TransformersEngine
+from prm_core.generation.transformers_engine import TransformersEngine, next_tokens, row_keys
 
 PROMPTS = ["Tom has 17 pens. He triples his pens. How many now?\n", "Sam has 4 coins. He finds 2 more. How many now?\n"]
 
@@ -36,6 +36,75 @@ def test_transformers_engine_samples_n_seeded(tiny_policy):
     assert greedy[0][0].token_ids == greedy[0][1].token_ids
 
 
+MIXED = [PROMPTS[0], "Ann has 3 cats.\n", PROMPTS[1] * 2, "Bo has 11 hats. He loses 4. How many now?\n", "x\n"]
+
+
+def test_transformers_engine_samples_per_request_not_per_batch(tiny_policy):
+    """Per-request seeds, as vLLM's: a prompt's samples are the same alone, in a slice (`offset`) or in any batch."""
+    spec = SamplingSpec(n=3, max_new_tokens=20, seed=9, logprobs=True)
+    whole = TransformersEngine(tiny_policy, batch_size=64).generate(MIXED, spec)
+    small = TransformersEngine(tiny_policy, batch_size=3)  # one prompt per batch
+    tail = small.generate(MIXED[2:], spec, offset=2)
+    ids = lambda rows: [[s.token_ids for s in r] for r in rows]  # noqa: E731
+    assert ids(tail) == ids(whole[2:])
+    assert ids(small.generate(MIXED[:1], spec)) == ids(whole[:1])
+    assert len({tuple(s.token_ids) for s in whole[0]}) > 1  # the n samples of a prompt differ
+
+
+def test_transformers_engine_logprobs_are_the_models_own(tiny_policy):
+    """The loop's KV cache, positions and padding give what one full forward over prompt + sample gives."""
+    import torch
+
+    engine = TransformersEngine(tiny_policy, batch_size=64)
+    spec = SamplingSpec(n=2, max_new_tokens=24, seed=1, temperature=0.7, logprobs=True)
+    out = engine.generate(MIXED, spec)
+    tok = engine.tokenizer
+    for prompt, row in zip(MIXED, out):
+        p = tok(prompt)["input_ids"]
+        for s in row:
+            ids = torch.tensor([p + s.token_ids])
+            with torch.inference_mode():
+                logits = engine.model(input_ids=ids).logits[0, len(p) - 1 : -1]
+            want = torch.log_softmax(logits / spec.temperature, -1).gather(-1, ids[0, len(p):, None])[:, 0]
+            assert torch.allclose(torch.tensor(s.token_logprobs), want, atol=1e-4)
+
+
+def test_transformers_engine_greedy_is_generates_greedy(tiny_policy):
+    import torch
+
+    engine = TransformersEngine(tiny_policy)
+    out = engine.generate(MIXED, SamplingSpec(n=1, temperature=0, max_new_tokens=16))
+    tok = engine.tokenizer
+    for prompt, row in zip(MIXED, out):
+        ids = torch.tensor([tok(prompt)["input_ids"]])
+        with torch.inference_mode():
+            ref = engine.model.generate(input_ids=ids, do_sample=False, max_new_tokens=16, eos_token_id=tok.eos_token_id,
+                                        pad_token_id=tok.pad_token_id)[0, ids.shape[1]:].tolist()
+        assert row[0].token_ids == (ref[: ref.index(tok.eos_token_id)] if tok.eos_token_id in ref else ref)
+
+
+def test_next_tokens_samples_the_top_p_nucleus_at_its_probabilities():
+    import torch
+
+    keys = row_keys(range(20_000), 1)
+    logits = torch.log(torch.tensor([0.5, 0.3, 0.15, 0.05])).expand(len(keys), 4)
+    tok, lp = next_tokens(logits, SamplingSpec(temperature=1.0), keys, step=0)
+    freq = torch.bincount(tok, minlength=4) / len(keys)
+    assert torch.allclose(freq, torch.tensor([0.5, 0.3, 0.15, 0.05]), atol=0.015)
+    assert torch.allclose(lp, logits[0][tok], atol=1e-6)
+    nucleus, _ = next_tokens(logits, SamplingSpec(temperature=1.0, top_p=0.7), keys, step=0)
+    freq = torch.bincount(nucleus, minlength=4) / len(keys)
+    assert freq[2:].sum() == 0 and abs(float(freq[0]) - 0.5 / 0.8) < 0.015
+    later, _ = next_tokens(logits, SamplingSpec(temperature=1.0), keys, step=1)
+    assert (later != tok).any()  # each step draws afresh
+
+
+def test_transformers_engine_refuses_a_prompt_longer_than_its_context(tiny_policy):
+    engine = TransformersEngine(tiny_policy, max_model_len=32)
+    with pytest.raises(ValueError, match="prompt 4 has .* tokens; the context is 32"):
+        engine.generate(["1 + 2 =", "1 + " * 40], SamplingSpec(max_new_tokens=4), offset=3)
+
+
 @pytest.mark.vllm
 @pytest.mark.skipif(not vllm_available(), reason="vLLM is not installed")
 def test_vllm_engine_samples_n(tiny_policy):
@@ -56,7 +125,14 @@ def test_vllm_engine_samples_n(tiny_policy):
 
 
 def test_auto_picks_an_available_engine(tiny_policy, monkeypatch):
-    monkeypatch.setattr("prm_core.generation.engines.vllm_available", lambda: False)
+    from prm_core.generation import engines
+
+    monkeypatch.setattr(engines, "vllm_available", lambda: True)
+    monkeypatch.setattr(engines, "on_gpu", lambda: False)
+    assert engines.auto_engine(tiny_policy) == "transformers"  # a small model on CPU: our loop
+    monkeypatch.setattr(engines, "SMALL_MODEL_BYTES", 0)
+    assert engines.auto_engine(tiny_policy) == "vllm"  # a big one: vLLM
+    monkeypatch.setattr(engines, "vllm_available", lambda: False)
     assert make_engine("auto", tiny_policy).name == "transformers"
     with pytest.raises(ValueError, match="unknown engine"):
         make_engine("tgi", tiny_policy)
