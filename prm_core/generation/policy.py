@@ -80,10 +80,11 @@ def _encode_batch(tokenizer, pairs: list[tuple[str, str]]):
     """Right-padded ids with loss only on solution tokens + eos, padded to a multiple of 8."""
     import torch
 
+    prompts = tokenizer([p for p, _ in pairs])["input_ids"]  # one call each: the tokenizer batches in Rust
+    solutions = tokenizer([s for _, s in pairs], add_special_tokens=False)["input_ids"]
     rows = []
-    for prompt, solution in pairs:
-        p = tokenizer(prompt)["input_ids"]
-        s = tokenizer(solution, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+    for p, s in zip(prompts, solutions):
+        s = s + [tokenizer.eos_token_id]
         rows.append((p + s, [-100] * len(p) + s))
     width = -(-max(len(ids) for ids, _ in rows) // 8) * 8
     pad = tokenizer.pad_token_id

@@ -68,29 +68,91 @@ def next_tokens(logits, spec: SamplingSpec, keys, step: int):
 
 
 class _Cache:
-    """Per-layer key/value columns for the rows in flight; `update` is the one method the model's attention calls."""
+    """Each prompt's keys/values once (from its prefill) and each row's generated ones, for the rows in flight.
 
-    def __init__(self):
+    The model's attention calls `update`; in decode, `attend` reads a prompt's keys once for all its samples (rows
+    are ordered by prompt: `group` is a row's prompt, `slot` its rank among that prompt's rows still running).
+    """
+
+    def __init__(self, layers: int):
+        self.prompt_k: list = [None] * layers
+        self.prompt_v: list = [None] * layers
         self.k: list = []
         self.v: list = []
-        self.at = 0  # the column the current forward writes from
+        self.at = -1  # the generated column the current forward writes; -1: the prefill
+        self.group = self.slot = self.prompt_valid = None
+        self.n_max = 1
 
     def update(self, key, value, layer_idx: int, *_, **__):
-        end = self.at + key.shape[2]
-        self.k[layer_idx][:, :, self.at : end] = key
-        self.v[layer_idx][:, :, self.at : end] = value
-        return self.k[layer_idx][:, :, :end], self.v[layer_idx][:, :, :end]
+        if self.at < 0:
+            self.prompt_k[layer_idx], self.prompt_v[layer_idx] = key, value
+            return key, value
+        self.k[layer_idx][:, :, self.at] = key[:, :, 0]
+        self.v[layer_idx][:, :, self.at] = value[:, :, 0]
+        return self.k[layer_idx][:, :, : self.at + 1], self.v[layer_idx][:, :, : self.at + 1]
 
-    def allocate(self, rows: int, heads: int, columns: int, head_dim: int, layers: int, like) -> None:
+    def expand(self, n: int, columns: int, prompt_valid) -> None:
+        """After the prefill: `n` rows per prompt, each with room for `columns` generated tokens."""
         import torch
 
-        self.k = [torch.zeros(rows, heads, columns, head_dim, dtype=like.dtype, device=like.device) for _ in range(layers)]
+        prompts, heads, _, head_dim = self.prompt_k[0].shape
+        like = self.prompt_k[0]
+        self.k = [like.new_zeros(prompts * n, heads, columns, head_dim) for _ in self.prompt_k]
         self.v = [torch.zeros_like(t) for t in self.k]
+        self.prompt_valid = prompt_valid
+        self._regroup(torch.arange(prompts).repeat_interleave(n))
 
     def select(self, index) -> None:
-        """Keep only the rows in `index` (in that order): expand a prompt to its samples, or drop finished rows."""
+        """Keep only the rows in `index` (in order); prompts with no row left leave too."""
         self.k = [t.index_select(0, index) for t in self.k]
         self.v = [t.index_select(0, index) for t in self.v]
+        self._regroup(self.group[index])
+
+    def _regroup(self, group) -> None:
+        import torch
+
+        kept, group, counts = torch.unique_consecutive(group, return_inverse=True, return_counts=True)
+        if len(kept) < self.prompt_k[0].shape[0]:
+            self.prompt_k = [t.index_select(0, kept) for t in self.prompt_k]
+            self.prompt_v = [t.index_select(0, kept) for t in self.prompt_v]
+            self.prompt_valid = self.prompt_valid[kept]
+        starts = counts.cumsum(0) - counts
+        self.group, self.slot = group, torch.arange(len(group)) - starts.repeat_interleave(counts)
+        self.n_max = int(counts.max())
+
+    def attend(self, module, query, key, value, scaling: float):
+        """One decode step's attention: softmax over [prompt keys, generated keys], the prompt part computed once per
+        prompt for all its rows (query [rows, heads, 1, head_dim] -> [rows, 1, heads, head_dim])."""
+        import torch
+        from transformers.integrations.sdpa_attention import repeat_kv
+
+        rep = getattr(module, "num_key_value_groups", 1)
+        kp, vp = (repeat_kv(t, rep) for t in (self.prompt_k[module.layer_idx], self.prompt_v[module.layer_idx]))
+        kg, vg = repeat_kv(key, rep), repeat_kv(value, rep)
+        rows, heads, _, head_dim = query.shape
+        q = query[:, :, 0]
+        qp = q.new_zeros(kp.shape[0], heads, self.n_max, head_dim)
+        qp[self.group, :, self.slot] = q
+        sp = torch.matmul(qp, kp.transpose(-1, -2)).masked_fill(~self.prompt_valid[:, None, None, :], float("-inf"))
+        scores = torch.cat([sp[self.group, :, self.slot], torch.matmul(query, kg.transpose(-1, -2))[:, :, 0]], -1)
+        probs = torch.softmax(scores * scaling, -1)
+        width = kp.shape[2]
+        pp = probs.new_zeros(kp.shape[0], heads, self.n_max, width)
+        pp[self.group, :, self.slot] = probs[..., :width]
+        out = torch.matmul(pp, vp)[self.group, :, self.slot] + torch.matmul(probs[:, :, None, width:], vg)[:, :, 0]
+        return out[:, None], None
+
+
+def prompt_shared_attention(module, query, key, value, attention_mask, scaling=None, prm_cache=None, **kwargs):
+    """The engine's attention: `_Cache.attend` in decode, transformers' SDPA in the prefill (and anywhere else)."""
+    if prm_cache is None or prm_cache.at < 0:
+        from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+        return sdpa_attention_forward(module, query, key, value, attention_mask, scaling=scaling, **kwargs)
+    return prm_cache.attend(module, query, key, value, module.scaling if scaling is None else scaling)
+
+
+ATTENTION = "prm_prompt_shared"
 
 
 class TransformersEngine:
@@ -113,6 +175,10 @@ class TransformersEngine:
         if not all(hasattr(inner, a) for a in ("embed_tokens", "layers", "norm", "rotary_emb")):
             raise ValueError(f"{self.model_dir}: the transformers engine decodes Llama-family models "
                              f"(embed_tokens, layers, norm, rotary_emb); use engine vllm for {type(self.model).__name__}")
+        from transformers import AttentionInterface
+
+        AttentionInterface.register(ATTENTION, prompt_shared_attention)
+        self.model.config._attn_implementation = ATTENTION
         self.batch_size = batch_size  # sequences (prompt x sample) decoded together
         positions = getattr(self.model.config, "max_position_embeddings", None) or max_model_len or 2**31
         self.context_len = min(max_model_len or positions, positions)  # vLLM's limit, when given, holds here too
@@ -149,34 +215,32 @@ class TransformersEngine:
         running; finished rows leave the cache when they are half of it."""
         import torch
 
-        model, inner, cfg = self.model, self.model.model, self.model.config
+        model, inner = self.model, self.model.model
         eos, pad = self.tokenizer.eos_token_id, self.tokenizer.pad_token_id
         n, width = spec.n, max(len(p) for p in prompts)
         lengths = torch.tensor([len(p) for p in prompts])
         columns = min(width + spec.max_new_tokens, self.context_len + width - int(lengths.min()))
         ids = torch.tensor([[pad] * (width - len(p)) + p for p in prompts])
         valid = torch.arange(width)[None, :] >= (width - lengths)[:, None]  # left padding
-        cache = _Cache()
-        head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
-        kv_heads = getattr(cfg, "num_key_value_heads", None) or cfg.num_attention_heads
-        cache.allocate(len(prompts), kv_heads, columns, head_dim, len(inner.layers), inner.embed_tokens.weight)
+        cache = _Cache(len(inner.layers))
 
         def forward(x, positions, mask):
             h = inner.embed_tokens(x)
             rope = inner.rotary_emb(h, positions)
             for layer in inner.layers:
-                h = layer(h, attention_mask=mask, position_embeddings=rope, past_key_values=cache, use_cache=True)
+                h = layer(h, attention_mask=mask, position_embeddings=rope, past_key_values=cache, use_cache=True,
+                          prm_cache=cache)
             return model.lm_head(inner.norm(h[:, -1]))
 
         with torch.inference_mode():
             causal = torch.ones(width, width, dtype=torch.bool).tril()
             mask = (causal[None] & valid[:, None, :]) | torch.eye(width, dtype=torch.bool)[None]  # pads see themselves
             logits = forward(ids, (valid.cumsum(-1) - 1).clamp(min=0), mask[:, None])
-            rows = torch.arange(len(prompts)).repeat_interleave(n)
-            cache.select(rows)
-            logits, valid, lengths = logits[rows], valid[rows], lengths[rows]
-            keys = row_keys(seeds, n)
             steps = columns - width
+            cache.expand(n, steps, valid)
+            rows = torch.arange(len(prompts)).repeat_interleave(n)
+            logits, lengths = logits[rows], lengths[rows]
+            keys = row_keys(seeds, n)
             out_tok = torch.full((len(rows), steps), -1)  # -1: no token
             out_lp = torch.zeros(len(rows), steps)
             stopped = torch.zeros(len(rows), dtype=torch.bool)
@@ -196,10 +260,9 @@ class TransformersEngine:
                 if alive <= len(live) // 2:  # compact: finished rows leave the cache
                     index = running.nonzero()[:, 0]
                     cache.select(index)
-                    live, tok, keys, valid, lengths, running = live[index], tok[index], keys[index], valid[index], lengths[index], running[index]
-                cache.at = width + step
-                key_mask = torch.cat([valid, torch.ones(len(live), step + 1, dtype=torch.bool)], 1)
-                logits = forward(tok[:, None], (lengths + step)[:, None], key_mask[:, None, None, :])
+                    live, tok, keys, lengths, running = live[index], tok[index], keys[index], lengths[index], running[index]
+                cache.at = step
+                logits = forward(tok[:, None], (lengths + step)[:, None], None)
         counts = (out_tok >= 0).sum(1).tolist()
         toks, lps = out_tok.tolist(), out_lp.tolist()
         samples = [self._sample(toks[r][: counts[r]], lps[r][: counts[r]], bool(stopped[r]), spec) for r in range(len(rows))]
