@@ -160,7 +160,7 @@ def benchmark_scores(context: dg.AssetExecutionContext, config: BenchmarkScoresC
                else (None, None))
     found = _real_sets(config, context.log)
     samples = storage.root / "reports" / "per_sample"
-    scored, summary = [], {}
+    scored, summary, shared = [], {}, {}  # shared: head inputs of the PRMs' common frozen backbone, computed once
     with Timer() as t:
         for label_set in label_sets.get_partition_keys():
             path = prm_dir(storage, label_set)
@@ -168,7 +168,7 @@ def benchmark_scores(context: dg.AssetExecutionContext, config: BenchmarkScoresC
                 context.log.warning(f"no PRM for {label_set!r} at {path}: skipped")
                 continue
             real_too = label_set in config.real_processbench_label_sets
-            scored.append(score_prm(label_set, discriminative_scorer(path, config.separator, config.batch_size), pb, bon,
+            scored.append(score_prm(label_set, discriminative_scorer(path, config.separator, config.batch_size, shared), pb, bon,
                                     found["real"] if real_too else None, found["prmbench"] if real_too else None))
             log_scores(tracking, PRM_EXPERIMENT, training_info(path).get("mlflow_run_id"), scored[-1].row)
         if have_sets:

@@ -17,14 +17,18 @@ import random
 import statistics
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import polars as pl
-import torch
 
-from prm_core.active.features import Pool, StepFeatures
 from prm_core.active.judges import Trajectory, hard_labels
-from prm_core.active.pool import ActiveConfig, Decision, active_pass, step_scores, train_on
-from prm_core.prm.ensemble import EnsembleConfig, EnsembleHeads, EnsembleTrainConfig
+
+if TYPE_CHECKING:  # torch and transformers load where an experiment runs, not where its config is read (Dagster's
+    import torch  # code location: each `prm run` stage loads it twice)
+
+    from prm_core.active.features import Pool, StepFeatures
+    from prm_core.active.pool import ActiveConfig, Decision
+    from prm_core.prm.ensemble import EnsembleHeads
 
 
 TRAIN_KEYS = ("heads", "lr", "batch_size", "reg_lambda", "learning_probability")  # what a trained ensemble records
@@ -42,6 +46,9 @@ class CompareConfig:
     dev_tolerance: float = 0.01
 
     def active(self, select: bool = True, delta_pred: float = 0.9, delta_std: float = 0.01) -> ActiveConfig:
+        from prm_core.active.pool import ActiveConfig
+        from prm_core.prm.ensemble import EnsembleTrainConfig
+
         train = EnsembleTrainConfig(lr=self.lr, reg_lambda=self.reg_lambda, learning_probability=self.learning_probability)
         return ActiveConfig(delta_pred=delta_pred, delta_std=delta_std, batch_size=self.batch_size, select=select, train=train)
 
@@ -61,6 +68,10 @@ class SeedResult:
 
 
 def new_heads(inputs: list[torch.Tensor], cfg: CompareConfig, seed: int) -> EnsembleHeads:
+    import torch
+
+    from prm_core.prm.ensemble import EnsembleConfig, EnsembleHeads
+
     torch.manual_seed(seed)
     heads = EnsembleHeads(EnsembleConfig(input_size=inputs[0].shape[1], num_heads=cfg.heads))
     heads.set_input_stats(inputs)
@@ -72,6 +83,7 @@ def compare_seed(inputs: list[torch.Tensor], trajectories: list[Trajectory], mak
                  thresholds: tuple[float, float] | None = None) -> SeedResult:
     """Full data, active and random at the active run's budget, for one seed. The thresholds are chosen on dev
     here unless given (chosen once, on the first seed, and kept for the others)."""
+    from prm_core.active.pool import active_pass, train_on
 
     def run(select: bool, dp: float = 0.9, ds: float = 0.01):
         heads = new_heads(inputs, cfg, seed)
@@ -152,6 +164,8 @@ def judge_pass(inputs: list[torch.Tensor], trajectories: list[Trajectory], judge
                cfg: CompareConfig, thresholds: tuple[float, float], seed: int = 0) -> dict:
     """One active pass with another judge at given thresholds (e.g. SCAN's MC labeller at seed 0's): its test F1, the
     labels it bought and the judge's cost."""
+    from prm_core.active.pool import active_pass
+
     heads = new_heads(inputs, cfg, seed)
     decisions, _ = active_pass(heads, inputs, trajectories, judge, cfg.active(True, *thresholds), seed)
     return {"f1": evaluate(heads)["f1"], "labels": sum(d.labelled for d in decisions), **vars(judge.cost)}
@@ -189,6 +203,7 @@ def run_comparison(pool: Pool, features: StepFeatures, dev_test: pl.DataFrame, s
     dev/test set `dev_test` (its step inputs from `features`); seed 0's active heads also on `bon` (a set and its
     scoring), and `judge_pass` with the judge `other_judge` makes (e.g. `judges.scan_judge`), when given."""
     from prm_core.active.judges import ExactJudge
+    from prm_core.active.pool import step_scores
 
     x_test = features.of(dev_test)
     x_bon = features.of(bon[0]) if bon else None

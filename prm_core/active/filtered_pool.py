@@ -10,15 +10,17 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import polars as pl
 
 from prm_core.active.compare import CompareConfig, new_heads
-from prm_core.active.features import Pool, StepFeatures, pool_of
 from prm_core.active.judges import ExactJudge, hard_labels
-from prm_core.active.pool import step_scores, train_on
-from prm_core.active.uncertainty import Uncertainty, select
-from prm_core.prm.ensemble import EnsembleHeads, probabilities
+
+if TYPE_CHECKING:  # torch loads where the experiment runs, not where its config is read (compare.py says why)
+    from prm_core.active.features import Pool
+    from prm_core.active.uncertainty import Uncertainty
+    from prm_core.prm.ensemble import EnsembleHeads
 
 FRESH_POOL_SEED = 50_000_000  # fresh problems: disjoint from the pool, training (10M+), eval (20M+), benchmark (30M+, 40M+)
 
@@ -54,6 +56,10 @@ def filter_and_train(pool: Pool, active: EnsembleHeads, recorded: dict, domain, 
                      ) -> tuple[list[Uncertainty], list[int], EnsembleHeads]:
     """`active`'s uncertainty of every trajectory at its recorded thresholds, the trajectories it keeps, and the final
     ensemble trained (as the active one was: `recorded["train"]`) on the exact judge's labels of those alone."""
+    from prm_core.active.pool import train_on
+    from prm_core.active.uncertainty import select
+    from prm_core.prm.ensemble import probabilities
+
     x, trajs = pool.inputs, pool.trajectories
     unc = select([probabilities(active, xi) for xi in x], recorded["delta_pred"], recorded["delta_std"])
     kept = [i for i, u in enumerate(unc) if u.selected]
@@ -72,6 +78,8 @@ def filtered_pool(domain, engine, backbone, active: EnsembleHeads, recorded: dic
     """Sample the fresh pool with `engine`, keep what `active` is unsure of at its recorded thresholds
     (`recorded`: delta_pred, delta_std and its training config under `train`), label that with the exact judge,
     train the final ensemble on it and score it on `benchmark`."""
+    from prm_core.active.features import StepFeatures, pool_of
+    from prm_core.active.pool import step_scores
     from prm_core.domains.problems import problems_frame
     from prm_core.generation.rollouts import sample_rollouts
     from prm_core.generation.sampling import SamplingSpec

@@ -246,17 +246,47 @@ def train_prm(model, tokenizer, examples: list[PRMExample], separator: str, cfg:
     return losses
 
 
+def backbone_key(model) -> str:
+    """md5 of a PRM's backbone weights: PRMs with one key (heads trained on one frozen backbone) read the same head
+    inputs."""
+    import hashlib
+
+    import torch
+
+    h = hashlib.md5()
+    for name, t in sorted((model.lm if has_features(model) else model.base_model).state_dict().items()):
+        h.update(name.encode())
+        h.update(t.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
+def _shared_step_rows(model, tokenizer, encoded: list[Encoded], device, batch_size: int, shared: dict):
+    """`_step_rows` through `shared` ((backbone key, input ids) -> head inputs): what another PRM on the same
+    backbone already computed is not computed again."""
+    key = backbone_key(model)
+    ids = [(key, tuple(e.input_ids)) for e in encoded]
+    missing = [i for i, k in enumerate(ids) if k not in shared]
+    for i, row in zip(missing, _step_rows(model, tokenizer, [encoded[i] for i in missing], device, batch_size)):
+        shared[ids[i]] = row
+    return [shared[k] for k in ids]
+
+
 def score_steps(model, tokenizer, prompts: list[str], steps: list[list[str]], separator: str,
-                batch_size: int = 64, max_length: int = 512) -> list[list[float]]:
+                batch_size: int = 64, max_length: int = 512, shared: dict | None = None) -> list[list[float]]:
     """σ(logit) at each step's separator, with exactly the training-time encoding (identical inputs scored once).
 
-    Batched, length-sorted, without grad, at the scoring precision (runtime/device.py)."""
+    Batched, length-sorted, without grad, at the scoring precision (runtime/device.py). With `shared` (one dict for
+    several PRMs), the head inputs of PRMs on one backbone are computed once and only the heads run per PRM."""
     import torch
 
     device = default_device()
     model.to(device)
     sep = separator_id(tokenizer, separator)
     encoded = encode_many(tokenizer, prompts, steps, sep, max_length)
+    if shared is not None:
+        with torch.inference_mode():
+            return [torch.sigmoid(head_logits(model, h, f)[..., 0].float()).tolist()
+                    for h, f in _shared_step_rows(model, tokenizer, encoded, device, batch_size, shared)]
     first = first_occurrences(encoded)
     out: list[list[float]] = [[] for _ in encoded]
     with torch.inference_mode(), autocast(device, scoring_precision(device)):

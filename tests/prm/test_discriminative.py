@@ -89,6 +89,34 @@ def test_repeated_inputs_get_identical_scores_and_step_inputs(tiny_policy):
     assert torch.equal(x[0], x[2]) and torch.allclose(x[1], alone, atol=1e-5)
 
 
+def test_prms_on_one_frozen_backbone_share_its_forward(tiny_policy):
+    """Two heads trained on one frozen backbone: given one `shared` dict, the second runs no backbone forward, and both
+    score exactly as alone; a PRM on another backbone computes its own."""
+    import torch
+    from transformers import AutoTokenizer
+
+    from prm_core.prm.discriminative import backbone_key
+
+    tok = AutoTokenizer.from_pretrained(tiny_policy)
+    a, b, other = (init_prm(tiny_policy, tok, "\n") for _ in range(3))
+    train_prm(b, tok, [GOOD, BAD] * 4, "\n", PRMTrainConfig(steps=20, batch_size=4))
+    with torch.no_grad():
+        next(other.lm.parameters()).add_(0.01)
+    assert backbone_key(a) == backbone_key(b) != backbone_key(other)
+    prompts, steps = [GOOD.prompt, BAD.prompt, GOOD.prompt], [GOOD.steps, BAD.steps, GOOD.steps]
+    shared, calls = {}, []
+    for m in (a, b, other):
+        m.lm.base_model.register_forward_hook(lambda *_: calls.append(1))
+    for m in (a, b, other):
+        before = len(calls)
+        together = score_steps(m, tok, prompts, steps, "\n", shared=shared)
+        ran = len(calls) - before
+        alone = score_steps(m, tok, prompts, steps, "\n")
+        assert all(x == pytest.approx(y, abs=1e-6) for r, q in zip(together, alone) for x, y in zip(r, q))
+        assert ran == (0 if m is b else 1)  # one batch of the two distinct inputs; none for b
+    assert len(shared) == 4
+
+
 def test_exported_prm_loads_with_auto_classes_without_this_package(tiny_policy, tmp_path):
     """A user's fresh Python (no prm_core on the path) loads the export with the stock Auto classes."""
     from transformers import AutoTokenizer
