@@ -244,6 +244,10 @@ class DefaultsHelp(argparse.ArgumentDefaultsHelpFormatter):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from prm_core.generation.policy import PolicyConfig  # the defaults are the library's (light imports: no torch)
+    from prm_core.prm.backbone import BackboneConfig
+    from prm_core.prm.discriminative import PRMTrainConfig
+
     parser = argparse.ArgumentParser(prog="prm", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     defaults = DefaultsHelp
     sub = parser.add_subparsers(dest="command", required=True)
@@ -252,7 +256,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--shards", type=at_least(1), default=2, help="generated shards (arith)")
     run.add_argument("--shard-size", type=at_least(1), default=80, help="problems per generated shard (arith)")
     run.add_argument("--samples", type=at_least(1), default=8, help="responses per problem (N: SCAN's self-confidence is their pass rate)")
-    run.add_argument("--policy-steps", type=at_least(1), default=1600, help="policy optimizer steps")
+    run.add_argument("--policy-steps", type=at_least(1), default=PolicyConfig.train_steps, help="policy optimizer steps")
     run.add_argument("--eval-problems", type=at_least(1), default=500, help="held-out problems for the policy's accuracy")
     run.add_argument("--seed", type=at_least(0), default=0, help="one seed for every stage")
     run.add_argument("--domain", choices=["arith", "gsm8k", "math"], default=None,
@@ -265,8 +269,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--data-dir", default=None, help="where the data goes (default $PRM_DATA_DIR or ./data)")
     run.add_argument("--bench-per-class", type=at_least(1), default=300, help="ProcessBench-style set: erroneous and all-correct responses each")
     run.add_argument("--bon-problems", type=at_least(1), default=500, help="held-out problems for best-of-N")
-    run.add_argument("--backbone-steps", type=at_least(0), default=400, help="extra LM steps that make the PRM backbone")
-    run.add_argument("--prm-steps", type=at_least(1), default=600, help="PRM training steps")
+    run.add_argument("--backbone-steps", type=at_least(0), default=BackboneConfig.train_steps,
+                     help="extra LM steps that make the PRM backbone")
+    run.add_argument("--prm-steps", type=at_least(1), default=PRMTrainConfig.steps, help="PRM training steps")
     run.add_argument("--implicit-losses", default="ce,dpo",
                      help="implicit PRMs to train from outcome labels: a list of ce,dpo,kto,nca, `all` or `none`")
     run.add_argument("--processbench", default=None,
