@@ -138,7 +138,7 @@ def _sweep_plot(sweep: pl.DataFrame):
 
 @dg.asset(
     deps=[dg.AssetDep("prm_model", partition_mapping=ALL_PARTITIONS), dg.AssetDep("implicit_prm", partition_mapping=ALL_PARTITIONS),
-          "benchmark_sets", "active_prm"],
+          "benchmark_sets", "actprm_model"],
     code_version="3",
     group_name="evaluation",
     kinds={"polars", "mlflow", "parquet"},
@@ -183,7 +183,7 @@ def benchmark_scores(context: dg.AssetExecutionContext, config: BenchmarkScoresC
             write_parquet(frame, samples / name / f"{r.row['label_set']}.parquet")
     rows = [r.row for r in scored]
     actprm = storage.root / "reports" / "actprm_scores.parquet"
-    if have_sets and actprm.exists():  # ActPRM (active_prm: its own runs against full data and random) in the same table
+    if have_sets and actprm.exists():  # ActPRM (actprm_model: its own runs against full data and random) in the same table
         rows += read_parquet(actprm).to_dicts()
     if not rows:
         raise ValueError("no PRM to benchmark: materialize `prm_model` or `implicit_prm` first")

@@ -159,13 +159,13 @@ def test_prm_stage_trains_three_prms_scores_them_and_exports(full_pipeline):
                 "actprm.filtered_pool.kept_fraction", "actprm.filtered_pool.f1"):
         assert key in summary, key
     assert {"actprm", "actprm_full_data", "actprm_random"} <= set(scores["label_set"])
-    selection = pl.read_parquet(data / "reports" / "active_selection.parquet")
+    selection = pl.read_parquet(data / "reports" / "actprm_selection.parquet")
     assert selection.height == 12 and {"aleatoric", "epistemic", "judge_first_error", "true_first_error"} <= set(selection.columns)
     from prm_core.prm.ensemble import EnsembleHeads
 
     checks = {c.check_name: c.passed for c in shard.get_asset_check_evaluations()}
-    assert checks["judged_only_when_selected"]  # `active_selection` published the table and checked it
-    heads = EnsembleHeads.from_pretrained(data / "models" / "active_prm")
+    assert checks["judged_only_when_selected"]  # `actprm_selection` published the table and checked it
+    heads = EnsembleHeads.from_pretrained(data / "models" / "actprm")
     assert heads.config.num_heads == 3 and torch.isfinite(heads.flat()).all()
     assert summary["actprm.filtered_pool.responses"] == 8 and (data / "models" / "actprm_final" / "model.safetensors").exists()
 
