@@ -95,9 +95,9 @@ def actprm_model(context: dg.AssetExecutionContext, config: ActprmModelConfig, s
     points = pl.DataFrame(comparison_points(found.results))
     summary = {f"actprm.{k}": v for k, v in found.summary().items()}
     update_summary(storage.base_dir, summary)
-    rows = [{"label_set": "actprm", **main.active, **found.bon, "labels": main.labels},
-            {"label_set": "actprm_full_data", **main.full, "labels": main.pool},
-            {"label_set": "actprm_random", **main.random, "labels": main.labels}]
+    rows = [{"prm": "actprm", **main.active, **found.bon, "labels": main.labels},
+            {"prm": "actprm_full_data", **main.full, "labels": main.pool},
+            {"prm": "actprm_random", **main.random, "labels": main.labels}]
     write_parquet(pl.from_dicts(rows, infer_schema_length=None), storage.root / "reports" / "actprm_scores.parquet")
     out = actprm_dir(storage)
     with atomic_dir(out) as tmp:
