@@ -8,7 +8,7 @@ import polars as pl
 from pydantic import Field
 
 from assets.common.metadata import Timer, cost, files_written, table
-from assets.common.models import ACTPRM_EXPERIMENT, ACTPRM_FINAL_REGISTERED, active_dir, actprm_info, register
+from assets.common.models import ACTPRM_EXPERIMENT, ACTPRM_FINAL_REGISTERED, actprm_dir, actprm_info, register
 from assets.common.resources import DomainResource, GeneratorResource, StorageResource, TrackingResource
 from prm_core.active.filtered_pool import FreshPool
 from prm_core.lineage.summary import summary_path, update_summary
@@ -26,7 +26,7 @@ class ActprmFilteredPoolConfig(dg.Config):
 
 
 @dg.asset(
-    deps=["active_prm", "policy_model", "prm_backbone", "benchmark_sets"],
+    deps=["actprm_model", "policy_model", "prm_backbone", "benchmark_sets"],
     code_version=CODE_VERSION,
     group_name="prm",
     kinds={"vllm", "pytorch", "mlflow", "parquet"},
@@ -44,9 +44,9 @@ def actprm_filtered_pool(context: dg.AssetExecutionContext, config: ActprmFilter
     from prm_core.prm.ensemble import EnsembleHeads
 
     dom = domain.get()
-    active = active_dir(storage)
+    active = actprm_dir(storage)
     if not has_exact_labeller(dom) or not (active / "actprm.json").exists():
-        context.log.warning("actprm_filtered_pool needs the arith testbed and a trained `active_prm`: skipped")
+        context.log.warning("actprm_filtered_pool needs the arith testbed and a trained `actprm_model`: skipped")
         return dg.MaterializeResult(metadata={"skipped": True, **files_written(storage, [])})
     info = actprm_info(active)
     with Timer() as t:

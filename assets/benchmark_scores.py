@@ -42,7 +42,7 @@ def _plot(scores: pl.DataFrame):
     fig, (a, b) = plt.subplots(1, 2, figsize=(11, 3.8))
     for ax in (a, b):
         ax.tick_params(axis="x", rotation=45, labelsize=7)
-    names = scores["label_set"].to_list()
+    names = scores["prm"].to_list()
     a.bar(names, scores["f1"].to_list(), color="tab:blue")
     a.set_title("ProcessBench-style F1 (test, dev τ)")
     a.set_ylim(0, 1)
@@ -73,7 +73,7 @@ def prm_flops(storage: StorageResource, rows: list[dict], keys: list[str]) -> di
     p_policy, p_backbone = model_params(policy), model_params(backbone)
     out = {}
     for r in rows:
-        name = r["label_set"]
+        name = r["prm"]
         if name.startswith("implicit_") or not (prm_dir(storage, name) / "training.json").exists():
             continue
         corpus_tokens = training_info(prm_dir(storage, name)).get("corpus_tokens", 0)
@@ -138,8 +138,8 @@ def _sweep_plot(sweep: pl.DataFrame):
 
 @dg.asset(
     deps=[dg.AssetDep("prm_model", partition_mapping=ALL_PARTITIONS), dg.AssetDep("implicit_prm", partition_mapping=ALL_PARTITIONS),
-          "benchmark_sets", "active_prm"],
-    code_version="3",
+          "benchmark_sets", "actprm_model"],
+    code_version="4",  # 4: the PRM column is `prm` (was `label_set`)
     group_name="evaluation",
     kinds={"polars", "mlflow", "parquet"},
     description="Per PRM: ProcessBench-style F1 (test; τ from dev, and τ=0.5), best-of-N (min, last, weighted vote vs majority, pass@N, greedy), real ProcessBench F1, PRMBench PRMScore; per-sample step scores under reports/per_sample/.",
@@ -180,17 +180,17 @@ def benchmark_scores(context: dg.AssetExecutionContext, config: BenchmarkScoresC
     for r in scored:
         summary.update(r.summary)
         for name, frame in r.samples.items():
-            write_parquet(frame, samples / name / f"{r.row['label_set']}.parquet")
+            write_parquet(frame, samples / name / f"{r.row['prm']}.parquet")
     rows = [r.row for r in scored]
     actprm = storage.root / "reports" / "actprm_scores.parquet"
-    if have_sets and actprm.exists():  # ActPRM (active_prm: its own runs against full data and random) in the same table
+    if have_sets and actprm.exists():  # ActPRM (actprm_model: its own runs against full data and random) in the same table
         rows += read_parquet(actprm).to_dicts()
     if not rows:
         raise ValueError("no PRM to benchmark: materialize `prm_model` or `implicit_prm` first")
     if have_sets:
         flops = prm_flops(storage, rows, all_shards(context))
         for r in rows:
-            r["flops"] = flops.get(r["label_set"], r.get("flops"))
+            r["flops"] = flops.get(r["prm"], r.get("flops"))
         summary.update(flop_summary(rows))
         summary.update(comparison_summary(rows))
     scores = pl.from_dicts(rows, infer_schema_length=None)
@@ -217,11 +217,11 @@ def _metadata(scores: pl.DataFrame, real_table, prm_table, found: dict, have_set
                              else dg.MetadataValue.text(f"not scored: no {found['prmbench_file']}"))}
     if not have_sets:  # real data: the real ProcessBench only
         return {**metadata, "comparison": table(scores)}
-    show = scores.select("label_set", "f1", "f1_tau05", "tau", "acc_err", "acc_cor", "prm_min", "prm_min_stderr",
+    show = scores.select("prm", "f1", "f1_tau05", "tau", "acc_err", "acc_cor", "prm_min", "prm_min_stderr",
                          "prm_min_vote", "prm_last", "pair_order", "majority", "pass_at_n", "greedy", "flops")
     metadata.update(comparison=table(show.with_columns(pl.col(pl.Float64).exclude("flops").round(3))),
                     comparison_plot=plot_md(_plot(scores)))
-    sweep = scores.filter(pl.col("label_set").str.starts_with("implicit_ce")).sort("responses_per_problem")
+    sweep = scores.filter(pl.col("prm").str.starts_with("implicit_ce")).sort("responses_per_problem")
     if sweep.height > 1:
         metadata["implicit_ce_responses_per_problem"] = plot_md(_sweep_plot(sweep))
     return metadata

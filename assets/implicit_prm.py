@@ -18,7 +18,7 @@ ALL_SHARDS = dg.AllPartitionMapping()
 TRAIN = ImplicitConfig()
 
 
-class ImplicitPRMConfig(dg.Config):
+class ImplicitPrmConfig(dg.Config):
     beta: float = Field(default=TRAIN.beta, description="β of ρ = β·log π_θ/π_ref (the paper's CE and DPO runs)")
     lr: float = Field(default=TRAIN.lr, description="peak lr, cosine to 0.1× (tiny policy; the paper's 8B runs use 5e-7)")
     epochs: int = TRAIN.epochs
@@ -48,7 +48,7 @@ def outcomes(storage: StorageResource, dom, m: int, keys: list[str]):
     return data, int(roll["num_tokens"].sum())
 
 
-def train_one(storage: StorageResource, dom, config: ImplicitPRMConfig, loss: str, m: int, out, keys: list[str],
+def train_one(storage: StorageResource, dom, config: ImplicitPrmConfig, loss: str, m: int, out, keys: list[str],
               tracking=None, run_id: str = "") -> dict | None:
     """Train the implicit PRM of `loss` on the first m responses per question into `out`; its info (cost, MLflow),
     or None when there is nothing to train on."""
@@ -115,7 +115,7 @@ def train_one(storage: StorageResource, dom, config: ImplicitPRMConfig, loss: st
     description="Implicit PRM per loss: θ from the policy, π_ref = the same checkpoint frozen, ρ = β·log π_θ/π_ref "
                 "trained on outcome labels; step rewards r_k = Q_k − Q_{k−1} from its partial sums.",
 )
-def implicit_prm(context: dg.AssetExecutionContext, config: ImplicitPRMConfig, storage: StorageResource,
+def implicit_prm(context: dg.AssetExecutionContext, config: ImplicitPrmConfig, storage: StorageResource,
                  domain: DomainResource, tracking: TrackingResource) -> dg.MaterializeResult:
     from prm_core.lineage.storage import md5_dir, md5_file
 

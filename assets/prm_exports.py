@@ -23,7 +23,7 @@ def prm_exports(context: dg.AssetExecutionContext, storage: StorageResource) -> 
     from prm_core.lineage.storage import atomic_dir, copy_files, read_parquet
     from prm_core.prm.card import prm_card
 
-    scores = {r["label_set"]: r for r in read_parquet(storage.root / "reports" / "benchmark_scores.parquet").iter_rows(named=True)}
+    scores = {r["prm"]: r for r in read_parquet(storage.root / "reports" / "benchmark_scores.parquet").iter_rows(named=True)}
     written = []
     with Timer() as t:
         for label_set in label_sets.get_partition_keys():

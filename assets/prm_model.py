@@ -20,7 +20,7 @@ TRAIN = PRMTrainConfig()
 RUN_SPECIFIC = ("train_seconds", "ray_job_id")  # a launched job's metrics kept out of training.json (reproducible)
 
 
-class PRMModelConfig(dg.Config):
+class PrmModelConfig(dg.Config):
     steps: int = Field(default=TRAIN.steps, description="optimizer steps")
     batch_size: int = TRAIN.batch_size
     lr_head: float = TRAIN.lr_head
@@ -55,7 +55,7 @@ class PRMModelConfig(dg.Config):
     kinds={"pytorch", "transformers", "mlflow"},
     description="AutoModelForTokenClassification (num_labels=1) per label set: step score σ(logit) at each separator.",
 )
-def prm_model(context: dg.AssetExecutionContext, config: PRMModelConfig, storage: StorageResource,
+def prm_model(context: dg.AssetExecutionContext, config: PrmModelConfig, storage: StorageResource,
               tracking: TrackingResource) -> dg.MaterializeResult:
 
     from transformers import AutoTokenizer

@@ -62,12 +62,13 @@ def profile(restricted: bool, prm_args: list[str], keep: str | None) -> dict:
     summary = json.loads(proc.stdout)
     if not keep:
         shutil.rmtree(work, ignore_errors=True)
-    prefix = "run.stage_seconds."
+    from prm_core.lineage.summary import stage_rows
+
     return {
         "restricted_to_avx2": restricted,
         **cpu_report(env),
         "run_seconds": round(wall, 1),
-        "stage_seconds": {k[len(prefix):]: v for k, v in summary.items() if k.startswith(prefix)},
+        "stage_seconds": dict(stage_rows(summary)),  # each stage once: renamed assets' old keys left out
         "precision": {k: v for k, v in sorted(summary.items()) if k.endswith(".precision")},
         "headline": {k: summary[k] for k in HEADLINE if k in summary},
     }

@@ -99,16 +99,16 @@ class FlagProblems(ValueError):
         self.problems = problems
 
 
-def _shard_keys(args: argparse.Namespace, problems: list[str]) -> tuple[str, ...]:
+def _shard_keys(args: argparse.Namespace) -> tuple[tuple[str, ...], str | None]:
+    """The run's shard keys, and what is wrong with `--source` (None: nothing)."""
     from prm_core.domains.problems import ProblemFileError, problem_files, shard_key
 
     if args.source == "arith":
-        return tuple(shard_key(i) for i in range(args.shards))
+        return tuple(shard_key(i) for i in range(args.shards)), None
     try:
-        return tuple(problem_files(args.source))
+        return tuple(problem_files(args.source)), None
     except ProblemFileError as e:
-        problems.append(f"--source: {e}")
-        return ()
+        return (), f"--source: {e}"
 
 
 def _stages(keys: tuple[str, ...], ranges: tuple[tuple[str, ...], ...], selection: tuple[str, ...] | None,
@@ -130,8 +130,8 @@ def _stages(keys: tuple[str, ...], ranges: tuple[tuple[str, ...], ...], selectio
 
 def plan_run(args: argparse.Namespace) -> RunPlan:
     """`prm run`'s plan from its flags; raises FlagProblems with every problem the type checks cannot see."""
-    problems: list[str] = []
-    keys = _shard_keys(args, problems)
+    keys, source_problem = _shard_keys(args)
+    problems: list[str] = [source_problem] if source_problem else []
     try:
         ranges = tuple(tuple(r) for r in implicit_ranges(args.implicit_losses))
     except ValueError as e:

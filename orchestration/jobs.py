@@ -14,13 +14,13 @@ from assets.common.partitions import label_sets
 SHARD_STAGE = [
     "problem_pool", "policy_model", "rollouts", "step_truth",
     "self_confidence", "mc_estimates", "denoised_labels", "label_audit", "label_exports",
-    "benchmark_sets", "prm_backbone", "active_prm", "active_selection", "actprm_filtered_pool",
+    "benchmark_sets", "prm_backbone", "actprm_model", "actprm_selection", "actprm_filtered_pool",
 ]
 IMPLICIT_STAGE = ["implicit_prm"]
 PRM_STAGE = ["filtered_corpus", "prm_model", "benchmark_scores", "prm_exports", "run_summary"]
 PIPELINE_ASSETS = SHARD_STAGE + IMPLICIT_STAGE + PRM_STAGE
 # need the exact step labeller of the arith testbed
-EXACT_ONLY = ("step_truth", "label_audit", "benchmark_sets", "active_prm", "active_selection", "actprm_filtered_pool")
+EXACT_ONLY = ("step_truth", "label_audit", "benchmark_sets", "actprm_model", "actprm_selection", "actprm_filtered_pool")
 TEXT_SHARD_STAGE = [a for a in SHARD_STAGE if a not in EXACT_ONLY]  # real data sets
 
 default_pipeline = dg.define_asset_job(

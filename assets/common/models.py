@@ -35,12 +35,12 @@ def implicit_info(path) -> dict:
     return {k: v for k, v in read_with_run_info(path, "implicit.json").items() if k != "losses"}
 
 
-def active_dir(storage):
-    return storage.model_dir("active_prm")
+def actprm_dir(storage):
+    return storage.model_dir("actprm")
 
 
 def actprm_info(path) -> dict:
-    """What `active_prm` recorded of its ensemble (actprm.json): thresholds, labels, training config."""
+    """What `actprm_model` recorded of its ensemble (actprm.json): thresholds, labels, training config."""
     import json
 
     return json.loads((path / "actprm.json").read_text())

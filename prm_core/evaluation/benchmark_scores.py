@@ -152,11 +152,11 @@ def discriminative_scorer(path, separator: str, batch_size: int, shared: dict | 
     return lambda prompts, steps: score_steps(model, tok, prompts, steps, separator, batch_size, shared=shared)
 
 
-def score_prm(label_set: str, score: Scorer, pb: pl.DataFrame | None = None, bon: pl.DataFrame | None = None,
+def score_prm(prm: str, score: Scorer, pb: pl.DataFrame | None = None, bon: pl.DataFrame | None = None,
               real: pl.DataFrame | None = None, prmbench: pl.DataFrame | None = None) -> PRMScores:
     """A PRM on every benchmark given: the ProcessBench-style set (τ from dev) with best-of-N (both or neither), the
     real ProcessBench (official: τ chosen on its GSM8K split; and τ = 0.5) and PRMBench (PRMScore)."""
-    out = PRMScores({"label_set": label_set})
+    out = PRMScores({"prm": prm})
     row, summary = out.row, out.summary
     if pb is not None:
         pb_scores, bon_steps = score(pb["prompt"].to_list(), pb["steps"].to_list()), score(bon["prompt"].to_list(), bon["steps"].to_list())
@@ -166,24 +166,24 @@ def score_prm(label_set: str, score: Scorer, pb: pl.DataFrame | None = None, bon
         real_scores = score(real["prompt"].to_list(), real["steps"].to_list())
         gsm = [i for i, s in enumerate(real["split"]) if s == "gsm8k"] or list(range(real.height))
         tau = choose_threshold([real_scores[i] for i in gsm], [real["label"][i] for i in gsm])  # official: τ on GSM8K
-        per = [split_f1(real, real_scores, at).with_columns(label_set=pl.lit(label_set), threshold=pl.lit(name), tau=pl.lit(at))
+        per = [split_f1(real, real_scores, at).with_columns(prm=pl.lit(prm), threshold=pl.lit(name), tau=pl.lit(at))
                for name, at in (("gsm8k_tau", tau), ("tau05", 0.5))]
         out.real = pl.concat(per)
         out.samples["processbench_real"] = per_sample(real, real_scores, tau)
         row["real_avg_f1"], row["real_avg_f1_tau05"] = float(per[0]["f1"].mean()), float(per[1]["f1"].mean())
-        summary[f"processbench.real.avg_f1.{label_set}"] = row["real_avg_f1"]
+        summary[f"processbench.real.avg_f1.{prm}"] = row["real_avg_f1"]
         summary["processbench.real.rows"] = real.height
     if prmbench is not None:
         pm_scores = score(prmbench["prompt"].to_list(), prmbench["steps"].to_list())
         out.samples["prmbench"] = per_sample(prmbench, pm_scores, 0.5)
-        out.prmbench = prmscore(prmbench, pm_scores).with_columns(label_set=pl.lit(label_set))
+        out.prmbench = prmscore(prmbench, pm_scores).with_columns(prm=pl.lit(prm))
         row["prmbench_prmscore"] = float(out.prmbench.filter(pl.col("level") == "overall")["prmscore"][0])
-        summary[f"prmbench.prmscore.{label_set}"] = row["prmbench_prmscore"]
+        summary[f"prmbench.prmscore.{prm}"] = row["prmbench_prmscore"]
         summary["prmbench.rows"] = prmbench.height
         summary["prmbench.out_of_range_rows"] = int((prmbench["out_of_range_errors"].list.len() > 0).sum())
     if pb is not None:
-        summary.update({f"prm.{label_set}.{k}": row[k] for k in ("f1", "f1_tau05", "tau", "pair_order")})
-        summary.update({f"bon.{k}.{label_set}": row[k] for k in ("prm_min", "prm_min_vote", "prm_last")})
+        summary.update({f"prm.{prm}.{k}": row[k] for k in ("f1", "f1_tau05", "tau", "pair_order")})
+        summary.update({f"bon.{k}.{prm}": row[k] for k in ("prm_min", "prm_min_vote", "prm_last")})
     return out
 
 
@@ -207,7 +207,7 @@ def implicit_prm_scores(policy, models: list[tuple[str, object, dict]], pb: pl.D
             ref_values = values(AutoModelForCausalLM.from_pretrained(policy))
         theta = values(AutoModelForCausalLM.from_pretrained(local))
         row, pb_scores, bon_steps = implicit_scores(pb, (theta[0], ref_values[0]), bon, (theta[1], ref_values[1]), info["coef"])
-        row.update(label_set=name, flops=info["flops"], responses_per_problem=info["responses_per_problem"])
+        row.update(prm=name, flops=info["flops"], responses_per_problem=info["responses_per_problem"])
         key = name.replace("implicit_", "implicit.")
         summary = {f"{key}.f1": row["f1"], f"{key}.f1_tau05": row["f1_tau05"], f"{key}.tau": row["tau"],
                    f"{key}.bon": row["bon_ref_r"], f"{key}.bon_vote": row["prm_min_vote"], f"{key}.cost_flops": row["flops"],
@@ -224,7 +224,7 @@ def comparison_summary(rows: list[dict]) -> dict:
     out = {"bon.majority": first["majority"], "bon.pass_at_n": first["pass_at_n"], "bon.pass_at_1": first["first"],
            "bon.greedy": first["greedy"], "bon.problems": first["n_problems"], "bon.n": first["n"],
            "bon.stderr": max(r.get("prm_min_stderr") or 0.0 for r in rows)}
-    by = {r["label_set"]: r for r in rows}
+    by = {r["prm"]: r for r in rows}
     if "scan" in by and "oracle" in by and by["oracle"]["f1"] > 0:
         out["prm.scan_over_oracle_f1"] = by["scan"]["f1"] / by["oracle"]["f1"]
     if "scan" in by and "vanilla" in by:

@@ -55,11 +55,11 @@ def model_params(path) -> int:
 
 
 def flop_summary(rows: list[dict]) -> dict:
-    """From benchmark rows (`label_set`, `flops`, `f1`, and best-of-N: `prm_min`, or `bon_ref_r` for implicit PRMs):
+    """From benchmark rows (`prm`, `flops`, `f1`, and best-of-N: `prm_min`, or `bon_ref_r` for implicit PRMs):
     cost_flops.<set>, implicit.cost_flops (CE's, the paper's headline; else the first implicit PRM's) and its ratio
     to vanilla's, and F1 / best-of-N per TFLOP of every PRM with a cost."""
     out = {}
-    by = {r["label_set"]: r for r in rows if r.get("flops")}
+    by = {r["prm"]: r for r in rows if r.get("flops")}
     for name, r in by.items():
         key = name.replace("implicit_", "implicit.") if name.startswith("implicit_") else name
         if not name.startswith("implicit_"):

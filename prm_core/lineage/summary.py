@@ -62,14 +62,27 @@ def format_summary(summary: dict) -> str:
 STAGE_PREFIX = "run.stage_seconds."  # one key per asset of the run, plus `other` (launches, code servers, start-up)
 
 
+# renamed assets' old stage keys, written beside the new ones for one release (summary keys are a contract): old -> new
+STAGE_ALIASES = {"active_prm": "actprm_model", "active_selection": "actprm_selection"}
+
+
 def stage_keys(seconds: dict[str, float]) -> dict[str, float]:
-    """The summary keys of a run's stage table: `run.stage_seconds.<asset>` for each stage, in run order."""
-    return {f"{STAGE_PREFIX}{name}": round(s, 1) for name, s in seconds.items()}
+    """The summary keys of a run's stage table: `run.stage_seconds.<asset>` for each stage, in run order, then the
+    old key of each renamed asset (`STAGE_ALIASES`) with the same value."""
+    keys = {f"{STAGE_PREFIX}{name}": round(s, 1) for name, s in seconds.items()}
+    return keys | {f"{STAGE_PREFIX}{old}": keys[f"{STAGE_PREFIX}{new}"] for old, new in STAGE_ALIASES.items()
+                   if f"{STAGE_PREFIX}{new}" in keys}
+
+
+def stage_rows(summary: dict) -> list[tuple[str, float]]:
+    """(stage, seconds) of the summary's stage table in run order, each stage once (aliases left out)."""
+    return [(k[len(STAGE_PREFIX):], float(v)) for k, v in summary.items()
+            if k.startswith(STAGE_PREFIX) and k[len(STAGE_PREFIX):] not in STAGE_ALIASES]
 
 
 def format_stage_table(summary: dict) -> str:
     """Seconds per asset and its share of the run, in the order the stages ran ("" when the summary has none)."""
-    rows = [(k[len(STAGE_PREFIX):], float(v)) for k, v in summary.items() if k.startswith(STAGE_PREFIX)]
+    rows = stage_rows(summary)
     if not rows:
         return ""
     total = sum(s for _, s in rows) or 1.0

@@ -21,7 +21,7 @@ def scorer(prompts, steps):
 
 def test_score_prm_on_the_testbed_sets_and_the_real_processbench():
     r = score_prm("scan", scorer, PB, BON, real=REAL)
-    assert r.row["label_set"] == "scan" and r.row["f1"] == 1.0 and r.row["prm_min"] == 1.0
+    assert r.row["prm"] == "scan" and r.row["f1"] == 1.0 and r.row["prm_min"] == 1.0
     assert r.row["real_avg_f1"] == 1.0 and set(r.samples) == {"processbench", "bon", "processbench_real"}
     assert r.samples["processbench"]["prediction"].to_list() == [1, -1, 0, -1]
     assert r.real["threshold"].to_list() == ["gsm8k_tau", "gsm8k_tau", "tau05", "tau05"] and r.prmbench is None
@@ -35,9 +35,9 @@ def test_score_prm_on_the_testbed_sets_and_the_real_processbench():
 
 def test_comparison_summary_takes_the_baselines_of_the_first_row_and_scan_against_oracle_and_vanilla():
     base = {"majority": 0.5, "pass_at_n": 0.9, "first": 0.4, "greedy": 0.45, "n_problems": 10, "n": 4}
-    rows = [{"label_set": "scan", "f1": 0.6, "prm_min_stderr": 0.02, **base},
-            {"label_set": "oracle", "f1": 0.8, "prm_min_stderr": 0.05},
-            {"label_set": "vanilla", "f1": 0.5, "prm_min_stderr": None}]
+    rows = [{"prm": "scan", "f1": 0.6, "prm_min_stderr": 0.02, **base},
+            {"prm": "oracle", "f1": 0.8, "prm_min_stderr": 0.05},
+            {"prm": "vanilla", "f1": 0.5, "prm_min_stderr": None}]
     s = comparison_summary(rows)
     assert s["bon.majority"] == 0.5 and s["bon.pass_at_1"] == 0.4 and s["bon.n"] == 4 and s["bon.stderr"] == 0.05
     assert s["prm.scan_over_oracle_f1"] == pytest.approx(0.75) and s["prm.scan_minus_vanilla_f1"] == pytest.approx(0.1)

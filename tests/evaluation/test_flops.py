@@ -15,11 +15,11 @@ def test_costs_count_two_flops_per_generated_or_forward_token_and_six_per_traine
 
 
 def test_flop_summary_keys_on_hand_made_rows():
-    rows = [{"label_set": "vanilla", "flops": 2e12, "f1": 0.5, "prm_min": 0.8},
-            {"label_set": "scan", "flops": 1e12, "f1": 0.6, "prm_min": 0.9},
-            {"label_set": "implicit_dpo", "flops": 8e12, "f1": 0.4, "bon_ref_r": 0.6},
-            {"label_set": "implicit_ce", "flops": 4e12, "f1": 0.2, "bon_ref_r": 0.7},
-            {"label_set": "actprm", "flops": None, "f1": 0.9, "prm_min": 0.9}]  # no cost: left out
+    rows = [{"prm": "vanilla", "flops": 2e12, "f1": 0.5, "prm_min": 0.8},
+            {"prm": "scan", "flops": 1e12, "f1": 0.6, "prm_min": 0.9},
+            {"prm": "implicit_dpo", "flops": 8e12, "f1": 0.4, "bon_ref_r": 0.6},
+            {"prm": "implicit_ce", "flops": 4e12, "f1": 0.2, "bon_ref_r": 0.7},
+            {"prm": "actprm", "flops": None, "f1": 0.9, "prm_min": 0.9}]  # no cost: left out
     s = flop_summary(rows)
     assert s["cost_flops.vanilla"] == 2e12 and s["cost_flops.scan"] == 1e12 and "cost_flops.implicit.ce" not in s
     assert s["efficiency.scan.f1_per_tflop"] == pytest.approx(0.6) and s["efficiency.vanilla.bon_per_tflop"] == pytest.approx(0.4)

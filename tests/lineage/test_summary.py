@@ -1,6 +1,6 @@
 """The summary's stage table: `run.stage_seconds.<asset>` keys in run order, printed with each stage's share."""
 
-from prm_core.lineage.summary import STAGE_PREFIX, format_stage_table, stage_keys, update_summary
+from prm_core.lineage.summary import STAGE_PREFIX, format_stage_table, stage_keys, stage_rows, update_summary
 
 
 def test_stage_table_keys_shares_and_replacement(tmp_path):
@@ -14,3 +14,12 @@ def test_stage_table_keys_shares_and_replacement(tmp_path):
     update_summary(tmp_path, {"policy.accuracy": 0.7, **keys})
     merged = update_summary(tmp_path, stage_keys({"rollouts": 5.0}), drop_prefix=STAGE_PREFIX)  # a new run's table
     assert merged == {"policy.accuracy": 0.7, "run.stage_seconds.rollouts": 5.0}
+
+
+def test_renamed_stages_keep_their_old_keys_for_one_release():
+    keys = stage_keys({"actprm_model": 104.04, "actprm_selection": 0.5, "other": 10.0})
+    assert keys["run.stage_seconds.actprm_model"] == keys["run.stage_seconds.active_prm"] == 104.0
+    assert keys["run.stage_seconds.actprm_selection"] == keys["run.stage_seconds.active_selection"] == 0.5
+    assert stage_rows(keys) == [("actprm_model", 104.0), ("actprm_selection", 0.5), ("other", 10.0)]  # counted once
+    assert format_stage_table(keys).splitlines()[-1].split() == ["total", "114.5", "100.0%"]
+    assert "run.stage_seconds.active_prm" not in stage_keys({"rollouts": 1.0})  # no alias without its stage

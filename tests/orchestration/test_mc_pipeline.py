@@ -126,7 +126,7 @@ def test_prm_stage_trains_three_prms_scores_them_and_exports(full_pipeline):
                 "bon.prm_min.vanilla", "bon.pass_at_n", "run.seconds"):
         assert 0.0 <= summary[key] <= (1.0 if key != "run.seconds" else 1e6), key
     scores = pl.read_parquet(data / "reports" / "benchmark_scores.parquet")
-    assert {"oracle", "vanilla"} <= set(scores["label_set"]) and "scan" not in set(scores["label_set"])
+    assert {"oracle", "vanilla"} <= set(scores["prm"]) and "scan" not in set(scores["prm"])
     for label_set in ("oracle", "vanilla"):  # per-sample tables: ProcessBench's fields + step scores + prediction
         per = pl.read_parquet(data / "reports" / "per_sample" / "processbench" / f"{label_set}.parquet")
         assert {"id", "problem", "steps", "label", "step_scores", "prediction", "tau"} <= set(per.columns)
@@ -147,7 +147,7 @@ def test_prm_stage_trains_three_prms_scores_them_and_exports(full_pipeline):
                                   if m.asset_key == dg.AssetKey("benchmark_scores")][-1].materialization.metadata.items()}
     assert "comparison" in md and "comparison_plot" in md
     # the implicit PRMs (CE always trains; DPO needs a question with both outcomes) join the same comparison
-    assert {"implicit_ce", "implicit_ce_m1"} <= set(scores["label_set"]) and "implicit_ce_responses_per_problem" in md
+    assert {"implicit_ce", "implicit_ce_m1"} <= set(scores["prm"]) and "implicit_ce_responses_per_problem" in md
     for key in ("implicit.ce.f1", "implicit.ce.bon", "implicit.cost_flops", "cost_flops.vanilla", "cost_flops.oracle"):
         assert summary[key] >= 0, key
     card = (data / "models" / "implicit" / "ce" / "README.md").read_text()
@@ -158,14 +158,14 @@ def test_prm_stage_trains_three_prms_scores_them_and_exports(full_pipeline):
                 "actprm.random_f1_se", "actprm.bon", "actprm.judge_tokens", "actprm.mc_judge.tokens",
                 "actprm.filtered_pool.kept_fraction", "actprm.filtered_pool.f1"):
         assert key in summary, key
-    assert {"actprm", "actprm_full_data", "actprm_random"} <= set(scores["label_set"])
-    selection = pl.read_parquet(data / "reports" / "active_selection.parquet")
+    assert {"actprm", "actprm_full_data", "actprm_random"} <= set(scores["prm"])
+    selection = pl.read_parquet(data / "reports" / "actprm_selection.parquet")
     assert selection.height == 12 and {"aleatoric", "epistemic", "judge_first_error", "true_first_error"} <= set(selection.columns)
     from prm_core.prm.ensemble import EnsembleHeads
 
     checks = {c.check_name: c.passed for c in shard.get_asset_check_evaluations()}
-    assert checks["judged_only_when_selected"]  # `active_selection` published the table and checked it
-    heads = EnsembleHeads.from_pretrained(data / "models" / "active_prm")
+    assert checks["judged_only_when_selected"]  # `actprm_selection` published the table and checked it
+    heads = EnsembleHeads.from_pretrained(data / "models" / "actprm")
     assert heads.config.num_heads == 3 and torch.isfinite(heads.flat()).all()
     assert summary["actprm.filtered_pool.responses"] == 8 and (data / "models" / "actprm_final" / "model.safetensors").exists()
 

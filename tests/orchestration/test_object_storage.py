@@ -66,7 +66,7 @@ def test_tables_and_policy_live_in_the_object_store(runs):
     _, remote, remote_cwd, _ = runs
     for name in TABLES:
         assert (remote / name / f"{KEY}.parquet").exists(), name
-    for model in ("policy", "prm_backbone", "prm/vanilla", "implicit/ce", "active_prm"):
+    for model in ("policy", "prm_backbone", "prm/vanilla", "implicit/ce", "actprm"):
         assert any((remote / "models" / model).iterdir()), model
     assert read_parquet(remote / "reports" / "benchmark_scores.parquet").height > 0
     assert (remote / "reports" / "summary.json").exists()

@@ -1,4 +1,4 @@
-"""`active_selection`: what ActPRM sent to the judge and why — per trajectory of seed 0's pass: μ/σ evidence, the
+"""`actprm_selection`: what ActPRM sent to the judge and why — per trajectory of seed 0's pass: μ/σ evidence, the
 reason (aleatoric, epistemic), the judge's answer and the exact truth, with the selection's quality."""
 
 import dagster as dg
@@ -9,20 +9,20 @@ from assets.common.resources import StorageResource
 
 
 @dg.asset(
-    deps=["active_prm"],
+    deps=["actprm_model"],
     code_version="1",
     group_name="prm",
     kinds={"polars", "parquet"},
-    check_specs=[dg.AssetCheckSpec("judged_only_when_selected", asset="active_selection",
+    check_specs=[dg.AssetCheckSpec("judged_only_when_selected", asset="actprm_selection",
                                    description="a trajectory has a judge answer only if it was selected")],
     description="ActPRM's selection table (seed 0): μ/σ evidence, reason, judge answer and exact truth per trajectory.",
 )
-def active_selection(context: dg.AssetExecutionContext, storage: StorageResource) -> dg.MaterializeResult:
+def actprm_selection(context: dg.AssetExecutionContext, storage: StorageResource) -> dg.MaterializeResult:
     from prm_core.lineage.storage import read_parquet
 
-    path = storage.root / "reports" / "active_selection.parquet"
+    path = storage.root / "reports" / "actprm_selection.parquet"
     if not path.exists():
-        context.log.warning("no ActPRM selection (active_prm skipped): nothing to show")
+        context.log.warning("no ActPRM selection (actprm_model skipped): nothing to show")
         return dg.MaterializeResult(metadata={"skipped": True, **files_written(storage, [])},
                                     check_results=[dg.AssetCheckResult(check_name="judged_only_when_selected", passed=True)])
     with Timer() as t:
@@ -45,7 +45,7 @@ def active_selection(context: dg.AssetExecutionContext, storage: StorageResource
             "judge_agrees_with_truth": agree,
             "preview": preview(judged),
             **cost(t.seconds),
-            **files_written(storage, []),  # it reads active_prm's selection; it writes nothing
+            **files_written(storage, []),  # it reads actprm_model's selection; it writes nothing
         },
         check_results=[dg.AssetCheckResult(check_name="judged_only_when_selected", passed=bad == 0,
                                            metadata={"violations": bad})],

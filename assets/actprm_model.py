@@ -1,4 +1,4 @@
-"""`active_prm`: ActPRM, pool-based, on the rollouts — ensemble heads on the frozen PRM backbone that buy judge
+"""`actprm_model`: ActPRM, pool-based, on the rollouts — ensemble heads on the frozen PRM backbone that buy judge
 labels only where they are unsure, against full-data training and random selection at the same label budget."""
 
 import json
@@ -8,7 +8,7 @@ import polars as pl
 from pydantic import Field
 
 from assets.common.metadata import Timer, cost, files_written, plot_md, read_shards, table
-from assets.common.models import ACTPRM_EXPERIMENT, ACTPRM_REGISTERED, active_dir, register
+from assets.common.models import ACTPRM_EXPERIMENT, ACTPRM_REGISTERED, actprm_dir, register
 from assets.common.partitions import all_shards
 from assets.common.resources import DomainResource, GeneratorResource, StorageResource, TrackingResource
 from prm_core.active.compare import CompareConfig
@@ -19,7 +19,7 @@ ALL_SHARDS = dg.AllPartitionMapping()
 DEFAULTS = CompareConfig()
 
 
-class ActivePRMConfig(dg.Config):
+class ActprmModelConfig(dg.Config):
     seeds: int = Field(default=3, description="seeds of the comparison (mean ± s.e.); seed 0 chooses the thresholds on "
                                               "dev and its active PRM is released")
     heads: int = Field(default=DEFAULTS.heads, description="ensemble heads E (the paper: 32)")
@@ -64,8 +64,8 @@ def _plot(points: pl.DataFrame):
     description="ActPRM pool-based: per batch, the ensemble's uncertain trajectories go to the judge and train the "
                 "heads; vs full data and random selection at the same budget (seeds, thresholds chosen on dev).",
 )
-def active_prm(context: dg.AssetExecutionContext, config: ActivePRMConfig, storage: StorageResource,
-               domain: DomainResource, generator: GeneratorResource, tracking: TrackingResource) -> dg.MaterializeResult:
+def actprm_model(context: dg.AssetExecutionContext, config: ActprmModelConfig, storage: StorageResource,
+                 domain: DomainResource, generator: GeneratorResource, tracking: TrackingResource) -> dg.MaterializeResult:
     from prm_core.active.compare import TRAIN_KEYS, comparison_points, run_comparison, selection_rows
     from prm_core.active.features import StepFeatures, pool_of
     from prm_core.active.judges import scan_judge
@@ -76,7 +76,7 @@ def active_prm(context: dg.AssetExecutionContext, config: ActivePRMConfig, stora
 
     dom = domain.get()
     if not has_exact_labeller(dom) or not storage.table("benchmark_sets", "processbench").exists():
-        context.log.warning("active_prm needs the arith testbed (exact judge, ProcessBench-style dev/test): skipped")
+        context.log.warning("actprm_model needs the arith testbed (exact judge, ProcessBench-style dev/test): skipped")
         return dg.MaterializeResult(metadata={"skipped": True, **files_written(storage, [])})
     with Timer() as t:
         backbone = local_copy(storage.model("prm_backbone"))
@@ -91,15 +91,15 @@ def active_prm(context: dg.AssetExecutionContext, config: ActivePRMConfig, stora
         found = run_comparison(pool, features, pb, processbench_scores, dom, cfg, config.seeds, (bon, bon_scores), judge)
     main, mc = found.main, found.other_judge
     selection = pl.DataFrame(selection_rows(main.decisions, found.truth))
-    write_parquet(selection, storage.root / "reports" / "active_selection.parquet")
+    write_parquet(selection, storage.root / "reports" / "actprm_selection.parquet")
     points = pl.DataFrame(comparison_points(found.results))
     summary = {f"actprm.{k}": v for k, v in found.summary().items()}
     update_summary(storage.base_dir, summary)
-    rows = [{"label_set": "actprm", **main.active, **found.bon, "labels": main.labels},
-            {"label_set": "actprm_full_data", **main.full, "labels": main.pool},
-            {"label_set": "actprm_random", **main.random, "labels": main.labels}]
+    rows = [{"prm": "actprm", **main.active, **found.bon, "labels": main.labels},
+            {"prm": "actprm_full_data", **main.full, "labels": main.pool},
+            {"prm": "actprm_random", **main.random, "labels": main.labels}]
     write_parquet(pl.from_dicts(rows, infer_schema_length=None), storage.root / "reports" / "actprm_scores.parquet")
-    out = active_dir(storage)
+    out = actprm_dir(storage)
     with atomic_dir(out) as tmp:
         main.heads.save_pretrained(tmp)
         info = {"separator": config.separator, "seed": 0,
@@ -125,6 +125,6 @@ def active_prm(context: dg.AssetExecutionContext, config: ActivePRMConfig, stora
         "mc_judge": dg.MetadataValue.json(mc or {}),
         "mlflow_version": str(logged["mlflow_version"]),
         **cost(t.seconds, generated_tokens=int(mc["tokens"]) if mc else 0),
-        **files_written(storage, [*(storage.root / "reports" / f"{name}.parquet" for name in ("active_selection", "actprm_scores")),
+        **files_written(storage, [*(storage.root / "reports" / f"{name}.parquet" for name in ("actprm_selection", "actprm_scores")),
                                   out, summary_path(storage.base_dir)]),
     })
