@@ -6,9 +6,10 @@ table (`run.stage_seconds.<asset>`: seconds per asset and `other` for launches a
 trainer used (`policy.precision`, `prm_backbone.precision`, `prm.<set>.precision`, `implicit.<loss>.precision`),
 what torch reports of the CPU (capability, native bf16) and the headline numbers. `--avx2` runs it again with
 torch and oneDNN held to AVX2 kernels (`ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2`): the slow case of a CPU
-without AVX512/AMX (bf16 emulated: `auto` trains in fp32), reproduced on one that has them. vLLM's CPU generation
-does not change under it; on a real AVX2-only CPU (an AMD EPYC) it ran about as fast as on an AVX512 one (vanilla MC
-8.3k against 8.6k tok/s).
+without AVX512/AMX (bf16 emulated: `auto` trains in fp32), reproduced on one that has them. On a CPU the default
+run generates with the transformers engine (our decode loop: `engines.auto_engine`), whose kernels are torch's and
+follow the restriction; vLLM's CPU generation did not change under it (on a real AVX2-only EPYC it ran about as fast
+as on an AVX512 one: vanilla MC 8.3k against 8.6k tok/s).
 
 Usage: .venv/bin/python bench/run_profile.py [--avx2 | --avx2-only] [--keep DIR] [--json] [-- prm run flags]
 """
