@@ -86,11 +86,12 @@ class DomainResource(dg.ConfigurableResource):
 
 
 class GeneratorResource(dg.ConfigurableResource):
-    """The generation engine: `auto` (vLLM when importable, else transformers), `vllm` or `transformers`, with
+    """The generation engine: `auto` (`engines.auto_engine`), `vllm` or `transformers`, with
     vLLM's settings (used on GPU; the CPU build takes its KV cache size from `kv_cache_gib`)."""
 
-    engine: str = Field(default="auto", description="auto (vLLM when importable), vllm or transformers")
-    batch_size: int = Field(default=256, description="transformers engine: sequences per generate call")
+    engine: str = Field(default="auto", description="auto (vLLM on a GPU or for big models, transformers for small "
+                                                    "ones on a CPU), vllm or transformers")
+    batch_size: int = Field(default=256, description="transformers engine: sequences decoded together")
     max_model_len: int = Field(default=512, description="vLLM: prompt + generation tokens per sequence")
     max_num_seqs: int = Field(default=512, description="vLLM: sequences scheduled at once")
     kv_cache_gib: int = Field(default=2, description="vLLM CPU build: KV cache size (VLLM_CPU_KVCACHE_SPACE)")
