@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -101,6 +102,20 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 2
     set_env_defaults(plan.data_dir)
     os.environ.update(plan.environ)
+    from orchestration.lock import DataDirBusy, data_dir_lock
+    from prm_core.lineage.storage import as_path, is_local
+
+    data_dir = os.environ["PRM_DATA_DIR"]
+    try:  # one writer per data dir (a data dir on object storage has no lock: orchestration/lock.py)
+        with data_dir_lock(data_dir, wait=args.wait) if is_local(as_path(data_dir)) else contextlib.nullcontext():
+            return _execute(args, plan, start)
+    except DataDirBusy as e:
+        print(f"prm run: {e}", file=sys.stderr)
+        return 1
+
+
+def _execute(args: argparse.Namespace, plan, start: float) -> int:
+    """`plan`'s Dagster runs, one after the other, then the summary and where the time went."""
     import dagster as dg
 
     from assets.common.partitions import shards
@@ -224,9 +239,16 @@ def cmd_release(args: argparse.Namespace) -> int:
 
         from orchestration.jobs import pipeline_keys
 
+        from orchestration.lock import DataDirBusy, data_dir_lock
+
         asset_keys, check_keys = pipeline_keys()
-        manifest, seconds = make_release(args.action, root, Path(os.environ["PRM_DATA_DIR"]), dg.DagsterInstance.get(),
-                                         asset_keys, check_keys, remote=args.remote, allow_dirty=args.allow_dirty)
+        try:  # never a release of a data dir that a run is writing
+            with data_dir_lock(os.environ["PRM_DATA_DIR"], command="prm release", hint="let it finish"):
+                manifest, seconds = make_release(args.action, root, Path(os.environ["PRM_DATA_DIR"]), dg.DagsterInstance.get(),
+                                                 asset_keys, check_keys, remote=args.remote, allow_dirty=args.allow_dirty)
+        except DataDirBusy as e:
+            print(f"prm release: {e}", file=sys.stderr)
+            return 1
         print(f"prm: release {manifest.name}: {len(manifest.files)} files, tag {manifest.git_tag}, "
               f"MLflow model {manifest.mlflow['model_name']} v{manifest.mlflow['model_version']}, "
               f"manifest releases/{manifest.name}/manifest.json ({seconds:.1f} s)")
@@ -284,6 +306,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="Dagster console log level")
     run.add_argument("--json", action="store_true", help="print the summary as JSON")
     run.add_argument("--quiet", action="store_true", help="no progress bars")
+    run.add_argument("--wait", action="store_true", help="if another prm run holds the data dir, wait for it instead of "
+                                                         "refusing")
     run.set_defaults(func=cmd_run)
     summary = sub.add_parser("summary", help="print the summary of the last run", formatter_class=defaults)
     summary.add_argument("--json", action="store_true", help="print the summary as JSON")
