@@ -21,6 +21,7 @@ from assets.common.paths import project_root
 from orchestration.cli_checks import (
     FlagProblems,
     RunPlan,
+    absolute_paths,
     at_least,
     fail_abandoned_runs,
     plan_run,
@@ -95,6 +96,7 @@ def run_tags(args: argparse.Namespace, plan: RunPlan, start: float) -> dict[str,
 
 def cmd_run(args: argparse.Namespace) -> int:
     start = time.time()
+    args = absolute_paths(args)
     try:
         plan = plan_run(args)  # every flag checked once, into what the run does
     except FlagProblems as e:
@@ -119,7 +121,7 @@ def _execute(args: argparse.Namespace, plan, start: float) -> int:
     import dagster as dg
 
     from assets.common.partitions import shards
-    from orchestration.launch import LaunchError, failures, submit, wait
+    from orchestration.launch import SHARD_JOBS, LaunchError, failures, partition_ranges, submit, wait
 
     instance = dg.DagsterInstance.get()
     for run_id in fail_abandoned_runs(instance):
@@ -131,29 +133,35 @@ def _execute(args: argparse.Namespace, plan, start: float) -> int:
         instance.add_dynamic_partitions(shards.name, new)
     print(f"prm: {len(keys)} shards ({len(new)} new), data in {os.environ['PRM_DATA_DIR']}, "
           f"DAGSTER_HOME={os.environ['DAGSTER_HOME']}", file=sys.stderr)
+    for name, why in plan.skipped_files:  # never silently: a file whose rows are not read is named, with why
+        print(f"prm: skipped {Path(args.source) / name}: {why}", file=sys.stderr)
     config = run_config(args)
     tags, run_id, run_ids = run_tags(args, plan, start), None, []
+    order = instance.get_dynamic_partitions(shards.name)  # the order Dagster's partition ranges follow
     for stage in plan.stages:  # one Dagster run per partition range: shards, losses, label sets
         job_name, partition_keys = stage.job, stage.partition_keys
         ops = {k: v for k, v in config["ops"].items() if k in stage.assets}
         chosen = list(stage.selection) if stage.selection else None
-        try:
-            run_id = submit(job_name, {**config, "ops": ops}, {RANGE_START: partition_keys[0], RANGE_END: partition_keys[-1],
-                                                               **tags}, chosen, project_root())
-            run_ids.append(run_id)
-            run = wait(instance, run_id)
-        except LaunchError as e:
-            print(f"prm: {e}", file=sys.stderr)
-            return 1
-        except KeyboardInterrupt:
-            print(f"prm: interrupted while run {run_id} of {job_name} was going (see `prm ui`)", file=sys.stderr)
-            return 130
-        if run.status != dg.DagsterRunStatus.SUCCESS:
-            for failure in failures(instance, run_id):
-                print(f"prm: {failure}", file=sys.stderr)
-            print(f"prm: run {run_id} of {job_name} {run.status.value.lower()} after {time.time() - start:.0f} s "
-                  "(see `prm ui` for the full log)", file=sys.stderr)
-            return 1
+        ranges = (partition_ranges(partition_keys, order) if job_name in SHARD_JOBS
+                  else [(partition_keys[0], partition_keys[-1])])
+        for first, last in ranges:
+            try:
+                run_id = submit(job_name, {**config, "ops": ops}, {RANGE_START: first, RANGE_END: last, **tags}, chosen,
+                                project_root())
+                run_ids.append(run_id)
+                run = wait(instance, run_id)
+            except LaunchError as e:
+                print(f"prm: {e}", file=sys.stderr)
+                return 1
+            except KeyboardInterrupt:
+                print(f"prm: interrupted while run {run_id} of {job_name} was going (see `prm ui`)", file=sys.stderr)
+                return 130
+            if run.status != dg.DagsterRunStatus.SUCCESS:
+                for failure in failures(instance, run_id):
+                    print(f"prm: {failure}", file=sys.stderr)
+                print(f"prm: run {run_id} of {job_name} {run.status.value.lower()} after {time.time() - start:.0f} s "
+                      "(see `prm ui` for the full log)", file=sys.stderr)
+                return 1
     wall = time.time() - start
     from orchestration.launch import stage_seconds
     from prm_core.lineage.summary import STAGE_PREFIX, format_stage_table, stage_keys, update_summary

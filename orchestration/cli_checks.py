@@ -89,6 +89,7 @@ class RunPlan:
     data_dir: str | None
     environ: dict[str, str]  # what the run sets in the environment (its run workers inherit it)
     stages: tuple[RunStage, ...]  # the Dagster runs, in order: shards, implicit losses, label sets
+    skipped_files: tuple[tuple[str, str], ...] = ()  # the source folder's entries that are not read: (name, why)
 
 
 class FlagProblems(ValueError):
@@ -99,16 +100,18 @@ class FlagProblems(ValueError):
         self.problems = problems
 
 
-def _shard_keys(args: argparse.Namespace) -> tuple[tuple[str, ...], str | None]:
-    """The run's shard keys, and what is wrong with `--source` (None: nothing)."""
-    from prm_core.domains.problems import ProblemFileError, problem_files, shard_key
+def _shard_keys(args: argparse.Namespace) -> tuple[tuple[str, ...], tuple[tuple[str, str], ...], str | None]:
+    """The run's shard keys, the source folder's entries that are not read (name, why), and what is wrong with
+    `--source` (None: nothing)."""
+    from prm_core.domains.problems import ProblemFileError, scan_problem_folder, shard_key, with_problem_files
 
     if args.source == "arith":
-        return tuple(shard_key(i) for i in range(args.shards)), None
+        return tuple(shard_key(i) for i in range(args.shards)), (), None
     try:
-        return tuple(problem_files(args.source)), None
+        found, skipped = scan_problem_folder(args.source)
+        return tuple(with_problem_files(args.source, found, skipped)), tuple(skipped), None
     except ProblemFileError as e:
-        return (), f"--source: {e}"
+        return (), (), f"--source: {e}"
 
 
 def _stages(keys: tuple[str, ...], ranges: tuple[tuple[str, ...], ...], selection: tuple[str, ...] | None,
@@ -128,9 +131,25 @@ def _stages(keys: tuple[str, ...], ranges: tuple[tuple[str, ...], ...], selectio
     return tuple(out)
 
 
+PATH_FLAGS = ("source", "policy", "prm_backbone", "processbench", "prmbench", "data_dir")
+
+
+def absolute_paths(args: argparse.Namespace) -> argparse.Namespace:
+    """`args` with every local path flag made absolute against the caller's working directory (the run worker starts
+    elsewhere); URLs (`s3://…`) and `--source arith` stay as given."""
+    import os
+
+    out = argparse.Namespace(**vars(args))
+    for name in PATH_FLAGS:
+        value = getattr(out, name, None)
+        if value and "://" not in value and not (name == "source" and value == "arith"):
+            setattr(out, name, os.path.abspath(os.path.expanduser(value)))
+    return out
+
+
 def plan_run(args: argparse.Namespace) -> RunPlan:
     """`prm run`'s plan from its flags; raises FlagProblems with every problem the type checks cannot see."""
-    keys, source_problem = _shard_keys(args)
+    keys, skipped, source_problem = _shard_keys(args)
     problems: list[str] = [source_problem] if source_problem else []
     try:
         ranges = tuple(tuple(r) for r in implicit_ranges(args.implicit_losses))
@@ -165,7 +184,7 @@ def plan_run(args: argparse.Namespace) -> RunPlan:
                **({"PRM_DOMAIN": args.domain} if args.domain else {})}
     return RunPlan(shard_keys=keys, implicit_ranges=ranges, selection=selection, domain=domain,
                    engine=args.engine or os.environ.get("PRM_ENGINE", "auto"), data_dir=args.data_dir,
-                   environ=environ, stages=_stages(keys, ranges, selection, domain == "arith"))
+                   environ=environ, stages=_stages(keys, ranges, selection, domain == "arith"), skipped_files=skipped)
 
 
 def _alive(pid: int) -> bool:

@@ -21,6 +21,20 @@ from pathlib import Path
 LOCATION = "orchestration.definitions"
 # the tags that make one run cover a range of partitions (the shards of a run, its label sets, its losses)
 RANGE_START, RANGE_END = "dagster/asset_partition_range_start", "dagster/asset_partition_range_end"
+SHARD_JOBS = ("default_pipeline", "text_pipeline")  # partitioned by the dynamic `shards` (orchestration/jobs.py)
+
+
+def partition_ranges(keys, order: list[str]) -> list[tuple[str, str]]:
+    """`keys` as (first, last) ranges of consecutive keys in `order`, the instance's order of dynamic partitions
+    (insertion order, not names: a file that sorts first but came last is last there)."""
+    wanted, ranges, current = set(keys), [], None
+    for key in order:
+        if key in wanted:
+            current = (current[0] if current else key, key)
+        elif current:
+            ranges.append(current)
+            current = None
+    return ranges + ([current] if current else [])
 # the instance `prm` creates: runs start at once (no daemon needed); a queued coordinator or another run launcher
 # configured here instead works the same way (a queued run waits for `dagster-daemon run` or `prm ui`)
 INSTANCE_YAML = """\

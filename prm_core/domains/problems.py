@@ -98,23 +98,71 @@ def prompts_frame(domain: Domain, pool: pl.DataFrame) -> pl.DataFrame:
                         schema={"problem_id": pl.String, "prompt": pl.String})
 
 
-def problem_files(folder) -> dict[str, UPath]:
-    """Shard key (file stem) -> problem file of a folder, sorted by key; two files of one stem are an error."""
+def _not_readable(p, folder) -> str | None:
+    """Why the folder entry `p` is not read as a problem file, or None: only regular files, and symlinks only to files
+    inside the folder (a link's target is never read otherwise, so nothing outside reaches the quarantine)."""
+    import os
+    import stat
+
+    from prm_core.lineage.storage import is_local
+
+    if not is_local(p):
+        return None if p.is_file() else "not a file"
+    path = os.fspath(p)
+    if os.path.islink(path):
+        try:
+            target = os.path.realpath(path, strict=True)
+        except OSError as e:  # a loop, or a dangling link
+            return f"a symbolic link that does not resolve ({e.strerror.lower() if e.strerror else e})"
+        if os.path.commonpath([target, os.path.realpath(os.fspath(folder))]) != os.path.realpath(os.fspath(folder)):
+            return "a symbolic link to outside the source folder (not followed)"
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as e:
+        return f"unreadable ({e.strerror.lower() if e.strerror else e})"
+    if stat.S_ISREG(mode):
+        return None
+    kinds = ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"),
+             (stat.S_ISCHR, "a device"), (stat.S_ISBLK, "a device"))
+    return next((f"not a regular file ({name})" for test, name in kinds if test(mode)), "not a regular file")
+
+
+def scan_problem_folder(folder) -> tuple[dict[str, UPath], list[tuple[str, str]]]:
+    """(shard key (file stem) -> problem file, sorted by key; [(entry, why it is skipped)]) of a folder. Suffixes count
+    in any case (`.JSONL` is `.jsonl`); compressed or unknown ones, and entries that are not regular files inside the
+    folder, are skipped with their reason. Two files of one stem are an error."""
     folder = as_path(folder)
     if not folder.exists():
         raise ProblemFileError(f"problem folder {folder} does not exist")
     if not folder.is_dir():
         raise ProblemFileError(f"problem source {folder} is not a folder")
     found: dict = {}
+    skipped: list[tuple[str, str]] = []
     for p in sorted(folder.iterdir(), key=lambda p: p.name):
-        if p.suffix not in PROBLEM_SUFFIXES:
+        if p.suffix.lower() not in PROBLEM_SUFFIXES:
+            skipped.append((p.name, f"not a {'/'.join(PROBLEM_SUFFIXES)} file: its rows are not read"))
+            continue
+        why = _not_readable(p, folder)
+        if why:
+            skipped.append((p.name, why))
             continue
         if p.stem in found:
             raise ProblemFileError(f"two problem files share the shard key {p.stem!r}: {found[p.stem]} and {p}")
         found[p.stem] = p
+    return dict(sorted(found.items())), skipped
+
+
+def problem_files(folder) -> dict[str, UPath]:
+    """Shard key (file stem) -> problem file of a folder, sorted by key (`scan_problem_folder`); none is an error."""
+    return with_problem_files(folder, *scan_problem_folder(folder))
+
+
+def with_problem_files(folder, found: dict[str, UPath], skipped: list[tuple[str, str]]) -> dict[str, UPath]:
+    """`found`, or the error of a folder without problem files, naming what was skipped and why."""
     if not found:
-        raise ProblemFileError(f"no .jsonl/.json/.parquet problem files in {folder}")
-    return dict(sorted(found.items()))
+        why = "".join(f"; {name}: {reason}" for name, reason in skipped[:5])
+        raise ProblemFileError(f"no .jsonl/.json/.parquet problem files in {as_path(folder)}{why}")
+    return found
 
 
 class _Bad(Exception):
@@ -140,11 +188,25 @@ def _field(row: dict, names: tuple[str, ...], explicit: str | None, missing: str
     raise _Bad(f"missing field {explicit!r}" if explicit else missing)
 
 
+_INVISIBLE = re.compile(r"[\s\u200b-\u200f\u2060-\u2064\ufeff\x00-\x1f\x7f-\x9f]*")  # zero-width, BOM, controls
+
+
+def _checked_text(text: str, what: str) -> str:
+    """`text` unless it is only invisible characters (then empty) or holds a lone surrogate (not storable)."""
+    if _INVISIBLE.fullmatch(text):
+        return ""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise _Bad(f"{what} holds a lone surrogate ({text[e.start]!r} at character {e.start + 1})") from None
+    return text
+
+
 def _question(row: dict, field: str | None, max_chars: int) -> str:
     value = _field(row, QUESTION_FIELDS, field, "missing problem/question field")
     if not isinstance(value, str):
         raise _Bad(f"question is {_describe(value)}, not a string")
-    text = value.strip()
+    text = _checked_text(value.strip(), "question")
     if not text:
         raise _Bad("empty problem")
     if "\x00" in text:
@@ -161,7 +223,7 @@ def _answer(row: dict, field: str | None) -> str:
         return str(value)
     if not isinstance(value, str):
         raise _Bad(f"answer is {_describe(value)}")
-    text = value.strip()
+    text = _checked_text(value.strip(), "answer")
     if "####" in text:
         text = text.rsplit("####", 1)[1].replace(",", "").strip()
         if not text:
@@ -182,7 +244,7 @@ def _problem_id(row: dict, default: str) -> str:
     value = row[name]
     if isinstance(value, bool) or not isinstance(value, (str, int)):
         raise _Bad(f"{name} is {_describe(value)}; an id must be a string or an integer")
-    if not str(value).strip():
+    if not _checked_text(str(value).strip(), name):
         raise _Bad(f"{name} is empty")
     if "\x00" in str(value):
         raise _Bad(f"{name} contains a null byte")
@@ -218,6 +280,9 @@ def _line_records(data: bytes, reject) -> Iterator[tuple[int, object, str]]:
         except ValueError as e:  # e.g. an integer over Python's 4300-digit limit
             reject(i, f"bad JSON: {e}", line)
             continue
+        except RecursionError:
+            reject(i, "bad JSON: nested too deeply", line[:500])
+            continue
         yield i, value, line
 
 
@@ -225,7 +290,7 @@ def _first_line_is_json(data: bytes) -> bool:
     first = next((ln for ln in data.split(b"\n") if ln.strip()), b"")
     try:
         json.loads(first.decode("utf-8"))
-    except ValueError:
+    except (ValueError, RecursionError):
         return False
     return True
 
@@ -259,6 +324,8 @@ def _json_records(data: bytes, reject) -> list[tuple[int, object, str]] | None:
         line, error = e.lineno, f"{e.msg} at line {e.lineno} column {e.colno}"
     except ValueError as e:
         line, error = 1, str(e)
+    except RecursionError:
+        line, error = 1, "nested too deeply"
     else:
         return _document_records(text, value)
     if _first_line_is_json(data):
@@ -269,11 +336,12 @@ def _json_records(data: bytes, reject) -> list[tuple[int, object, str]] | None:
 
 def _records(path, reject) -> Iterable[tuple[int, object, str]]:
     """(line, value, raw text) of every row of a file; rows that cannot even be parsed go to `reject`."""
-    if path.suffix == ".parquet":
+    suffix = path.suffix.lower()
+    if suffix == ".parquet":
         return _parquet_records(path, reject)
     data = path.read_bytes()
     data = data[3:] if data.startswith(b"\xef\xbb\xbf") else data  # a UTF-8 BOM is an encoding mark, not data
-    if path.suffix == ".json" and (records := _json_records(data, reject)) is not None:
+    if suffix == ".json" and (records := _json_records(data, reject)) is not None:
         return records
     return _line_records(data, reject)
 

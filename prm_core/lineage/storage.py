@@ -62,7 +62,7 @@ def write_parquet(df: pl.DataFrame, path: str | os.PathLike) -> UPath:
 def read_parquet(path: str | os.PathLike) -> pl.DataFrame:
     path = as_path(path)
     if is_local(path):
-        return pl.read_parquet(str(path))
+        return pl.read_parquet(str(path), glob=False)  # the name as it is: `x[1],*.parquet` is a file, not a pattern
     with path.open("rb") as f:
         return pl.read_parquet(f)
 

@@ -133,3 +133,56 @@ def test_a_file_without_rows_is_a_zero_row_frame_with_the_pool_schema(tmp_path, 
     f.write_bytes(data)
     res = load_problem_file(f, "e")
     assert res.problems.height == 0 and res.quarantine.height == 0 and res.problems.schema == pl.Schema(POOL_SCHEMA)
+
+
+def test_only_regular_files_inside_the_folder_are_read_and_the_rest_is_named_with_why(tmp_path):
+    """A FIFO, a folder named x.jsonl, a symlink loop, a link out of the folder, compressed and unknown suffixes:
+    none is opened, each is listed with its reason; `.JSONL` counts as `.jsonl`; a link inside the folder is read."""
+    import os
+
+    from prm_core.domains.problems import scan_problem_folder
+
+    src, outside = tmp_path / "src", tmp_path / "secrets.jsonl"
+    src.mkdir()
+    outside.write_text(json.dumps({"question": "secret?", "answer": "1"}))
+    (src / "good.JSONL").write_text(json.dumps({"question": "What is 2+2?", "answer": "4"}))
+    os.mkfifo(src / "pipe.jsonl")  # reading it would hang
+    (src / "dir.jsonl").mkdir()
+    os.symlink(src / "loop.jsonl", src / "loop.jsonl")
+    os.symlink(outside, src / "leak.jsonl")
+    os.symlink(src / "good.JSONL", src / "alias.jsonl")
+    for name in ("more.jsonl.gz", "table.csv"):
+        (src / name).write_text("x")
+    found, skipped = scan_problem_folder(src)
+    assert {k: v.name for k, v in found.items()} == {"alias": "alias.jsonl", "good": "good.JSONL"}
+    why = dict(skipped)
+    assert why["pipe.jsonl"] == "not a regular file (a FIFO)" and why["dir.jsonl"] == "not a regular file (a folder)"
+    assert why["loop.jsonl"].startswith("a symbolic link that does not resolve")
+    assert why["leak.jsonl"] == "a symbolic link to outside the source folder (not followed)"
+    assert why["more.jsonl.gz"].startswith("not a .jsonl/.json/.parquet file") and "table.csv" in why
+    assert load_problem_file(found["good"], "good").problems["answer"].to_list() == ["4"]
+
+
+def test_deep_nesting_surrogates_and_invisible_text_are_quarantined_not_fatal(tmp_path):
+    deep = "[" * 100_000 + "]" * 100_000
+    rows = [deep, json.dumps({"question": "What is \ud800?", "answer": "1"}),
+            json.dumps({"question": "\u200b\u2060\ufeff", "answer": "1"}), json.dumps({"question": "Fine?", "answer": "\u200b"}),
+            json.dumps({"question": "\x01\x02", "answer": "2"}), json.dumps({"question": "What is 1+1?", "answer": "2"})]
+    f = tmp_path / "p.jsonl"
+    f.write_text("\n".join(rows))
+    r = load_problem_file(f, "p")
+    assert r.problems["question"].to_list() == ["What is 1+1?"]
+    reasons = dict(zip(r.quarantine["line"].to_list(), r.quarantine["reason"].to_list()))
+    assert reasons == {1: "bad JSON: nested too deeply", 2: "question holds a lone surrogate ('\\ud800' at character 9)",
+                       3: "empty problem", 4: "answer is empty", 5: "empty problem"}
+    (tmp_path / "d.json").write_text(deep)
+    assert load_problem_file(tmp_path / "d.json", "d").quarantine["reason"].to_list() == [
+        "not a valid JSON array/document: nested too deeply"]
+
+
+def test_a_quarantine_named_with_glob_characters_reads_back_as_itself(tmp_path):
+    from prm_core.lineage.storage import read_parquet, write_parquet
+
+    write_parquet(pl.DataFrame({"a": [1]}), tmp_path / "x[1],*.parquet")
+    write_parquet(pl.DataFrame({"a": [2]}), tmp_path / "x1,a.parquet")  # what the pattern would also match
+    assert read_parquet(tmp_path / "x[1],*.parquet")["a"].to_list() == [1]

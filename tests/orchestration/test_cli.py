@@ -167,3 +167,47 @@ def test_run_left_started_by_a_killed_process_is_marked_failed(tmp_path):
     with dg.DagsterInstance.from_config(str(tmp_path / "home")) as instance:
         assert instance.get_run_by_id(run.run_id).status == dg.DagsterRunStatus.FAILURE
         assert not instance.get_runs(filters=started)
+
+
+def test_a_new_file_that_sorts_first_runs_and_relative_paths_resolve_from_the_callers_folder(tmp_path):
+    """Files b, c, then a (first by name, last in Dagster's partition order): the second run covers all three; a
+    relative --source is the caller's (the run worker starts in the project root)."""
+    import dagster as dg
+
+    row = '{"question": "Tom has 3 pens. He finds 2 more. How many now?", "answer": "5"}\n'
+    (tmp_path / "src").mkdir()
+    for name in ("b", "c"):
+        (tmp_path / "src" / f"{name}.jsonl").write_text(row)
+    env = {k: v for k, v in os.environ.items() if k != "DAGSTER_HOME"}
+    env.update({"PRM_DATA_DIR": str(tmp_path / "data"), "PRM_ENGINE": "transformers"})
+    args = ["run", "--source", "src", "--assets", "problem_pool", "--quiet"]
+    assert (first := _prm(args, env)).returncode == 0, first.stderr[-2000:]  # cwd: tmp_path (see _prm)
+    (tmp_path / "src" / "a.jsonl").write_text(row)
+    (tmp_path / "src" / "more.jsonl.gz").write_bytes(b"")
+    assert (second := _prm(args, env)).returncode == 0, second.stderr[-2000:]
+    assert f"prm: skipped {tmp_path / 'src' / 'more.jsonl.gz'}: not a .jsonl/.json/.parquet file" in second.stderr
+    assert sorted(p.name for p in (tmp_path / "data" / "problem_pool").glob("*.parquet")) == ["a.parquet", "b.parquet", "c.parquet"]
+    with dg.DagsterInstance.from_config(str(tmp_path / "data" / "dagster_home")) as instance:
+        assert instance.get_dynamic_partitions("shards") == ["b", "c", "a"]
+
+
+def test_partition_ranges_follow_the_instances_order():
+    from orchestration.launch import partition_ranges
+
+    assert partition_ranges(["a", "b", "c"], ["b", "c", "a"]) == [("b", "a")]
+    assert partition_ranges(["a", "c"], ["a", "x", "c"]) == [("a", "a"), ("c", "c")]  # never a range over x
+    assert partition_ranges(["b"], ["a", "b", "c"]) == [("b", "b")]
+
+
+def test_local_path_flags_become_absolute_and_urls_stay(tmp_path, monkeypatch):
+    import argparse
+
+    from orchestration.cli_checks import absolute_paths
+
+    monkeypatch.chdir(tmp_path)
+    args = argparse.Namespace(source="src", policy="~/p", prm_backbone=None, processbench="s3://b/pb", prmbench="",
+                              data_dir="d")
+    out = absolute_paths(args)
+    assert out.source == str(tmp_path / "src") and out.policy == os.path.expanduser("~/p")
+    assert out.processbench == "s3://b/pb" and out.prmbench == "" and out.data_dir == str(tmp_path / "d")
+    assert absolute_paths(argparse.Namespace(source="arith")).source == "arith" and args.source == "src"
