@@ -253,6 +253,12 @@ def verify_release(root: Path, name_or_path: str) -> tuple[Manifest, list[str], 
     released = [root / p for p in m.released] or [root / m.data_dir / p for p in RELEASED]  # older manifests
     problems += verify_files(root, m.files) + added_files(root, released, m.files)
     records = run_info_entries(root, released)  # timings and ids: another run's differ by design, so a note
+    summary_file = f"{m.data_dir}/reports/summary.json"
+    if m.summary:  # the numbers people quote are part of the release; its timings stay run records
+        from prm_core.lineage.summary import summary_changes
+
+        problems += ([f"missing: {summary_file}"] if summary_file not in records
+                     else summary_changes(m.summary, records[summary_file]))
     notes += [f"run record {p} is not the release's (a later run's timings and ids?)"
               for p in sorted(set(records) | set(m.run_info)) if records.get(p) != m.run_info.get(p)]
     try:

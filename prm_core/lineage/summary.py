@@ -91,3 +91,16 @@ def format_stage_table(summary: dict) -> str:
     lines += [f"{n.ljust(width)}  {s:8.1f}  {s / total:5.1%}" for n, s in rows]
     lines += [f"{'total'.ljust(width)}  {total:8.1f}  100.0%"]
     return "\n".join(lines)
+
+
+def is_timing_key(key: str) -> bool:
+    """A summary key that differs between two runs of the same data by design: a timing, a rate or the run's id."""
+    last = key.rsplit(".", 1)[-1]
+    return key == "run.id" or key.startswith(STAGE_PREFIX) or last.endswith(("seconds", "per_s"))
+
+
+def summary_changes(released: dict, now: dict) -> list[str]:
+    """Each non-timing key whose value differs between a released summary and the one on disk, named with both."""
+    return [f"summary: {key} is {now.get(key, '(absent)')!r}, released as {released.get(key, '(absent)')!r}"
+            for key in sorted(set(released) | set(now)) if not is_timing_key(key) and released.get(key) != now.get(key)]
+

@@ -23,3 +23,17 @@ def test_renamed_stages_keep_their_old_keys_for_one_release():
     assert stage_rows(keys) == [("actprm_model", 104.0), ("actprm_selection", 0.5), ("other", 10.0)]  # counted once
     assert format_stage_table(keys).splitlines()[-1].split() == ["total", "114.5", "100.0%"]
     assert "run.stage_seconds.active_prm" not in stage_keys({"rollouts": 1.0})  # no alias without its stage
+
+
+def test_summary_changes_name_every_edited_number_but_not_timings():
+    from prm_core.lineage.summary import is_timing_key, summary_changes
+
+    released = {"rollouts.accuracy": 0.633, "run.seconds": 600.0, "run.stage_seconds.rollouts": 4.0, "run.id": "a",
+                "rollouts.tokens_per_s": 9000.0, "mc.vanilla.seconds": 80.0, "prm.scan.f1": 0.9}
+    now = {**released, "rollouts.accuracy": 0.99, "run.seconds": 12.0, "run.id": "b", "rollouts.tokens_per_s": 1.0,
+           "mc.vanilla.seconds": 1.0, "extra.key": 1}
+    del now["prm.scan.f1"]
+    assert summary_changes(released, now) == ["summary: extra.key is 1, released as '(absent)'",
+                                              "summary: prm.scan.f1 is '(absent)', released as 0.9",
+                                              "summary: rollouts.accuracy is 0.99, released as 0.633"]
+    assert not is_timing_key("mc.vanilla.tokens") and is_timing_key("policy.train_seconds")

@@ -102,6 +102,20 @@ def test_release_round_trip_and_tampering(project, monkeypatch):
     assert problems == [f"missing: {parquet.path}"]
     path.write_bytes(original)
     assert verify_release(root, "demo")[1] == []
+    # the summary's numbers are part of the release (named when edited); its timings are run records (a note)
+    summary_path = root / "data" / "reports" / "summary.json"
+    honest = summary_path.read_text()
+    edited = json.loads(honest)
+    key = next(k for k in sorted(edited) if isinstance(edited[k], float) and not k.endswith("seconds"))
+    edited[key] += 0.25
+    summary_path.write_text(json.dumps(edited))
+    assert verify_release(root, "demo")[1] == [f"summary: {key} is {edited[key]!r}, released as {edited[key] - 0.25!r}"]
+    timed = json.loads(honest)
+    timed["run.seconds"] = 1.0
+    summary_path.write_text(json.dumps(timed))
+    _, problems, notes = verify_release(root, "demo")
+    assert problems == [] and any("reports/summary.json" in n for n in notes)
+    summary_path.write_text(honest)
     # the data comes back from the DVC remote after the cache is gone (a clean clone: `dvc pull`)
     shutil.rmtree(root / ".dvc" / "cache")
     shutil.rmtree(root / "data" / "rollouts")
