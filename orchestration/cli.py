@@ -29,6 +29,10 @@ from orchestration.cli_checks import (
 )
 from orchestration.launch import RANGE_END, RANGE_START
 
+MAX_SHARDS = 10_000  # shards are Dagster partitions: a run over more is a mistyped flag, not a pool
+MAX_SHARD_SIZE = 10_000_000
+MAX_SEED = 2**31 - 2  # per-request seeds are derived modulo 2^31 - 1 (generation/sampling.py)
+
 
 def set_env_defaults(data_dir: str | None = None) -> None:
     """The data root (absolute when local, as run workers start elsewhere) and its own Dagster instance."""
@@ -283,12 +287,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="materialize the default pipeline and print the summary", formatter_class=defaults)
     run.add_argument("--source", default="arith", help="`arith` or a folder of problem files (one shard per file)")
-    run.add_argument("--shards", type=at_least(1), default=2, help="generated shards (arith)")
-    run.add_argument("--shard-size", type=at_least(1), default=80, help="problems per generated shard (arith)")
+    run.add_argument("--shards", type=at_least(1, MAX_SHARDS), default=2, help="generated shards (arith)")
+    run.add_argument("--shard-size", type=at_least(1, MAX_SHARD_SIZE), default=80, help="problems per generated shard (arith)")
     run.add_argument("--samples", type=at_least(1), default=8, help="responses per problem (N: SCAN's self-confidence is their pass rate)")
     run.add_argument("--policy-steps", type=at_least(1), default=PolicyConfig.train_steps, help="policy optimizer steps")
     run.add_argument("--eval-problems", type=at_least(1), default=500, help="held-out problems for the policy's accuracy")
-    run.add_argument("--seed", type=at_least(0), default=0, help="one seed for every stage")
+    run.add_argument("--seed", type=at_least(0, MAX_SEED), default=0, help="one seed for every stage")
     run.add_argument("--domain", choices=["arith", "gsm8k", "math"], default=None,
                      help="problem domain (gsm8k/math: graded by math-verify, needs --policy)")
     run.add_argument("--policy", default=None, help="a pretrained policy directory instead of training the tiny one")
@@ -330,7 +334,7 @@ def build_parser() -> argparse.ArgumentParser:
     release.add_argument("--data-dir", default=None, help="the data dir to release (default $PRM_DATA_DIR or ./data)")
     release.set_defaults(func=cmd_release)
     ui = sub.add_parser("ui", help="start `dagster dev` on the data dir's Dagster instance", formatter_class=defaults)
-    ui.add_argument("--port", type=at_least(1), default=3000, help="the UI's port")
+    ui.add_argument("--port", type=at_least(1, 65535), default=3000, help="the UI's port")
     ui.add_argument("--data-dir", default=None, help="the data dir the assets read and write (default ./data)")
     ui.set_defaults(func=cmd_ui)
     return parser

@@ -14,8 +14,8 @@ from pathlib import Path
 PID_TAG, HOST_TAG = "prm/pid", "prm/host"
 
 
-def at_least(low: int):
-    """An argparse type: an integer ≥ `low` (argparse names the flag in its one-line error)."""
+def at_least(low: int, high: int | None = None):
+    """An argparse type: an integer ≥ `low` (and ≤ `high`; argparse names the flag in its one-line error)."""
 
     def parse(text: str) -> int:
         try:
@@ -24,9 +24,11 @@ def at_least(low: int):
             raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
         if value < low:
             raise argparse.ArgumentTypeError(f"must be at least {low}, got {value}")
+        if high is not None and value > high:
+            raise argparse.ArgumentTypeError(f"must be at most {high:,}, got {value:,}")
         return value
 
-    parse.__name__ = f"integer ≥ {low}"
+    parse.__name__ = f"integer ≥ {low}" if high is None else f"integer in [{low}, {high}]"
     return parse
 
 

@@ -242,8 +242,11 @@ def verify_release(root: Path, name_or_path: str) -> tuple[Manifest, list[str], 
     path = manifest_path(root, name_or_path)
     if not path.exists():
         raise ReleaseError(f"no manifest at {path}")
-    text = path.read_text()
-    m, problems, notes = Manifest.from_json(text), [], []
+    try:
+        text = path.read_text()
+        m, problems, notes = Manifest.from_json(text), [], []
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        raise ReleaseError(f"{path}: {e}") from None
     tag, tagged = f"release/{m.name}", tagged_manifest(root, m.name)
     if tagged is None:
         problems.append(f"no tag {tag} with releases/{m.name}/manifest.json: {path} cannot be checked against a release")

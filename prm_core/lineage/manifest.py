@@ -50,9 +50,15 @@ class Manifest:
 
     @classmethod
     def from_json(cls, text: str) -> "Manifest":
-        raw = json.loads(text)
-        raw["files"] = [FileEntry(**f) for f in raw["files"]]
-        return cls(**raw)
+        """A manifest from its JSON; ValueError saying what is wrong when the text is not one."""
+        try:
+            raw = json.loads(text)
+            raw["files"] = [FileEntry(**f) for f in raw["files"]]
+            return cls(**raw)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"not JSON ({e.msg} at line {e.lineno} column {e.colno})") from None
+        except (TypeError, KeyError) as e:
+            raise ValueError(f"not a release manifest ({type(e).__name__}: {e})") from None
 
 
 def _files_under(paths: list[Path]) -> list[Path]:

@@ -99,7 +99,8 @@ BAD_FLAGS = [
     (["--implicit-losses", "ce,xyz"], "--implicit-losses"), (["--domain", "gsm8k"], "--domain"),
     (["--policy", "/no/such/model"], "--policy"), (["--prm-backbone", str(Path(__file__).parent)], "--prm-backbone"),
     (["--processbench", "/no/such/folder"], "--processbench"), (["--data-dir", __file__], "--data-dir"),
-    (["--log-level", "loud"], "--log-level"),
+    (["--log-level", "loud"], "--log-level"), (["--shards", "1000000"], "--shards"),
+    (["--shard-size", "100000000"], "--shard-size"), (["--seed", "2147483647"], "--seed"),
 ]
 
 

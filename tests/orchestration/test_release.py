@@ -286,3 +286,19 @@ def test_release_job_from_dagster(project, monkeypatch):
         instance=instance)
     assert result.success and result.output_for_node("make_release_op").endswith("releases/from-ui/manifest.json")
     assert verify_release(root, "from-ui")[1] == []
+
+
+@pytest.mark.parametrize("text", ["not json {", "[1, 2]", '{"name": "x"}', '{"files": [{"nope": 1}]}'])
+def test_verify_of_a_malformed_manifest_is_one_line(tmp_path, text, monkeypatch):
+    import contextlib
+    import io
+
+    from orchestration.cli import main
+
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "home"))
+    (tmp_path / "m.json").write_text(text)
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        code = main(["release", "verify", str(tmp_path / "m.json"), "--data-dir", str(tmp_path / "data")])
+    lines = [line for line in err.getvalue().splitlines() if line.strip()]
+    assert code == 1 and len(lines) == 1 and str(tmp_path / "m.json") in lines[0] and "Traceback" not in lines[0]
