@@ -8,7 +8,8 @@ from pydantic import Field
 from assets.common.metadata import Timer, preview, read_shards, record_partition
 from assets.common.partitions import all_shards, shard_backfill, shards
 from assets.common.resources import DomainResource, StorageResource
-from prm_core.domains.problems import MAX_QUESTION_CHARS, load_problem_file, problem_files, synthetic_shard
+from prm_core.domains.problems import MAX_QUESTION_CHARS, load_problem_file, synthetic_shard
+from prm_core.domains.source_folder import problem_files
 from prm_core.lineage.storage import frame_md5, read_parquet, write_parquet
 from prm_core.lineage.summary import update_summary
 

@@ -250,14 +250,14 @@ def cmd_release(args: argparse.Namespace) -> int:
         import dagster as dg
 
         from orchestration.jobs import pipeline_keys
-
         from orchestration.lock import DataDirBusy, data_dir_lock
 
         asset_keys, check_keys = pipeline_keys()
+        data_dir = Path(os.environ["PRM_DATA_DIR"])
         try:  # never a release of a data dir that a run is writing
-            with data_dir_lock(os.environ["PRM_DATA_DIR"], command="prm release", hint="let it finish"):
-                manifest, seconds = make_release(args.action, root, Path(os.environ["PRM_DATA_DIR"]), dg.DagsterInstance.get(),
-                                                 asset_keys, check_keys, remote=args.remote, allow_dirty=args.allow_dirty)
+            with data_dir_lock(data_dir, command="prm release", hint="let it finish"):
+                manifest, seconds = make_release(args.action, root, data_dir, dg.DagsterInstance.get(), asset_keys,
+                                                 check_keys, remote=args.remote, allow_dirty=args.allow_dirty)
         except DataDirBusy as e:
             print(f"prm release: {e}", file=sys.stderr)
             return 1

@@ -105,7 +105,8 @@ class FlagProblems(ValueError):
 def _shard_keys(args: argparse.Namespace) -> tuple[tuple[str, ...], tuple[tuple[str, str], ...], str | None]:
     """The run's shard keys, the source folder's entries that are not read (name, why), and what is wrong with
     `--source` (None: nothing)."""
-    from prm_core.domains.problems import ProblemFileError, scan_problem_folder, shard_key, with_problem_files
+    from prm_core.domains.problems import ProblemFileError, shard_key
+    from prm_core.domains.source_folder import scan_problem_folder, with_problem_files
 
     if args.source == "arith":
         return tuple(shard_key(i) for i in range(args.shards)), (), None

@@ -19,7 +19,8 @@ NEW_SHARDS_TAG = "prm/new_shards"  # on every run of a refresh: the shards it wa
 
 def new_shards(instance) -> tuple[str, list[str]] | dg.SkipReason:
     """The problem folder and the stems of its files that are not shards yet, or why there is nothing to do."""
-    from prm_core.domains.problems import ProblemFileError, problem_files
+    from prm_core.domains.problems import ProblemFileError
+    from prm_core.domains.source_folder import problem_files
 
     folder = os.environ.get("PRM_PROBLEMS_DIR")
     if not folder or not os.path.isdir(folder):

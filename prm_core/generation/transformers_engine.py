@@ -1,7 +1,8 @@
-"""transformers models, decoded by our own batched loop: per-request seeds, a KV cache that drops finished rows.
+"""transformers models (the Llama family), decoded by our own batched loop: per-request seeds, a prompt's keys read
+once for all its samples, finished rows dropped from the cache.
 
 The model's own modules (embeddings, decoder layers, norm, head, rotary embedding) run every token; this module only
-holds the cache and the loop. Samples are drawn by inverse CDF from a uniform hashed from (request seed, sample,
+holds the cache, the decode attention (through transformers' `AttentionInterface`) and the loop. Samples are drawn by inverse CDF from a uniform hashed from (request seed, sample,
 step), so a prompt's samples do not depend on the batch it lands in (as vLLM's per-request seeds), and a slice of a
 call (`offset`) samples what the whole call would. On a small model on CPU the loop is several times faster than
 `model.generate` and than vLLM's CPU engine on an AVX2-only CPU (docs/engines.md); on GPU the rollout path is vLLM.

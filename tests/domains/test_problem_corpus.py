@@ -6,7 +6,8 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from prm_core.domains.problems import POOL_SCHEMA, ProblemFileError, load_problem_file, problem_files
+from prm_core.domains.problems import POOL_SCHEMA, ProblemFileError, load_problem_file
+from prm_core.domains.source_folder import problem_files
 from tests.support.domains import EXPECTED, FILES
 
 LINE_FILES = {"json_lines.json"}  # the .json files read as JSON Lines; every other .json is one document

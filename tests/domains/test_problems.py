@@ -10,9 +10,9 @@ from prm_core.domains.problems import (
     POOL_SCHEMA,
     ProblemFileError,
     load_problem_file,
-    problem_files,
     synthetic_shard,
 )
+from prm_core.domains.source_folder import problem_files
 from tests.conftest import SHARED_DATA
 
 BAD_LINES = [
@@ -140,7 +140,7 @@ def test_only_regular_files_inside_the_folder_are_read_and_the_rest_is_named_wit
     none is opened, each is listed with its reason; `.JSONL` counts as `.jsonl`; a link inside the folder is read."""
     import os
 
-    from prm_core.domains.problems import scan_problem_folder
+    from prm_core.domains.source_folder import scan_problem_folder
 
     src, outside = tmp_path / "src", tmp_path / "secrets.jsonl"
     src.mkdir()
