@@ -141,15 +141,16 @@ class PRMScores:
 
 
 def discriminative_scorer(path, separator: str, batch_size: int, shared: dict | None = None) -> Scorer:
-    """A trained discriminative PRM (`prm_model`'s folder) as a scorer; PRMs given one `shared` dict compute the head
-    inputs of their common backbone once (`score_steps`)."""
+    """A trained discriminative PRM (`prm_model`'s folder) as a scorer; PRMs given one `shared` dict (backbone key ->
+    head inputs) compute the head inputs of their common backbone once (`score_steps`)."""
     from transformers import AutoTokenizer
 
     from prm_core.lineage.storage import local_copy
-    from prm_core.prm.discriminative import load_prm, score_steps
+    from prm_core.prm.discriminative import backbone_key, load_prm, score_steps
 
     model, tok = load_prm(path), AutoTokenizer.from_pretrained(local_copy(path))
-    return lambda prompts, steps: score_steps(model, tok, prompts, steps, separator, batch_size, shared=shared)
+    rows = None if shared is None else shared.setdefault(backbone_key(model), {})  # hashed once per PRM, not per call
+    return lambda prompts, steps: score_steps(model, tok, prompts, steps, separator, batch_size, shared=rows)
 
 
 def score_prm(prm: str, score: Scorer, pb: pl.DataFrame | None = None, bon: pl.DataFrame | None = None,

@@ -261,10 +261,9 @@ def backbone_key(model) -> str:
 
 
 def _shared_step_rows(model, tokenizer, encoded: list[Encoded], device, batch_size: int, shared: dict):
-    """`_step_rows` through `shared` ((backbone key, input ids) -> head inputs): what another PRM on the same
+    """`_step_rows` through `shared` (input ids -> head inputs, for one backbone): what another PRM on the same
     backbone already computed is not computed again."""
-    key = backbone_key(model)
-    ids = [(key, tuple(e.input_ids)) for e in encoded]
+    ids = [tuple(e.input_ids) for e in encoded]
     missing = [i for i, k in enumerate(ids) if k not in shared]
     for i, row in zip(missing, _step_rows(model, tokenizer, [encoded[i] for i in missing], device, batch_size)):
         shared[ids[i]] = row
@@ -275,8 +274,8 @@ def score_steps(model, tokenizer, prompts: list[str], steps: list[list[str]], se
                 batch_size: int = 64, max_length: int = 512, shared: dict | None = None) -> list[list[float]]:
     """σ(logit) at each step's separator, with exactly the training-time encoding (identical inputs scored once).
 
-    Batched, length-sorted, without grad, at the scoring precision (runtime/device.py). With `shared` (one dict for
-    several PRMs), the head inputs of PRMs on one backbone are computed once and only the heads run per PRM."""
+    Batched, length-sorted, without grad, at the scoring precision (runtime/device.py). With `shared` (one dict per
+    backbone, `backbone_key`'s, for every PRM on it), its head inputs are computed once and only the heads run per PRM."""
     import torch
 
     device = default_device()

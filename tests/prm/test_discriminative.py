@@ -109,12 +109,12 @@ def test_prms_on_one_frozen_backbone_share_its_forward(tiny_policy):
         m.lm.base_model.register_forward_hook(lambda *_: calls.append(1))
     for m in (a, b, other):
         before = len(calls)
-        together = score_steps(m, tok, prompts, steps, "\n", shared=shared)
+        together = score_steps(m, tok, prompts, steps, "\n", shared=shared.setdefault(backbone_key(m), {}))
         ran = len(calls) - before
         alone = score_steps(m, tok, prompts, steps, "\n")
         assert all(x == pytest.approx(y, abs=1e-6) for r, q in zip(together, alone) for x, y in zip(r, q))
         assert ran == (0 if m is b else 1)  # one batch of the two distinct inputs; none for b
-    assert len(shared) == 4
+    assert len(shared) == 2 and [len(rows) for rows in shared.values()] == [2, 2]  # two backbones, two inputs each
 
 
 def test_exported_prm_loads_with_auto_classes_without_this_package(tiny_policy, tmp_path):
