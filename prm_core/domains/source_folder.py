@@ -20,18 +20,22 @@ def _not_readable(p, folder) -> str | None:
 
     if not is_local(p):
         return None if p.is_file() else "not a file"
+    def said(e: OSError) -> str:
+        return e.strerror.lower() if e.strerror else str(e)
+
     path = os.fspath(p)
     if os.path.islink(path):
         try:
             target = os.path.realpath(path, strict=True)
         except OSError as e:  # a loop, or a dangling link
-            return f"a symbolic link that does not resolve ({e.strerror.lower() if e.strerror else e})"
-        if os.path.commonpath([target, os.path.realpath(os.fspath(folder))]) != os.path.realpath(os.fspath(folder)):
+            return f"a symbolic link that does not resolve ({said(e)})"
+        inside = os.path.realpath(os.fspath(folder))
+        if os.path.commonpath([target, inside]) != inside:
             return "a symbolic link to outside the source folder (not followed)"
     try:
         mode = os.stat(path).st_mode
     except OSError as e:
-        return f"unreadable ({e.strerror.lower() if e.strerror else e})"
+        return f"unreadable ({said(e)})"
     if stat.S_ISREG(mode):
         return None
     kinds = ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"),

@@ -188,7 +188,7 @@ def released_files(data) -> dict:
 def test_two_same_seed_runs_release_byte_identical_files(full_pipeline, tmp_path):
     """A second run into another data dir (other absolute paths, another MLflow store) writes the same bytes."""
 
-    from prm_core.lineage.summary import read_summary
+    from prm_core.lineage.summary import is_timing_key, read_summary
 
     first, _ = full_pipeline
     second = tmp_path / "data"
@@ -202,7 +202,7 @@ def test_two_same_seed_runs_release_byte_identical_files(full_pipeline, tmp_path
     # what does differ is kept in run records: the summary's timing keys (a contract) and run_info.json files
     volatile = {"run.seconds", "run.id", "rollouts.tokens_per_s", "mc.vanilla.seconds", "mc.scan.seconds"}
     assert volatile <= set(read_summary(second)) and read_summary(first)["run.id"] != read_summary(second)["run.id"]
-    timeless = {k: v for k, v in read_summary(first).items() if k not in volatile and not k.endswith("seconds")}
+    timeless = {k: v for k, v in read_summary(first).items() if not is_timing_key(k)}  # what a release protects
     assert timeless == {k: v for k, v in read_summary(second).items() if k in timeless}
     for folder in ("models/prm/vanilla", "prm_exports/vanilla", "models/prm_backbone", "mc_costs"):
         assert (second / folder / "run_info.json").exists(), folder
