@@ -33,7 +33,7 @@ SMALL_MODEL_BYTES = 256 * 2**20  # weights up to this size decode faster in our 
 def weight_bytes(model_dir: str | os.PathLike) -> int:
     from pathlib import Path
 
-    return sum(f.stat().st_size for f in Path(model_dir).glob("*.safetensors"))
+    return sum(f.stat().st_size for pattern in ("*.safetensors", "*.bin") for f in Path(model_dir).glob(pattern))
 
 
 def auto_engine(model_dir: str | os.PathLike) -> str:

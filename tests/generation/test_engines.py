@@ -124,12 +124,17 @@ def test_vllm_engine_samples_n(tiny_policy):
         engine.close()
 
 
-def test_auto_picks_an_available_engine(tiny_policy, monkeypatch):
+def test_auto_picks_an_available_engine(tiny_policy, monkeypatch, tmp_path):
     from prm_core.generation import engines
 
     monkeypatch.setattr(engines, "vllm_available", lambda: True)
     monkeypatch.setattr(engines, "on_gpu", lambda: False)
     assert engines.auto_engine(tiny_policy) == "transformers"  # a small model on CPU: our loop
+    big = tmp_path / "big"  # weights as a PyTorch .bin (sparse: no disk used) count as much as safetensors
+    big.mkdir()
+    with open(big / "pytorch_model.bin", "wb") as f:
+        f.truncate(engines.SMALL_MODEL_BYTES + 1)
+    assert engines.auto_engine(big) == "vllm"
     monkeypatch.setattr(engines, "SMALL_MODEL_BYTES", 0)
     assert engines.auto_engine(tiny_policy) == "vllm"  # a big one: vLLM
     monkeypatch.setattr(engines, "vllm_available", lambda: False)
