@@ -32,6 +32,7 @@ class PolicyConfig:
     min_lr_ratio: float = 0.1
     weight_decay: float = 0.01
     bucket_batches: int = 8
+    length_groups: int = 2  # each batch runs as this many micro-batches of similar length: less padding, same gradient
     precision: str = "auto"  # auto | bf16 | fp32 (runtime/device.py: bf16 only where the hardware runs it natively)
     seed: int = 0
     tokenizer_texts: int = 20000
@@ -94,6 +95,19 @@ def _encode_batch(tokenizer, pairs: list[tuple[str, str]]):
     return ids, labels, mask
 
 
+def length_groups(ids, labels, mask, groups: int):
+    """A right-padded batch as `groups` micro-batches of rows of similar length, each cut to its own width (a
+    multiple of 8): the padding a batch's longest row forces on all of it is mostly not computed."""
+    import torch
+
+    lengths = mask.sum(1)
+    out = []
+    for rows in torch.argsort(lengths, stable=True).chunk(groups):
+        width = -(-int(lengths[rows].max()) // 8) * 8
+        out.append((ids[rows, :width], labels[rows, :width], mask[rows, :width]))
+    return out
+
+
 def _batches(domain: ExactDomain, tokenizer, cfg: PolicyConfig):
     """An endless, seeded stream of length-bucketed training batches of fresh problems."""
     rng = random.Random(f"policy-train-{cfg.seed}")
@@ -133,8 +147,10 @@ def train_policy(domain: ExactDomain, tokenizer, cfg: PolicyConfig, model=None) 
         nonlocal tokens
         ids, labels, mask = (t.to(device) for t in next(batches))
         tokens += int(mask.sum())
+        predicted = int((labels[:, 1:] != -100).sum())  # the batch's mean is over all its predicted tokens
         with autocast(device, precision):
-            return model(input_ids=ids, attention_mask=mask, labels=labels).loss
+            return sum(model(input_ids=i, attention_mask=m, labels=lab, num_items_in_batch=predicted).loss
+                       for i, lab, m in length_groups(ids, labels, mask, cfg.length_groups))
 
     start = time.perf_counter()
     desc = "train policy" if cfg.seed < BACKBONE_SEEDS else "train PRM backbone"
