@@ -8,13 +8,16 @@
        baseline, clamped at 0                                               (OpenRLHF KTOLoss, w_d = w_u = 1)
 * NCA: −log σ(ρ_w) − ½·log σ(−ρ_w) − ½·log σ(−ρ_l)                          (TRL `nca_pair`)
 
-Torch only; every loss is a batch mean.
+Torch only, imported by each loss: the loss names are read where torch is not (the asset's config, at every
+code location load). Every loss is a batch mean.
 """
 
 from __future__ import annotations
 
-import torch
-import torch.nn.functional as F
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import torch
 
 LOSSES = ("ce", "dpo", "kto", "nca")
 PAIRED = ("dpo", "nca")  # trained on (correct, incorrect) pairs; the others on single labelled responses
@@ -22,20 +25,28 @@ PAIRED = ("dpo", "nca")  # trained on (correct, incorrect) pairs; the others on 
 
 def ce_loss(rho: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """BCE(σ(ρ), l): the ORM's probability of a correct outcome is σ(ρ)."""
+    import torch.nn.functional as F
+
     return F.binary_cross_entropy_with_logits(rho, labels.float())
 
 
 def dpo_loss(rho_chosen: torch.Tensor, rho_rejected: torch.Tensor) -> torch.Tensor:
     """−log σ(ρ_w − ρ_l)."""
+    import torch.nn.functional as F
+
     return -F.logsigmoid(rho_chosen - rho_rejected).mean()
 
 
 def kto_loss(rho: torch.Tensor, desirable: torch.Tensor, kl: torch.Tensor) -> torch.Tensor:
     """1 − σ(ρ − z) for desirable responses, 1 − σ(z − ρ) for undesirable ones; z = max(β·KL, 0), detached."""
+    import torch
+
     z = kl.detach().clamp(min=0)
     return torch.where(desirable.bool(), 1 - torch.sigmoid(rho - z), 1 - torch.sigmoid(z - rho)).mean()
 
 
 def nca_loss(rho_chosen: torch.Tensor, rho_rejected: torch.Tensor) -> torch.Tensor:
     """−log σ(ρ_w) − ½·log σ(−ρ_w) − ½·log σ(−ρ_l)."""
+    import torch.nn.functional as F
+
     return (-F.logsigmoid(rho_chosen) - 0.5 * F.logsigmoid(-rho_chosen) - 0.5 * F.logsigmoid(-rho_rejected)).mean()
