@@ -65,33 +65,53 @@ def ensure_instance(home: Path) -> None:
         (home / "dagster.yaml").write_text(INSTANCE_YAML)
 
 
-def _forward(stream, out) -> None:
-    """Copy the launch's output (the run worker's logs and progress bars) to `out`, minus the code server's
-    start/stop lines."""
+# third-party lines that carry no action for the user (`prm run --verbose` shows them): MLflow's notes on logging a
+# model and its artifact bars, transformers' weight-loading bars, Dagster's code server starting and stopping
+NOISE = re.compile(r"dagster\.code_server|Downloading artifacts|Loading weights|Writing model shards|Registered model '.*' "
+                   r"already exists|Created version '\d+' of model|Successfully registered model|python_model` causes it "
+                   r"to be serialized using CloudPickle|Validating input example against model signature|Failed to log "
+                   r"model config as params|mlflow\.store\.db\.utils: (Creating initial|Updating database)")
+
+
+def _forward(stream, out, verbose: bool = False) -> None:
+    """Copy the launch's output (the run worker's logs and progress bars) to `out`, minus `NOISE` unless `verbose`."""
+    from orchestration.stage_lines import OUTPUT
+
+    def shown(line: str) -> bool:
+        return verbose or not NOISE.search(line)
+
     buffer = ""
     for chunk in iter(lambda: stream.read1(4096), b""):
         buffer += chunk.decode(errors="replace")
         *lines, buffer = buffer.split("\n")
-        out.write("".join(f"{line}\n" for line in lines if "dagster.code_server" not in line))
-        if "\r" in buffer:  # a progress bar's update
-            done, buffer = buffer.rsplit("\r", 1)
-            out.write(done + "\r")
-        out.flush()
-    out.write(buffer)
+        with OUTPUT:
+            out.write("".join(f"{line}\n" for line in lines if shown(line.rsplit("\r", 1)[-1])))
+            if "\r" in buffer:  # a progress bar's update
+                done, buffer = buffer.rsplit("\r", 1)
+                if shown(done.rsplit("\r", 1)[-1]):
+                    out.write(done + "\r")
+            out.flush()
+    out.write(buffer if shown(buffer) else "")
     out.flush()
 
 
-def submit(job: str, run_config: dict, tags: dict, assets: list[str] | None, cwd: Path) -> str:
-    """Submit a run of `job` (only `assets` of it, when given) to the instance; returns its run id."""
-    run_id = str(uuid.uuid4())
+def submit(job: str, run_config: dict, tags: dict, assets: list[str] | None, cwd: Path, run_id: str | None = None,
+           follow=None, verbose: bool = False) -> str:
+    """Submit a run of `job` (only `assets` of it, when given) to the instance; returns its run id. While the launch
+    goes, `follow` (a `StageLines` for `run_id`) says each step's start and end."""
+    run_id = run_id or str(uuid.uuid4())
     dagster = Path(sys.executable).with_name("dagster")
     cmd = [str(dagster), "job", "launch", "-m", LOCATION, "-j", job, "--run-id", run_id,
            "--config-json", json.dumps(run_config), "--tags", json.dumps(tags)]
     if assets:
         cmd += ["-o", ",".join(assets)]
     proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    threading.Thread(target=_forward, args=(proc.stdout, sys.stderr), daemon=True).start()
-    if proc.wait() != 0:
+    threading.Thread(target=_forward, args=(proc.stdout, sys.stderr, verbose), daemon=True).start()
+    while proc.poll() is None:
+        if follow is not None:
+            follow.poll()
+        time.sleep(0.5)
+    if proc.returncode != 0:
         raise LaunchError(f"`dagster job launch -j {job}` failed (exit code {proc.returncode}); its output is above")
     return run_id
 
@@ -100,14 +120,19 @@ class LaunchError(RuntimeError):
     pass
 
 
-def wait(instance, run_id: str, poll_s: float = 1.0):
-    """The run once it has finished (a queued run waits for the daemon to start it, said once)."""
+def wait(instance, run_id: str, poll_s: float = 1.0, follow=None):
+    """The run once it has finished (a queued run waits for the daemon to start it, said once); `follow` says its
+    steps as they go."""
     import dagster as dg
 
     said = False
     while True:
         run = instance.get_run_by_id(run_id)
+        if follow is not None:
+            follow.poll()
         if run is not None and run.is_finished:
+            if follow is not None:
+                follow.poll()
             return run
         if run is not None and run.status == dg.DagsterRunStatus.QUEUED and not said:
             print(f"prm: run {run_id} is queued: the instance's run coordinator starts it (a queued coordinator needs "

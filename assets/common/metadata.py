@@ -4,12 +4,14 @@
 import base64
 import io
 import json
+import os
 import time
 
 import dagster as dg
 import polars as pl
 
 from prm_core.lineage.storage import as_path, md5_file, read_parquet
+from prm_core.runtime.progress import progress_scope
 
 
 def preview(df: pl.DataFrame, n: int = 5, max_chars: int = 60, max_columns: int | None = 8) -> dg.MetadataValue:
@@ -123,13 +125,24 @@ def compute_or_reuse(table_path, fingerprint: dict, reuse: bool, compute) -> tup
     if reuse and is_current(table_path, fingerprint):
         return read_parquet(table_path), True
     start = time.perf_counter()
-    df = compute()
+    with progress_scope(_unit_label(table_path)):
+        df = compute()
     seconds = time.perf_counter() - start
     write_parquet(df, table_path)
     # timings differ between runs: the folder's run record, keyed by table, never the fingerprint or the table
     update_run_info(as_path(table_path).parent, {as_path(table_path).name: {"seconds": round(seconds, 3)}})
     mark_current(table_path, fingerprint)
     return df, False
+
+
+def _unit_label(table_path) -> str:
+    """A unit of work named by its table, relative to the data dir where it lies there (`rollouts/arith-0001`)."""
+    path = as_path(table_path)
+    base = os.environ.get("PRM_DATA_DIR")
+    try:
+        return str(path.relative_to(base).with_suffix("")) if base else f"{path.parent.name}/{path.stem}"
+    except ValueError:
+        return f"{path.parent.name}/{path.stem}"
 
 
 def computed_seconds(table_path) -> float | None:

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import os
 import sys
+
+_SCOPE = contextvars.ContextVar("progress_scope", default="")
 
 
 def progress_enabled() -> bool:
@@ -13,11 +17,22 @@ def progress_enabled() -> bool:
     return sys.stderr.isatty()
 
 
+@contextlib.contextmanager
+def progress_scope(label: str):
+    """Bars opened inside are labelled with what they work for (`rollouts/arith-0001`), not only what they do."""
+    token = _SCOPE.set(label)
+    try:
+        yield
+    finally:
+        _SCOPE.reset(token)
+
+
 def progress_bar(total: int | None, desc: str, unit: str = "it"):
-    """A tqdm bar on stderr, disabled unless progress is enabled."""
+    """A tqdm bar on stderr, disabled unless progress is enabled; labelled with the `progress_scope` it is in."""
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, desc=desc, unit=unit, disable=not progress_enabled(), leave=False, dynamic_ncols=True)
+    scope = _SCOPE.get()
+    return tqdm(total=total, desc=f"{scope}: {desc}" if scope else desc, unit=unit, disable=not progress_enabled(), leave=False, dynamic_ncols=True)
 
 
 def quiet_transformers() -> None:
