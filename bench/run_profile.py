@@ -25,10 +25,11 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from prm_core.lineage.summary import HEADLINE  # noqa: E402  (the numbers `prm run` ends with)
+
 AVX2 = {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2"}
-HEADLINE = ("policy.accuracy", "rollouts.accuracy", "mc.token_ratio_all_in", "labels.scan.first_error_accuracy",
-            "labels.vanilla.first_error_accuracy", "prm.vanilla.f1", "prm.scan.f1", "prm.oracle.f1",
-            "actprm.label_fraction", "actprm.f1", "bon.majority", "bon.prm_min.vanilla", "bon.prm_min.scan")
+
 
 
 def cpu_report(env: dict) -> dict:

@@ -14,6 +14,7 @@ import json
 import os
 import sys
 import time
+import uuid
 import warnings
 from pathlib import Path
 
@@ -34,8 +35,9 @@ MAX_SHARD_SIZE = 10_000_000
 MAX_SEED = 2**31 - 2  # per-request seeds are derived modulo 2^31 - 1 (generation/sampling.py)
 
 
-def set_env_defaults(data_dir: str | None = None) -> None:
-    """The data root (absolute when local, as run workers start elsewhere) and its own Dagster instance."""
+def set_env_defaults(data_dir: str | None = None, create_instance: bool = True) -> None:
+    """The data root (absolute when local, as run workers start elsewhere) and its own Dagster instance (created
+    unless `create_instance` is False: a command that only reads leaves the folder as it found it)."""
     from orchestration.launch import dagster_home_for, ensure_instance
     from prm_core.lineage.storage import as_path, is_local
 
@@ -46,9 +48,13 @@ def set_env_defaults(data_dir: str | None = None) -> None:
     if is_local(as_path(os.environ["PRM_DATA_DIR"])):
         os.environ["PRM_DATA_DIR"] = str(Path(os.environ["PRM_DATA_DIR"]).resolve())
     os.environ.setdefault("DAGSTER_HOME", str(dagster_home_for(os.environ["PRM_DATA_DIR"], root)))
-    ensure_instance(Path(os.environ["DAGSTER_HOME"]))
+    if create_instance:
+        ensure_instance(Path(os.environ["DAGSTER_HOME"]))
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     os.environ.setdefault("VLLM_LOGGING_LEVEL", "ERROR")
+    # bars that say nothing of the run's work: MLflow's artifact copies, the Hub's and transformers' weight loading
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     os.environ.setdefault("PYTHONWARNINGS", "ignore")  # reaches the run worker and vLLM's engine process too
     warnings.filterwarnings("ignore", module="dagster")
     try:
@@ -126,6 +132,7 @@ def _execute(args: argparse.Namespace, plan, start: float) -> int:
 
     from assets.common.partitions import shards
     from orchestration.launch import SHARD_JOBS, LaunchError, failures, partition_ranges, submit, wait
+    from orchestration.stage_lines import StageLines
 
     instance = dg.DagsterInstance.get()
     for run_id in fail_abandoned_runs(instance):
@@ -142,44 +149,67 @@ def _execute(args: argparse.Namespace, plan, start: float) -> int:
     config = run_config(args)
     tags, run_id, run_ids = run_tags(args, plan, start), None, []
     order = instance.get_dynamic_partitions(shards.name)  # the order Dagster's partition ranges follow
-    for stage in plan.stages:  # one Dagster run per partition range: shards, losses, label sets
-        job_name, partition_keys = stage.job, stage.partition_keys
+    runs = [(stage, first, last) for stage in plan.stages  # one Dagster run per partition range: shards, losses, sets
+            for first, last in (partition_ranges(stage.partition_keys, order) if stage.job in SHARD_JOBS
+                                else [(stage.partition_keys[0], stage.partition_keys[-1])])]
+    for number, (stage, first, last) in enumerate(runs, 1):
+        job_name = stage.job
         ops = {k: v for k, v in config["ops"].items() if k in stage.assets}
         chosen = list(stage.selection) if stage.selection else None
-        ranges = (partition_ranges(partition_keys, order) if job_name in SHARD_JOBS
-                  else [(partition_keys[0], partition_keys[-1])])
-        for first, last in ranges:
-            try:
-                run_id = submit(job_name, {**config, "ops": ops}, {RANGE_START: first, RANGE_END: last, **tags}, chosen,
-                                project_root())
-                run_ids.append(run_id)
-                run = wait(instance, run_id)
-            except LaunchError as e:
-                print(f"prm: {e}", file=sys.stderr)
-                return 1
-            except KeyboardInterrupt:
-                print(f"prm: interrupted while run {run_id} of {job_name} was going (see `prm ui`)", file=sys.stderr)
-                return 130
-            if run.status != dg.DagsterRunStatus.SUCCESS:
-                for failure in failures(instance, run_id):
-                    print(f"prm: {failure}", file=sys.stderr)
-                print(f"prm: run {run_id} of {job_name} {run.status.value.lower()} after {time.time() - start:.0f} s "
-                      "(see `prm ui` for the full log)", file=sys.stderr)
-                return 1
+        run_id = str(uuid.uuid4())
+        unit = "shard" if job_name in SHARD_JOBS else "partition"
+        follow = StageLines(instance, run_id, f"{number}/{len(runs)} {job_name}",
+                            f"{unit}s {first}..{last}" if first != last else f"{unit} {first}", unit)
+        try:
+            submit(job_name, {**config, "ops": ops}, {RANGE_START: first, RANGE_END: last, **tags}, chosen,
+                   project_root(), run_id=run_id, follow=follow, verbose=args.verbose)
+            run_ids.append(run_id)
+            run = wait(instance, run_id, follow=follow)
+        except LaunchError as e:
+            print(f"prm: {e}", file=sys.stderr)
+            return 1
+        except KeyboardInterrupt:
+            print(f"prm: interrupted while run {run_id} of {job_name} was going (see `prm ui`)", file=sys.stderr)
+            return 130
+        if run.status != dg.DagsterRunStatus.SUCCESS:
+            for failure in failures(instance, run_id):
+                print(f"prm: {failure}", file=sys.stderr)
+            print(f"prm: run {run_id} of {job_name} {run.status.value.lower()} after {time.time() - start:.0f} s "
+                  "(see `prm ui` for the full log)", file=sys.stderr)
+            return 1
     wall = time.time() - start
     from orchestration.launch import stage_seconds
-    from prm_core.lineage.summary import STAGE_PREFIX, format_stage_table, stage_keys, update_summary
+    from prm_core.lineage.summary import STAGE_PREFIX, format_headline, format_stage_table, stage_keys, update_summary
 
     # where the run's time went: seconds per asset, the same table in the summary (`run.stage_seconds.<asset>`)
     summary = update_summary(os.environ["PRM_DATA_DIR"], stage_keys(stage_seconds(instance, run_ids, wall)), STAGE_PREFIX)
-    print_summary(summary, as_json=args.json)
-    if not args.json:
-        print(format_stage_table(summary), file=sys.stderr)
+    if args.json:
+        print_summary(summary, as_json=True)
+    else:  # the end of a run: where its time went and the numbers it is quoted by; every key: `prm summary`
+        print(f"where the run's time went:\n{format_stage_table(summary)}\n\nheadline:\n{format_headline(summary)}\n\n"
+              f"all {len(summary)} summary keys: prm summary --data-dir {os.environ['PRM_DATA_DIR']}")
     if summary.get("pool.quarantined"):
         print(f"prm: {summary['pool.quarantined']} malformed problem rows quarantined, with file, line and reason, in "
               f"{Path(os.environ['PRM_DATA_DIR']) / 'problem_pool_quarantine'}", file=sys.stderr)
+    record_dvc_state()
     print(f"prm: run {run_id} finished in {wall:.0f} s (command wall time)", file=sys.stderr)
     return 0
+
+
+def record_dvc_state() -> None:
+    """`dvc.lock` for what the run wrote into the project's data/, so that `dvc status` is true right after a run;
+    a run still counts when DVC is missing or fails (said in one line)."""
+    from orchestration.release import ReleaseError, commit_run_outputs
+
+    try:
+        done = commit_run_outputs(project_root(), Path(os.environ["PRM_DATA_DIR"]))
+    except ReleaseError as e:
+        print(f"prm: dvc.lock not updated ({str(e).splitlines()[0][:300]}); `dvc status` shows the outputs as changed",
+              file=sys.stderr)
+        return
+    if done:
+        print(f"prm: recorded {', '.join(done)} in dvc.lock: `dvc status` now says what changes after this run",
+              file=sys.stderr)
 
 
 def print_summary(summary: dict, as_json: bool = False) -> None:
@@ -205,8 +235,8 @@ def print_summary(summary: dict, as_json: bool = False) -> None:
 
 
 def cmd_summary(args: argparse.Namespace) -> int:
-    set_env_defaults(args.data_dir)
-    from prm_core.lineage.summary import format_stage_table, read_summary, summary_path
+    set_env_defaults(args.data_dir, create_instance=False)
+    from prm_core.lineage.summary import format_stage_table, missing_stages, read_summary, summary_path
 
     summary = read_summary(os.environ["PRM_DATA_DIR"])
     if not summary:
@@ -215,6 +245,9 @@ def cmd_summary(args: argparse.Namespace) -> int:
     print_summary(summary, as_json=args.json)
     if not args.json and (table := format_stage_table(summary)):
         print(f"\nwhere the last run's time went:\n{table}")
+    if missing := missing_stages(summary):  # said on stderr, so `--json` stays the summary alone
+        print(f"prm: this summary is partial: no results yet from {', '.join(missing)} (a run stopped before them, or "
+              f"ran a subset); `prm run --data-dir {os.environ['PRM_DATA_DIR']}` makes them", file=sys.stderr)
     return 0
 
 
@@ -228,7 +261,7 @@ def cmd_ui(args: argparse.Namespace) -> int:
 
 
 def cmd_release(args: argparse.Namespace) -> int:
-    set_env_defaults(args.data_dir)
+    set_env_defaults(args.data_dir, create_instance=args.action != "verify")
     from orchestration.release import ReleaseError, make_release, verify_release
 
     root = project_root()
@@ -317,7 +350,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--log-level", default="WARNING", choices=["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"],
                      help="Dagster console log level")
     run.add_argument("--json", action="store_true", help="print the summary as JSON")
-    run.add_argument("--quiet", action="store_true", help="no progress bars")
+    run.add_argument("--quiet", action="store_true", help="no progress bars (the stage lines stay)")
+    run.add_argument("--verbose", action="store_true", help="the run worker's whole output, third-party notes included")
     run.add_argument("--wait", action="store_true", help="if another prm run holds the data dir, wait for it instead of "
                                                          "refusing")
     run.set_defaults(func=cmd_run)

@@ -93,6 +93,32 @@ def format_stage_table(summary: dict) -> str:
     return "\n".join(lines)
 
 
+# the numbers a run is quoted by (`prm run` ends with them; bench/run_profile.py prints them)
+HEADLINE = ("policy.accuracy", "rollouts.accuracy", "mc.token_ratio_all_in", "labels.scan.first_error_accuracy",
+            "labels.vanilla.first_error_accuracy", "prm.vanilla.f1", "prm.scan.f1", "prm.oracle.f1",
+            "actprm.label_fraction", "actprm.f1", "bon.majority", "bon.prm_min.vanilla", "bon.prm_min.scan")
+
+
+def format_headline(summary: dict) -> str:
+    """The headline keys the summary has, one per line ("" when it has none)."""
+    rows = [(k, format_value(summary[k])) for k in HEADLINE if k in summary]
+    width = max((len(k) for k, _ in rows), default=0)
+    return "\n".join(f"{k.ljust(width)}  {v:>10}" for k, v in rows)
+
+
+# a key each stage of the default run writes, on any domain: a summary without it lacks that stage's results
+STAGE_MARKS = {"rollouts": r"rollouts\.accuracy", "mc_estimates": r"mc\..+", "label_audit": r"labels\.[^.]+\.first_error_acc",
+               "prm_model": r"prm\.[^.]+\.precision", "implicit_prm": r"implicit\.[^.]+\.precision",
+               "actprm_model": r"actprm\.f1", "benchmark_scores": r"bon\.majority"}
+
+
+def missing_stages(summary: dict) -> list[str]:
+    """The stages of the default run whose results the summary does not have yet (a partial or failed run)."""
+    import re
+
+    return [stage for stage, mark in STAGE_MARKS.items() if not any(re.fullmatch(mark, k) for k in summary)]
+
+
 def is_timing_key(key: str) -> bool:
     """A summary key that differs between two runs of the same data by design: a timing, a rate or the run's id."""
     last = key.rsplit(".", 1)[-1]

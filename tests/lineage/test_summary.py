@@ -37,3 +37,24 @@ def test_summary_changes_name_every_edited_number_but_not_timings():
                                               "summary: prm.scan.f1 is '(absent)', released as 0.9",
                                               "summary: rollouts.accuracy is 0.99, released as 0.633"]
     assert not is_timing_key("mc.vanilla.tokens") and is_timing_key("policy.train_seconds")
+
+
+def test_a_summary_names_the_stages_it_has_no_results_from():
+    from prm_core.lineage.summary import STAGE_MARKS, missing_stages
+
+    assert missing_stages({}) == list(STAGE_MARKS)
+    partial = {"rollouts.accuracy": 0.7, "mc.vanilla.seconds": 3.0, "labels.scan.first_error_acc": 0.9,
+               "labels.vanilla.labelled": 10, "prm.scan.precision": "fp32", "prm_backbone.precision": "fp32"}
+    assert missing_stages(partial) == ["implicit_prm", "actprm_model", "benchmark_scores"]
+    done = {**partial, "implicit.ce.precision": "fp32", "actprm.f1": 0.8, "bon.majority": 0.7}
+    assert missing_stages(done) == []
+    # denoised_labels' counts (labels.<set>.labelled) are not the audit's results; the backbone is not a PRM
+    assert "label_audit" in missing_stages({"labels.scan.labelled": 3}) and "prm_model" in missing_stages({"prm_backbone.precision": "fp32"})
+
+
+def test_the_headline_is_the_quoted_keys_present_in_order():
+    from prm_core.lineage.summary import format_headline
+
+    text = format_headline({"prm.scan.f1": 0.9012, "policy.accuracy": 0.726, "unrelated": 1})
+    assert [line.split()[0] for line in text.splitlines()] == ["policy.accuracy", "prm.scan.f1"]
+    assert format_headline({}) == ""

@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import subprocess
 import sys
 from datetime import datetime
@@ -29,6 +30,14 @@ def test_prm_run_then_summary(tmp_path):
     assert run.returncode == 0, run.stderr[-3000:]
     summary = json.loads(run.stdout)
     assert summary["rollouts.count"] == 8 and summary["run.seconds"] > 0
+    # the terminal names each run, step and partition as it goes, with what each step cost, and no MLflow chatter
+    err = run.stderr
+    assert "prm [1/3 default_pipeline] policy_model: started (shard arith-0000)" in err, err[-3000:]
+    assert re.search(r"prm \[1/3 default_pipeline\] rollouts: done in \d+\.\d s \(\d[\d,]* tokens, 8 rollouts\)", err), err[-3000:]
+    assert re.search(r"prm \[2/3 implicit_pipeline\] implicit_prm: done in \d+\.\d s \(2 partitions\)", err), err[-3000:]
+    assert re.search(r"prm \[3/3 prm_pipeline\] prm_model: done in \d+\.\d s \(\d partitions\)", err), err[-3000:]
+    assert "prm [3/3 prm_pipeline] benchmark_scores: started (partitions " in err
+    assert "CloudPickle" not in err and "Downloading artifacts" not in err and "already exists" not in err
     home = tmp_path / "data" / "dagster_home"  # DAGSTER_HOME follows the data dir
     with dg.DagsterInstance.from_config(str(home)) as instance:
         runs = {r.job_name: r for r in instance.get_runs()}
@@ -88,6 +97,19 @@ def test_summary_before_any_run_says_what_to_do(tmp_path):
     env = {**os.environ, "DAGSTER_HOME": str(tmp_path / "home"), "PRM_DATA_DIR": str(tmp_path / "none")}
     res = _prm(["summary"], env)
     assert res.returncode == 1 and "prm run" in res.stderr
+    assert not (tmp_path / "home").exists()  # a command that only reads creates no instance
+
+
+def test_summary_of_a_partial_run_names_the_missing_stages(tmp_path):
+    from prm_core.lineage.summary import update_summary
+
+    data = tmp_path / "data"
+    update_summary(data, {"rollouts.accuracy": 0.7, "mc.vanilla.seconds": 3.0})  # a run that stopped after MC
+    env = {k: v for k, v in os.environ.items() if k != "DAGSTER_HOME"}
+    res = _prm(["summary", "--json", "--data-dir", str(data)], {**env, "PRM_DATA_DIR": str(data)})
+    assert res.returncode == 0 and json.loads(res.stdout)["rollouts.accuracy"] == 0.7
+    assert "partial: no results yet from label_audit, prm_model, implicit_prm, actprm_model, benchmark_scores" in res.stderr
+    assert not (data / "dagster_home").exists()
 
 
 BAD_FLAGS = [
