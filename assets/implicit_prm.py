@@ -95,7 +95,8 @@ def train_one(storage: StorageResource, dom, config: ImplicitPrmConfig, loss: st
                  (data[0].prompt, data[0].steps)),
                 IMPLICIT_REGISTERED.format(loss=loss), run_id, f"implicit PRM ({loss} on outcome labels)",
                 tags={"loss": loss, "kind": "implicit_prm"},
-                params={**{k: v for k, v in config.model_dump().items() if k != "reuse"}, "loss": loss, "ref": run_info["ref"]},
+                params={**{k: v for k, v in config.model_dump().items() if k != "reuse"}, "loss": loss, "ref": run_info["ref"],
+                        "coef": info["coef"]},  # the β used when config leaves 0 (MLflow keeps a param's first value)
                 metrics={"train_seconds": run_info["train_seconds"],
                          **{k: float(info[k]) for k in ("loss_last", "flops", "tokens_trained")}}, curve=losses)
             info["mlflow_model"] = logged.pop("mlflow_model")

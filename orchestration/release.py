@@ -79,6 +79,26 @@ def dvc(root: Path, *args: str) -> str:
     return _run(root, dvc_executable(root), *args)
 
 
+def stage_outs(root: Path) -> dict[str, list[str]]:
+    """Each stage of `dvc.yaml` with the paths of its outs."""
+    import yaml
+
+    stages = yaml.safe_load((root / "dvc.yaml").read_text())["stages"]
+    return {name: [next(iter(o)) if isinstance(o, dict) else o for o in stage.get("outs", [])] for name, stage in stages.items()}
+
+
+def commit_run_outputs(root: Path, data_dir: Path) -> list[str]:
+    """After a run into the project's `data/` (where `dvc.yaml`'s outs are): `dvc commit` of every stage whose outs
+    all exist, so that `dvc status` tells what is stale from here on. Nothing is pushed (a release pushes). Returns
+    the stages recorded; [] for a data dir elsewhere."""
+    if data_dir.resolve() != (root / "data").resolve():
+        return []
+    done = [name for name, outs in stage_outs(root).items() if outs and all((root / o).exists() for o in outs)]
+    if done:
+        dvc(root, "commit", "--force", "--quiet", *done)
+    return done
+
+
 def _check_name(name: str) -> str:
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name):
         raise ReleaseError(f"release name {name!r}: use letters, digits, '.', '_' and '-'")
@@ -89,7 +109,8 @@ def preflight(root: Path, instance, check_keys: list, allow_dirty: bool) -> None
     """Refuse a dirty working tree or any asset check that is not green (warnings pass)."""
     import dagster as dg
 
-    dirty = git(root, "status", "--porcelain")
+    # dvc.lock is what `prm run` and the release itself write (`dvc commit`): the release commits it
+    dirty = "\n".join(line for line in git(root, "status", "--porcelain").splitlines() if line[3:] != "dvc.lock")
     if dirty and not allow_dirty:
         raise ReleaseError("the working tree is not clean; commit or stash first (or pass --allow-dirty):\n" + dirty)
     red = []
@@ -98,9 +119,14 @@ def preflight(root: Path, instance, check_keys: list, allow_dirty: bool) -> None
         evaluation = rec.evaluation if rec is not None else None  # a planned check's event is no evaluation
         if isinstance(evaluation, dg.AssetCheckEvaluation) and (evaluation.passed or evaluation.severity == dg.AssetCheckSeverity.WARN):
             continue  # a warning (e.g. a short benchmark class) is shown in the UI, it does not block a release
-        red.append(f"{key.asset_key.to_user_string()}:{key.name} ({'never run' if rec is None else rec.status.value})")
+        stage = key.asset_key.to_user_string()
+        if isinstance(evaluation, dg.AssetCheckEvaluation):
+            red.append(f"the {stage} stage's check {key.name} failed (its result: `prm ui`, asset {stage}, Checks)")
+        else:  # never run, or planned by a run that stopped before it
+            red.append(f"the {stage} stage has not run yet (its check {key.name} has no result)")
     if red:
-        raise ReleaseError("asset checks are not green: " + ", ".join(red))
+        raise ReleaseError("not releasable yet: " + "; ".join(red) + f". Run `prm run --data-dir {os.environ.get('PRM_DATA_DIR', 'data')}` "
+                           "to make the missing stages, then release again")
 
 
 def _log_policy(mlflow, policy_dir: Path, example: str):

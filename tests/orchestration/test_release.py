@@ -60,8 +60,26 @@ def _registered_models_load_by_alias(root, alias):
         prm = mlflow.pyfunc.load_model(f"models:/{registered}@current")
         scores = prm.predict(bench.select(question="prompt", steps="steps").to_pandas())
         assert scores == [pytest.approx(s, abs=1e-5) for s in bench["step_scores"].to_list()]
+    implicit = mlflow.MlflowClient().get_model_version_by_alias("prm-foundry-implicit-ce", "current")
+    params = mlflow.get_run(implicit.run_id).data.params
+    assert float(params["coef"]) == float(params["beta"]) > 0  # the coef used (β when config leaves 0), not config's 0
     policy = mlflow.pyfunc.load_model(f"models:/prm-foundry-policy@{alias}")
     assert {"transformers", "python_function"} <= set(policy.metadata.flavors) and policy.metadata.signature
+
+
+def test_a_run_into_data_records_its_outputs_so_dvc_status_is_true(project):
+    """What `prm run` does at its end (`commit_run_outputs`): dvc.lock for every stage whose outs exist; `dvc status`
+    then reports them unchanged, and a changed output as changed. The release that follows ignores dvc.lock."""
+    from orchestration.release import commit_run_outputs, stage_outs
+
+    root, _ = project
+    assert commit_run_outputs(root, root / "elsewhere") == []  # not dvc.yaml's data/: nothing to record
+    done = commit_run_outputs(root, root / "data")
+    assert done and set(done) == {s for s, outs in stage_outs(root).items() if all((root / o).exists() for o in outs)}
+    status = subprocess.run([DVC, "status", *done], cwd=root, capture_output=True, text=True, check=True).stdout
+    assert "up to date" in status, status
+    dry = subprocess.run([DVC, "repro", "--dry", *done], cwd=root, capture_output=True, text=True)
+    assert dry.returncode == 0 and "Running stage" not in dry.stdout, dry.stdout + dry.stderr
 
 
 def test_release_round_trip_and_tampering(project, monkeypatch):
