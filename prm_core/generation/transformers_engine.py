@@ -166,6 +166,7 @@ class TransformersEngine:
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
+        start = time.perf_counter()
         quiet_transformers()
         if threads:
             torch.set_num_threads(threads)
@@ -184,6 +185,7 @@ class TransformersEngine:
         positions = getattr(self.model.config, "max_position_embeddings", None) or max_model_len or 2**31
         self.context_len = min(max_model_len or positions, positions)  # vLLM's limit, when given, holds here too
         self.stats = GenerationStats()
+        self.startup_seconds = time.perf_counter() - start  # as vLLM's: loading the model and tokenizer
 
     def generate(self, prompts: Sequence[str], spec: SamplingSpec, offset: int = 0) -> list[list[Sample]]:
         """`n` samples per prompt, prompt i seeded as global index `offset + i`; on the CPU within
