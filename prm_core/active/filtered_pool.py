@@ -58,10 +58,10 @@ def filter_and_train(pool: Pool, active: EnsembleHeads, recorded: dict, domain, 
     ensemble trained (as the active one was: `recorded["train"]`) on the exact judge's labels of those alone."""
     from prm_core.active.pool import train_on
     from prm_core.active.uncertainty import select
-    from prm_core.prm.ensemble import probabilities
+    from prm_core.prm.ensemble import probabilities_each
 
     x, trajs = pool.inputs, pool.trajectories
-    unc = select([probabilities(active, xi) for xi in x], recorded["delta_pred"], recorded["delta_std"])
+    unc = select(probabilities_each(active, x), recorded["delta_pred"], recorded["delta_std"])
     kept = [i for i, u in enumerate(unc) if u.selected]
     answers = ExactJudge(domain).first_errors([trajs[i] for i in kept])
     labelled = [(i, a) for i, a in zip(kept, answers) if a is not None]

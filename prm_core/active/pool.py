@@ -16,7 +16,7 @@ import torch
 
 from prm_core.active.judges import Trajectory, hard_labels
 from prm_core.active.uncertainty import Uncertainty, trajectory_uncertainty
-from prm_core.prm.ensemble import EnsembleHeads, EnsembleTrainConfig, ensemble_loss, probabilities
+from prm_core.prm.ensemble import EnsembleHeads, EnsembleTrainConfig, ensemble_loss, probabilities_each
 
 
 @dataclass(frozen=True)
@@ -61,7 +61,8 @@ def active_pass(heads: EnsembleHeads, inputs: list[torch.Tensor], trajectories: 
     decisions, losses = [], []
     for b in range(0, len(order), cfg.batch_size):
         idx = order[b:b + cfg.batch_size]
-        unc = [trajectory_uncertainty(probabilities(heads, inputs[i]), cfg.delta_pred, cfg.delta_std) for i in idx]
+        unc = [trajectory_uncertainty(p, cfg.delta_pred, cfg.delta_std)
+               for p in probabilities_each(heads, [inputs[i] for i in idx])]
         chosen = [i for i, u in zip(idx, unc) if u.selected or not cfg.select]
         answers = dict(zip(chosen, judge.first_errors([trajectories[i] for i in chosen]))) if chosen else {}
         usable = [i for i in chosen if answers[i] is not None]
@@ -86,4 +87,4 @@ def train_on(heads: EnsembleHeads, inputs: list[torch.Tensor], labels: list[list
 
 def step_scores(heads: EnsembleHeads, inputs: list[torch.Tensor]) -> list[list[float]]:
     """The ensemble PRM's step scores: the mean over heads of σ(z) at each step."""
-    return [probabilities(heads, x).mean(0).tolist() for x in inputs]
+    return [p.mean(0).tolist() for p in probabilities_each(heads, inputs)]

@@ -106,3 +106,10 @@ def probabilities(heads: EnsembleHeads, x: torch.Tensor) -> torch.Tensor:
     """p_{e,n} = σ(z_{e,n}), [E, N], without grad."""
     with torch.no_grad():
         return torch.sigmoid(heads(x))
+
+
+def probabilities_each(heads: EnsembleHeads, xs: list[torch.Tensor]) -> list[torch.Tensor]:
+    """`probabilities` of several trajectories' steps ([E, n_i] each) from one forward over all of them."""
+    if not xs:
+        return []
+    return list(probabilities(heads, torch.cat(xs)).split([len(x) for x in xs], dim=1))
