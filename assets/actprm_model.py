@@ -29,8 +29,10 @@ class ActprmModelConfig(dg.Config):
     learning_probability: float = Field(default=DEFAULTS.learning_probability, description="Bernoulli(p) data mask per (head, trajectory)")
     grid_pred: list[float] = Field(default=list(DEFAULTS.grid_pred), description="δ_pred candidates (chosen on dev)")
     grid_std: list[float] = Field(default=list(DEFAULTS.grid_std), description="δ_std candidates (chosen on dev)")
-    dev_tolerance: float = Field(default=DEFAULTS.dev_tolerance, description="thresholds: the fewest labels with dev F1 ≥ full-data dev F1 − this")
-    mc_judge: bool = Field(default=True, description="also run seed 0's active pass with SCAN's MC labeller as the judge")
+    dev_tolerance: float = Field(default=DEFAULTS.dev_tolerance, description="thresholds: the fewest labels with dev F1 ≥ "
+                                                                              "full-data dev F1 − this (none: the best dev F1)")
+    mc_judge: bool = Field(default=False, description="also run seed 0's active pass with SCAN's MC labeller as the judge "
+                                                      "(`prm run --actprm-mc-judge`: its judge calls are small and sequential)")
     separator: str = "\n"
 
     def compare(self) -> CompareConfig:
@@ -122,7 +124,7 @@ def actprm_model(context: dg.AssetExecutionContext, config: ActprmModelConfig, s
         "selection": table(chosen.head(20)),
         "thresholds": dg.MetadataValue.json({"seeds": [{"seed": r.seed, "delta_pred": r.delta_pred, "delta_std": r.delta_std,
                                                         "labels": r.labels} for r in found.results]}),
-        "mc_judge": dg.MetadataValue.json(mc or {}),
+        "mc_judge": dg.MetadataValue.json(mc) if mc else "not run (config mc_judge, `prm run --actprm-mc-judge`)",
         "mlflow_version": str(logged["mlflow_version"]),
         **cost(t.seconds, generated_tokens=int(mc["tokens"]) if mc else 0),
         **files_written(storage, [*(storage.root / "reports" / f"{name}.parquet" for name in ("actprm_selection", "actprm_scores")),

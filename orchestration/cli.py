@@ -80,6 +80,7 @@ def run_config(args: argparse.Namespace) -> dict:
             "prm_backbone": {"config": {"train_steps": args.backbone_steps, "seed": args.seed,
                                         "pretrained": args.prm_backbone or ""}},
             "prm_model": {"config": {"steps": args.prm_steps, "seed": args.seed}},
+            "actprm_model": {"config": {"mc_judge": args.actprm_mc_judge}},
             "implicit_prm": {"config": {"seed": args.seed}},
             "benchmark_scores": {"config": {"real_processbench": args.processbench or "",
                                             "real_prmbench": args.prmbench or ""}},
@@ -339,6 +340,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--bon-problems", type=at_least(1), default=500, help="held-out problems for best-of-N")
     run.add_argument("--backbone-steps", type=at_least(0), default=BackboneConfig.train_steps,
                      help="extra LM steps that make the PRM backbone")
+    run.add_argument("--actprm-mc-judge", action="store_true",
+                     help="also run ActPRM's active pass with SCAN's MC labeller as the judge (~80 small generation calls)")
     run.add_argument("--prm-steps", type=at_least(1), default=PRMTrainConfig.steps, help="PRM training steps")
     run.add_argument("--implicit-losses", default="ce,dpo",
                      help="implicit PRMs to train from outcome labels: a list of ce,dpo,kto,nca, `all` or `none`")

@@ -18,7 +18,7 @@ CONFIG = {"ops": {  # the generating stages at the size bench/ray_compare.py run
 PRM_CONFIG = {
     "benchmark_sets": {"config": {"processbench_per_class": 3, "bon_problems": 4, "bon_n": 2}},
     "prm_backbone": {"config": {"train_steps": 5}},
-    "actprm_model": {"config": {"seeds": 2, "heads": 3, "grid_pred": [0.8], "grid_std": [0.05, 0.1]}},
+    "actprm_model": {"config": {"seeds": 2, "heads": 3, "grid_pred": [0.8], "grid_std": [0.05, 0.1], "mc_judge": True}},
     "actprm_filtered_pool": {"config": {"problems": 4, "samples": 2, "max_new_tokens": 40}},
     "prm_model": {"config": {"steps": 10, "batch_size": 4}},
     "implicit_prm": {"config": {"batch_size": 4, "ce_sweep": [1]}},
