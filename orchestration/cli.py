@@ -1,6 +1,6 @@
 """`prm`: run the default pipeline (with progress bars and a summary), print the last summary, open the UI.
 
-    prm run [--shards 2] [--shard-size 80] [--samples 8] [--policy-steps 1600] [--engine auto]
+    prm run [--shards 2] [--shard-size 80] [--samples 8] [--policy-steps 1400] [--engine auto]
     prm summary [--json]
     prm release NAME | prm release verify NAME
     prm ui

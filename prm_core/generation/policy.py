@@ -1,6 +1,6 @@
 """The tiny policy: a Llama-style causal LM trained from scratch on reference solutions.
 
-It is imperfect on purpose (testbed-probe.md §2): a 2-layer, 128-wide Llama trained for ~1600 optimizer steps
+It is imperfect on purpose (testbed-probe.md §2): a 2-layer, 128-wide Llama trained for 1400 optimizer steps
 reaches roughly 65-75 % sampled accuracy, and its mistakes are mostly arithmetic slips in the middle of
 solutions — which is what makes Monte Carlo step labels really noisy. The budget is set in optimizer steps, not
 seconds: learning goes through a sharp phase transition below ~900 steps.
@@ -25,7 +25,7 @@ class PolicyConfig:
     num_heads: int = 4
     intermediate_size: int = 512
     max_positions: int = 512
-    train_steps: int = 1600
+    train_steps: int = 1400  # 1600 gave 0.738 T=1 accuracy against 0.678, for 35 s more on 2 AVX2 cores
     batch_size: int = 32
     lr: float = 3e-3
     warmup_steps: int = 30
