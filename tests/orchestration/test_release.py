@@ -281,6 +281,17 @@ def test_release_refuses_a_dirty_tree(project):
         (root / "prm_core" / "scratch.py").unlink()
 
 
+def test_a_release_names_a_stage_that_has_not_run_in_plain_words(project):
+    root, instance = project
+    keys, checks = _keys(instance)
+    never = dg.AssetCheckKey(dg.AssetKey("prm_model"), "not_yet_evaluated")  # as a run that stopped before prm_model
+    with pytest.raises(ReleaseError) as e:
+        make_release("partial", root, root / "data", instance, keys, [*checks, never], allow_dirty=True)
+    message = str(e.value)
+    assert "the prm_model stage has not run yet (its check not_yet_evaluated has no result)" in message
+    assert "prm run --data-dir" in message and "PLANNED" not in message and "never run" not in message
+
+
 def test_manifest_json_round_trips(project):
     from prm_core.lineage.manifest import Manifest
 
