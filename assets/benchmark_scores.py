@@ -202,7 +202,7 @@ def benchmark_scores(context: dg.AssetExecutionContext, config: BenchmarkScoresC
         write_parquet(real_table, storage.root / "reports" / "processbench_real.parquet")
     if prm_table is not None:
         write_parquet(prm_table, storage.root / "reports" / "prmbench.parquet")
-    update_summary(storage.base_dir, summary)
+    update_summary(storage.base_dir, {**summary, "benchmark.prms": len(rows)})
     reports = [storage.root / "reports" / f"{name}.parquet" for name in ("benchmark_scores", "processbench_real", "prmbench")]
     return dg.MaterializeResult(metadata={**_metadata(scores, real_table, prm_table, found, have_sets), "per_sample":
                                           dg.MetadataValue.path(str(samples)), **cost(t.seconds),

@@ -8,6 +8,7 @@ from pydantic import Field
 from assets.common.metadata import Timer, preview, read_shards, record_partition
 from assets.common.partitions import all_shards, shard_backfill, shards
 from assets.common.resources import DomainResource, StorageResource
+from prm_core.domains import has_exact_labeller
 from prm_core.domains.problems import MAX_QUESTION_CHARS, load_problem_file, synthetic_shard
 from prm_core.domains.source_folder import problem_files
 from prm_core.lineage.storage import frame_md5, read_parquet, write_parquet
@@ -86,6 +87,7 @@ def problem_pool(context: dg.AssetExecutionContext, config: ProblemPoolConfig, s
         "pool.problems": sum(read_parquet(p).height for p in tables),
         "pool.shards": len(tables),
         "pool.quarantined": all_bad.height,
+        "pool.exact_labels": has_exact_labeller(domain.get()),  # the stages that need the exact checker run
     })
     metadata = {  # every partition's event gets these: facts of the whole run
         "run/quarantined_rows": sum(s["quarantined"] for s in per_shard),

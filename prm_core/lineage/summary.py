@@ -94,8 +94,8 @@ def format_stage_table(summary: dict) -> str:
 
 
 # the numbers a run is quoted by (`prm run` ends with them; bench/run_profile.py prints them)
-HEADLINE = ("policy.accuracy", "rollouts.accuracy", "mc.token_ratio_all_in", "labels.scan.first_error_accuracy",
-            "labels.vanilla.first_error_accuracy", "prm.vanilla.f1", "prm.scan.f1", "prm.oracle.f1",
+HEADLINE = ("policy.accuracy", "rollouts.accuracy", "mc.token_ratio_all_in", "labels.scan.first_error_acc",
+            "labels.vanilla.first_error_acc", "prm.vanilla.f1", "prm.scan.f1", "prm.oracle.f1",
             "actprm.label_fraction", "actprm.f1", "bon.majority", "bon.prm_min.vanilla", "bon.prm_min.scan")
 
 
@@ -106,17 +106,21 @@ def format_headline(summary: dict) -> str:
     return "\n".join(f"{k.ljust(width)}  {v:>10}" for k, v in rows)
 
 
-# a key each stage of the default run writes, on any domain: a summary without it lacks that stage's results
-STAGE_MARKS = {"rollouts": r"rollouts\.accuracy", "mc_estimates": r"mc\..+", "label_audit": r"labels\.[^.]+\.first_error_acc",
-               "prm_model": r"prm\.[^.]+\.precision", "implicit_prm": r"implicit\.[^.]+\.precision",
-               "actprm_model": r"actprm\.f1", "benchmark_scores": r"bon\.majority"}
+# a key each stage of the default run writes, on any domain (`EXACT_ONLY`: the arith testbed's), so that a summary
+# without it lacks that stage's results
+STAGE_MARKS = {"rollouts": r"rollouts\.accuracy", "mc_estimates": r"mc\..+",
+               "label_audit": r"labels\.[^.]+\.first_error_acc", "prm_model": r"prm\.[^.]+\.precision",
+               "implicit_prm": r"implicit\.[^.]+\.precision", "actprm_model": r"actprm\.f1",
+               "benchmark_scores": r"benchmark\.prms|bon\.majority"}
+EXACT_ONLY = ("label_audit", "actprm_model")  # need the exact step checker (`pool.exact_labels`)
 
 
 def missing_stages(summary: dict) -> list[str]:
     """The stages of the default run whose results the summary does not have yet (a partial or failed run)."""
     import re
 
-    return [stage for stage, mark in STAGE_MARKS.items() if not any(re.fullmatch(mark, k) for k in summary)]
+    expected = [s for s in STAGE_MARKS if summary.get("pool.exact_labels", True) or s not in EXACT_ONLY]
+    return [s for s in expected if not any(re.fullmatch(STAGE_MARKS[s], k) for k in summary)]
 
 
 def is_timing_key(key: str) -> bool:

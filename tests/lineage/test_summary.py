@@ -50,6 +50,10 @@ def test_a_summary_names_the_stages_it_has_no_results_from():
     assert missing_stages(done) == []
     # denoised_labels' counts (labels.<set>.labelled) are not the audit's results; the backbone is not a PRM
     assert "label_audit" in missing_stages({"labels.scan.labelled": 3}) and "prm_model" in missing_stages({"prm_backbone.precision": "fp32"})
+    # real data (no exact checker): no audit and no ActPRM to wait for; benchmark_scores says it ran
+    text = {"pool.exact_labels": False, **{k: v for k, v in partial.items() if not k.startswith("labels.")}}
+    assert missing_stages(text) == ["implicit_prm", "benchmark_scores"]
+    assert missing_stages({**text, "implicit.ce.precision": "fp32", "benchmark.prms": 2}) == []
 
 
 def test_the_headline_is_the_quoted_keys_present_in_order():
