@@ -56,7 +56,7 @@ def rollouts(
         fingerprint = {"code": CODE_VERSION, "config": spec_fields, "policy": policy_md5, "pool": md5_file(pool_path),
                        "context": generator.max_model_len}
         if engine is None and not (config.reuse and is_current(out, fingerprint)):
-            engine = generator.get(policy)  # its start is a cost of the run (paid by the first asset using it), not of a shard
+            engine = generator.get(policy)  # its start: a cost of the run (the first asset using it), not of a shard
         pool, skipped_path = read_parquet(pool_path), storage.table("rollouts_skipped", shard)
         spec = config.spec(shard)
 

@@ -84,7 +84,8 @@ def stage_outs(root: Path) -> dict[str, list[str]]:
     import yaml
 
     stages = yaml.safe_load((root / "dvc.yaml").read_text())["stages"]
-    return {name: [next(iter(o)) if isinstance(o, dict) else o for o in stage.get("outs", [])] for name, stage in stages.items()}
+    return {name: [next(iter(o)) if isinstance(o, dict) else o for o in stage.get("outs", [])]
+            for name, stage in stages.items()}
 
 
 def commit_run_outputs(root: Path, data_dir: Path) -> list[str]:
@@ -125,8 +126,9 @@ def preflight(root: Path, instance, check_keys: list, allow_dirty: bool) -> None
         else:  # never run, or planned by a run that stopped before it
             red.append(f"the {stage} stage has not run yet (its check {key.name} has no result)")
     if red:
-        raise ReleaseError("not releasable yet: " + "; ".join(red) + f". Run `prm run --data-dir {os.environ.get('PRM_DATA_DIR', 'data')}` "
-                           "to make the missing stages, then release again")
+        data_dir = os.environ.get("PRM_DATA_DIR", "data")
+        raise ReleaseError(f"not releasable yet: {'; '.join(red)}. Run `prm run --data-dir {data_dir}` to make the "
+                           "missing stages, then release again")
 
 
 def _log_policy(mlflow, policy_dir: Path, example: str):

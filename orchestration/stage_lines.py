@@ -51,8 +51,8 @@ class StageLines:
                  dg.DagsterEventType.ASSET_MATERIALIZATION}
         try:
             found = self.instance.get_records_for_run(self.run_id, cursor=self.cursor, of_type=kinds)
-        except Exception:  # the run is not in the instance yet (its launch is still starting)
-            return
+        except Exception:  # a read that fails (the event log busy) is tried again at the next poll: these lines are
+            return  # a view of the run, never its outcome (`wait` and `failures` read that)
         self.cursor = found.cursor
         for record in found.records:
             self._said(record.event_log_entry)
@@ -76,4 +76,5 @@ class StageLines:
             seconds = entry.timestamp - self.started.get(step, entry.timestamp)
             partitions, tokens, rollouts = self.spent.get(step, [0, 0.0, 0.0])
             done = "done in" if kind == dg.DagsterEventType.STEP_SUCCESS else "FAILED after"
-            say(f"prm [{self.label}] {step}: {done} {cost_words(seconds, int(partitions), tokens, rollouts, self.unit)}", self.out)
+            spent = cost_words(seconds, int(partitions), tokens, rollouts, self.unit)
+            say(f"prm [{self.label}] {step}: {done} {spent}", self.out)

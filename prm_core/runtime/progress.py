@@ -32,7 +32,8 @@ def progress_bar(total: int | None, desc: str, unit: str = "it"):
     from tqdm.auto import tqdm
 
     scope = _SCOPE.get()
-    return tqdm(total=total, desc=f"{scope}: {desc}" if scope else desc, unit=unit, disable=not progress_enabled(), leave=False, dynamic_ncols=True)
+    return tqdm(total=total, desc=f"{scope}: {desc}" if scope else desc, unit=unit, disable=not progress_enabled(),
+                leave=False, dynamic_ncols=True)
 
 
 def quiet_transformers() -> None:
