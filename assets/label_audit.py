@@ -109,7 +109,12 @@ def _noise_plot(fe: pl.DataFrame):
         width = 0.8 / max(1, len(methods))
         for i, m in enumerate(methods):
             sub = {r["bucket"]: r[col] for r in fe.filter(pl.col("method") == m).to_dicts()}
-            ax.bar([b + i * width for b in range(len(buckets))], [sub.get(b, 0) or 0 for b in buckets], width, label=m)
+            xs = [b + i * width for b in range(len(buckets))]
+            bars = ax.bar(xs, [sub.get(b) or 0 for b in buckets], width, label=m)
+            for x, b in zip(xs, buckets):  # a method with no responses in a bucket (SCAN labels only confident ones)
+                if sub.get(b) is None:
+                    ax.text(x, 0.01, "n/a", rotation=90, ha="center", va="bottom", fontsize=6,
+                            color=bars.patches[0].get_facecolor())
         ax.set_xticks([b + 0.4 - width / 2 for b in range(len(buckets))], buckets)
         ax.set_title(title, fontsize=9)
         ax.set_xlabel("self-confidence bucket")
