@@ -56,9 +56,10 @@ def _plot(scores: pl.DataFrame):
     return fig
 
 
-def prm_flops(storage: StorageResource, rows: list[dict], keys: list[str]) -> dict[str, float]:
-    """FLOPs of each MC-label PRM (prm_core.evaluation.flops): the responses and its MC rollouts, the backbone's
-    training and the frozen feature forward over its corpus. The oracle's exact labels cost no generation."""
+def prm_costs(storage: StorageResource, rows: list[dict], keys: list[str]) -> dict[str, tuple[float, int]]:
+    """FLOPs and generated tokens of each MC-label PRM (prm_core.evaluation.flops): the responses and its MC rollouts,
+    the backbone's training and the frozen feature forward over its corpus. The oracle's exact labels cost no
+    generation beyond the responses."""
     import json
 
     from prm_core.evaluation.flops import mc_prm_cost, model_params
@@ -77,7 +78,9 @@ def prm_flops(storage: StorageResource, rows: list[dict], keys: list[str]) -> di
         if name.startswith("implicit_") or not (prm_dir(storage, name) / "training.json").exists():
             continue
         corpus_tokens = training_info(prm_dir(storage, name)).get("corpus_tokens", 0)
-        out[name] = mc_prm_cost(responses, mc_tokens.get(name, 0), p_policy, backbone_tokens, corpus_tokens, p_backbone).total
+        rollouts = mc_tokens.get(name, 0)
+        out[name] = (mc_prm_cost(responses, rollouts, p_policy, backbone_tokens, corpus_tokens, p_backbone).total,
+                     responses + rollouts)
     return out
 
 
@@ -188,9 +191,9 @@ def benchmark_scores(context: dg.AssetExecutionContext, config: BenchmarkScoresC
     if not rows:
         raise ValueError("no PRM to benchmark: materialize `prm_model` or `implicit_prm` first")
     if have_sets:
-        flops = prm_flops(storage, rows, all_shards(context))
-        for r in rows:
-            r["flops"] = flops.get(r["prm"], r.get("flops"))
+        costs = prm_costs(storage, rows, all_shards(context))
+        for r in rows:  # all-in: what labelling the PRM's data generated, and every FLOP of it and of its training
+            r["flops"], r["generated_tokens"] = costs.get(r["prm"], (r.get("flops"), r.get("generated_tokens")))
         summary.update(flop_summary(rows))
         summary.update(comparison_summary(rows))
     scores = pl.from_dicts(rows, infer_schema_length=None)
@@ -217,8 +220,8 @@ def _metadata(scores: pl.DataFrame, real_table, prm_table, found: dict, have_set
                              else dg.MetadataValue.text(f"not scored: no {found['prmbench_file']}"))}
     if not have_sets:  # real data: the real ProcessBench only
         return {**metadata, "comparison": table(scores)}
-    show = scores.select("prm", "f1", "f1_tau05", "tau", "acc_err", "acc_cor", "prm_min", "prm_min_stderr",
-                         "prm_min_vote", "prm_last", "pair_order", "majority", "pass_at_n", "greedy", "flops")
+    show = scores.select("prm", "generated_tokens", "flops", "f1", "f1_tau05", "tau", "acc_err", "acc_cor", "prm_min",
+                         "prm_min_stderr", "prm_min_vote", "prm_last", "pair_order", "majority", "pass_at_n", "greedy")
     metadata.update(comparison=table(show.with_columns(pl.col(pl.Float64).exclude("flops").round(3))),
                     comparison_plot=plot_md(_plot(scores)))
     sweep = scores.filter(pl.col("prm").str.starts_with("implicit_ce")).sort("responses_per_problem")

@@ -208,7 +208,8 @@ def implicit_prm_scores(policy, models: list[tuple[str, object, dict]], pb: pl.D
             ref_values = values(AutoModelForCausalLM.from_pretrained(policy))
         theta = values(AutoModelForCausalLM.from_pretrained(local))
         row, pb_scores, bon_steps = implicit_scores(pb, (theta[0], ref_values[0]), bon, (theta[1], ref_values[1]), info["coef"])
-        row.update(prm=name, flops=info["flops"], responses_per_problem=info["responses_per_problem"])
+        row.update(prm=name, flops=info["flops"], generated_tokens=info.get("response_tokens"),
+                   responses_per_problem=info["responses_per_problem"])
         key = name.replace("implicit_", "implicit.")
         summary = {f"{key}.f1": row["f1"], f"{key}.f1_tau05": row["f1_tau05"], f"{key}.tau": row["tau"],
                    f"{key}.bon": row["bon_ref_r"], f"{key}.bon_vote": row["prm_min_vote"], f"{key}.cost_flops": row["flops"],

@@ -127,6 +127,9 @@ def test_prm_stage_trains_three_prms_scores_them_and_exports(full_pipeline):
         assert 0.0 <= summary[key] <= (1.0 if key != "run.seconds" else 1e6), key
     scores = pl.read_parquet(data / "reports" / "benchmark_scores.parquet")
     assert {"oracle", "vanilla"} <= set(scores["prm"]) and "scan" not in set(scores["prm"])
+    # the comparison's all-in cost: the oracle generated only the responses, vanilla its MC rollouts on top of them
+    tokens = dict(scores.select("prm", "generated_tokens").iter_rows())
+    assert tokens["vanilla"] > tokens["oracle"] == pl.read_parquet(data / "rollouts" / "arith-0000.parquet")["num_tokens"].sum()
     for label_set in ("oracle", "vanilla"):  # per-sample tables: ProcessBench's fields + step scores + prediction
         per = pl.read_parquet(data / "reports" / "per_sample" / "processbench" / f"{label_set}.parquet")
         assert {"id", "problem", "steps", "label", "step_scores", "prediction", "tau"} <= set(per.columns)
