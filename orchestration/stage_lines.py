@@ -1,7 +1,8 @@
 """What `prm run` says while a run goes: one line when each of its steps starts and one when it ends, with what
 it cost, read from the run's event log (the same events the Dagster UI shows), never from the worker's output.
 
-    prm [1/3 default_pipeline] mc_estimates: started (shards arith-0000..arith-0001)
+    prm [1/3 default_pipeline] run 577ca64f-…: shards arith-0000..arith-0001
+    prm [1/3 default_pipeline] mc_estimates: started
     prm [1/3 default_pipeline] mc_estimates: done in 78.2 s (2 shards, 1,234,567 tokens, 10,240 rollouts)
 """
 
@@ -38,8 +39,8 @@ class StageLines:
     """Follows one run's event log (`poll`, called while `prm` waits) and says each step's start and end."""
 
     def __init__(self, instance, run_id: str, label: str, partitions: str = "", unit: str = "partition", out=None):
-        self.instance, self.run_id, self.label, self.partitions, self.out = instance, run_id, label, partitions, out
-        self.unit = unit
+        self.instance, self.run_id, self.label, self.unit, self.out = instance, run_id, label, unit, out
+        say(f"prm [{label}] run {run_id}" + (f": {partitions}" if partitions else ""), out)
         self.cursor = None
         self.started: dict[str, float] = {}
         self.spent: dict[str, list[float]] = {}  # step -> [partitions, tokens, rollouts]
@@ -64,8 +65,7 @@ class StageLines:
         kind = event.event_type
         if kind == dg.DagsterEventType.STEP_START:
             self.started[step] = entry.timestamp
-            where = f" ({self.partitions})" if self.partitions else ""
-            say(f"prm [{self.label}] {step}: started{where}", self.out)
+            say(f"prm [{self.label}] {step}: started", self.out)
         elif kind == dg.DagsterEventType.ASSET_MATERIALIZATION:
             metadata = event.event_specific_data.materialization.metadata
             spent = self.spent.setdefault(step, [0, 0.0, 0.0])

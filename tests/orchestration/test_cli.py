@@ -33,11 +33,12 @@ def test_prm_run_then_summary(tmp_path):
     assert summary["pool.exact_labels"] is True and summary["benchmark.prms"] >= 3  # what `prm summary` checks
     # the terminal names each run, step and partition as it goes, with what each step cost, and no MLflow chatter
     err = run.stderr
-    assert "prm [1/3 default_pipeline] policy_model: started (shard arith-0000)" in err, err[-3000:]
+    assert re.search(r"prm \[1/3 default_pipeline\] run [0-9a-f-]{36}: shard arith-0000\n", err), err[-3000:]
+    assert "prm [1/3 default_pipeline] policy_model: started\n" in err
     assert re.search(r"prm \[1/3 default_pipeline\] rollouts: done in \d+\.\d s \(\d[\d,]* tokens, 8 rollouts\)", err), err[-3000:]
     assert re.search(r"prm \[2/3 implicit_pipeline\] implicit_prm: done in \d+\.\d s \(2 partitions\)", err), err[-3000:]
     assert re.search(r"prm \[3/3 prm_pipeline\] prm_model: done in \d+\.\d s \(\d partitions\)", err), err[-3000:]
-    assert "prm [3/3 prm_pipeline] benchmark_scores: started (partitions " in err
+    assert "prm [3/3 prm_pipeline] benchmark_scores: started\n" in err and ": partitions vanilla.." in err
     assert "CloudPickle" not in err and "Downloading artifacts" not in err and "already exists" not in err
     home = tmp_path / "data" / "dagster_home"  # DAGSTER_HOME follows the data dir
     with dg.DagsterInstance.from_config(str(home)) as instance:
