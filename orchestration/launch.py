@@ -130,9 +130,7 @@ def wait(instance, run_id: str, poll_s: float = 1.0, follow=None):
         run = instance.get_run_by_id(run_id)
         if follow is not None:
             follow.poll()
-        if run is not None and run.is_finished:
-            if follow is not None:
-                follow.poll()
+        if run is not None and run.is_finished:  # `follow` read its events after its end was read: all of them
             return run
         if run is not None and run.status == dg.DagsterRunStatus.QUEUED and not said:
             print(f"prm: run {run_id} is queued: the instance's run coordinator starts it (a queued coordinator needs "

@@ -206,7 +206,7 @@ def run_comparison(pool: Pool, features: StepFeatures, dev_test: pl.DataFrame, s
     dev/test set `dev_test` (its step inputs from `features`); seed 0's active heads also on `bon` (a set and its
     scoring), and `judge_pass` with the judge `other_judge` makes (e.g. `judges.scan_judge`), when given."""
     from prm_core.active.judges import ExactJudge
-    from prm_core.active.pool import step_scores
+    from prm_core.prm.ensemble import step_scores
 
     x_test = features.of(dev_test)
     x_bon = features.of(bon[0]) if bon else None

@@ -79,7 +79,7 @@ def filtered_pool(domain, engine, backbone, active: EnsembleHeads, recorded: dic
     (`recorded`: delta_pred, delta_std and its training config under `train`), label that with the exact judge,
     train the final ensemble on it and score it on `benchmark`."""
     from prm_core.active.features import StepFeatures, pool_of
-    from prm_core.active.pool import step_scores
+    from prm_core.prm.ensemble import step_scores
     from prm_core.domains.problems import problems_frame
     from prm_core.generation.rollouts import sample_rollouts
     from prm_core.generation.sampling import SamplingSpec

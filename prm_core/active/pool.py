@@ -83,8 +83,3 @@ def train_on(heads: EnsembleHeads, inputs: list[torch.Tensor], labels: list[list
     opt = torch.optim.AdamW(heads.parameters(), lr=cfg.train.lr, weight_decay=0.0)
     return [_step(heads, opt, [inputs[i] for i in idx], [labels[i] for i in idx], cfg.train, gen)
             for idx in (order[b:b + cfg.batch_size] for b in range(0, len(order), cfg.batch_size))]
-
-
-def step_scores(heads: EnsembleHeads, inputs: list[torch.Tensor]) -> list[list[float]]:
-    """The ensemble PRM's step scores: the mean over heads of σ(z) at each step."""
-    return [p.mean(0).tolist() for p in probabilities_each(heads, inputs)]

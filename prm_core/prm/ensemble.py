@@ -113,3 +113,8 @@ def probabilities_each(heads: EnsembleHeads, xs: list[torch.Tensor]) -> list[tor
     if not xs:
         return []
     return list(probabilities(heads, torch.cat(xs)).split([len(x) for x in xs], dim=1))
+
+
+def step_scores(heads: EnsembleHeads, inputs: list[torch.Tensor]) -> list[list[float]]:
+    """The ensemble PRM's step scores: the mean over heads of σ(z) at each step of each trajectory."""
+    return [p.mean(0).tolist() for p in probabilities_each(heads, inputs)]

@@ -51,7 +51,7 @@ def _ensemble(config: dict, artifacts: dict):
     from transformers import AutoTokenizer
 
     from prm_core.prm.discriminative import init_prm, step_inputs
-    from prm_core.prm.ensemble import EnsembleHeads, probabilities_each
+    from prm_core.prm.ensemble import EnsembleHeads, step_scores
 
     tok = AutoTokenizer.from_pretrained(artifacts["backbone"])
     backbone = init_prm(artifacts["backbone"], tok, config["separator"])  # its head is unused: heads read its inputs
@@ -59,7 +59,7 @@ def _ensemble(config: dict, artifacts: dict):
 
     def score(prompts, steps):
         inputs = step_inputs(backbone, tok, prompts, steps, config["separator"])
-        return [p.mean(0).tolist() for p in probabilities_each(heads, inputs)]
+        return step_scores(heads, inputs)
 
     return score
 

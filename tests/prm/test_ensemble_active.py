@@ -14,12 +14,12 @@ from prm_core.active.judges import (
     hard_labels,
     parse_critique,
 )
-from prm_core.active.pool import ActiveConfig, active_pass, step_scores, train_on
+from prm_core.active.pool import ActiveConfig, active_pass, train_on
 from prm_core.active.uncertainty import trajectory_uncertainty
 from prm_core.domains.arith import ArithDomain
 from prm_core.domains.base import Problem
 from prm_core.generation.sampling import GenerationStats, Sample, SamplingSpec
-from prm_core.prm.ensemble import EnsembleConfig, EnsembleHeads, EnsembleTrainConfig, ensemble_loss
+from prm_core.prm.ensemble import EnsembleConfig, EnsembleHeads, EnsembleTrainConfig, ensemble_loss, step_scores
 from tests.scripted import ScriptedEngine
 
 

@@ -57,7 +57,7 @@ def _ensemble(tiny_policy, out):
     import torch
     from transformers import AutoTokenizer
 
-    from prm_core.active.pool import step_scores
+    from prm_core.prm.ensemble import step_scores
     from prm_core.prm.discriminative import init_prm, step_inputs
     from prm_core.prm.ensemble import EnsembleConfig, EnsembleHeads
 
