@@ -12,12 +12,14 @@ import argparse
 import contextlib
 import json
 import os
+import signal
 import sys
 import time
 import uuid
 import warnings
 from pathlib import Path
 
+from assets.common.lock import launcher_tags
 from assets.common.paths import project_root
 from orchestration.cli_checks import (
     FlagProblems,
@@ -26,7 +28,6 @@ from orchestration.cli_checks import (
     at_least,
     fail_abandoned_runs,
     plan_run,
-    process_tags,
 )
 from orchestration.launch import RANGE_END, RANGE_START
 
@@ -102,7 +103,7 @@ def run_tags(args: argparse.Namespace, plan: RunPlan, start: float) -> dict[str,
     tags = {f"prm/{k}": str(v) for k, v in sorted(vars(args).items()) if k not in skip and v is not None}
     return {**tags, "prm/data_dir": os.environ["PRM_DATA_DIR"], "prm/domain": plan.domain,
             "prm/engine": plan.engine, "prm/command": " ".join(["prm", *sys.argv[1:]])[:1000],
-            "prm/started": datetime.fromtimestamp(start, timezone.utc).isoformat(timespec="seconds"), **process_tags()}
+            "prm/started": datetime.fromtimestamp(start, timezone.utc).isoformat(timespec="seconds"), **launcher_tags()}
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -115,11 +116,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 2
     set_env_defaults(plan.data_dir)
     os.environ.update(plan.environ)
-    from orchestration.lock import DataDirBusy, data_dir_lock
+    from assets.common.lock import DataDirBusy, data_dir_lock
     from prm_core.lineage.storage import as_path, is_local
 
     data_dir = os.environ["PRM_DATA_DIR"]
-    try:  # one writer per data dir (a data dir on object storage has no lock: orchestration/lock.py)
+    try:  # one writer per data dir (a data dir on object storage has no lock: assets/common/lock.py)
         with data_dir_lock(data_dir, wait=args.wait) if is_local(as_path(data_dir)) else contextlib.nullcontext():
             return _execute(args, plan, start)
     except DataDirBusy as e:
@@ -132,8 +133,7 @@ def _execute(args: argparse.Namespace, plan, start: float) -> int:
     import dagster as dg
 
     from assets.common.partitions import shards
-    from orchestration.launch import SHARD_JOBS, LaunchError, failures, partition_ranges, submit, wait
-    from orchestration.stage_lines import StageLines
+    from orchestration.launch import SHARD_JOBS, partition_ranges
 
     instance = dg.DagsterInstance.get()
     for run_id in fail_abandoned_runs(instance):
@@ -148,11 +148,30 @@ def _execute(args: argparse.Namespace, plan, start: float) -> int:
     for name, why in plan.skipped_files:  # never silently: a file whose rows are not read is named, with why
         print(f"prm: skipped {Path(args.source) / name}: {why}", file=sys.stderr)
     config = run_config(args)
-    tags, run_id, run_ids = run_tags(args, plan, start), None, []
+    tags = run_tags(args, plan, start)
     order = instance.get_dynamic_partitions(shards.name)  # the order Dagster's partition ranges follow
     runs = [(stage, first, last) for stage in plan.stages  # one Dagster run per partition range: shards, losses, sets
             for first, last in (partition_ranges(stage.partition_keys, order) if stage.job in SHARD_JOBS
                                 else [(stage.partition_keys[0], stage.partition_keys[-1])])]
+    previous = {sig: signal.signal(sig, _interrupted) for sig in (signal.SIGTERM, signal.SIGHUP)}  # as Ctrl-C
+    try:
+        return _run_stages(args, plan, start, instance, runs, config, tags)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _interrupted(signum, frame):
+    raise KeyboardInterrupt
+
+
+def _run_stages(args, plan, start: float, instance, runs, config: dict, tags: dict) -> int:
+    import dagster as dg
+
+    from orchestration.launch import SHARD_JOBS, LaunchError, cancel, failures, stop_session, submit, wait
+    from orchestration.stage_lines import StageLines
+
+    run_id, run_ids = None, []
     for number, (stage, first, last) in enumerate(runs, 1):
         job_name = stage.job
         ops = {k: v for k, v in config["ops"].items() if k in stage.assets}
@@ -161,16 +180,20 @@ def _execute(args: argparse.Namespace, plan, start: float) -> int:
         unit = "shard" if job_name in SHARD_JOBS else "partition"
         follow = StageLines(instance, run_id, f"{number}/{len(runs)} {job_name}",
                             f"{unit}s {first}..{last}" if first != last else f"{unit} {first}", unit)
+        session = None
         try:
-            submit(job_name, {**config, "ops": ops}, {RANGE_START: first, RANGE_END: last, **tags}, chosen,
-                   project_root(), run_id=run_id, follow=follow, verbose=args.verbose)
+            session = submit(job_name, {**config, "ops": ops}, {RANGE_START: first, RANGE_END: last, **tags}, chosen,
+                             project_root(), run_id=run_id, follow=follow, verbose=args.verbose)
             run_ids.append(run_id)
             run = wait(instance, run_id, follow=follow)
+            stop_session(session)  # its code server, idle now, would otherwise linger for its heartbeat's timeout
         except LaunchError as e:
             print(f"prm: {e}", file=sys.stderr)
             return 1
         except KeyboardInterrupt:
-            print(f"prm: interrupted while run {run_id} of {job_name} was going (see `prm ui`)", file=sys.stderr)
+            run = cancel(instance, run_id, session)
+            status = f"run {run_id} of {job_name} {run.status.value.lower()}; " if run is not None else ""
+            print(f"prm: interrupted; finished work is kept; rerun to resume ({status}see `prm ui`)", file=sys.stderr)
             return 130
         if run.status != dg.DagsterRunStatus.SUCCESS:
             for failure in failures(instance, run_id):
@@ -284,7 +307,7 @@ def cmd_release(args: argparse.Namespace) -> int:
         import dagster as dg
 
         from orchestration.jobs import pipeline_keys
-        from orchestration.lock import DataDirBusy, data_dir_lock
+        from assets.common.lock import DataDirBusy, data_dir_lock
 
         asset_keys, check_keys = pipeline_keys()
         data_dir = Path(os.environ["PRM_DATA_DIR"])

@@ -11,7 +11,7 @@ import socket
 from dataclasses import dataclass
 from pathlib import Path
 
-PID_TAG, HOST_TAG = "prm/pid", "prm/host"
+from assets.common.lock import HOST_TAG, PID_TAG
 
 
 def at_least(low: int, high: int | None = None):
@@ -203,11 +203,6 @@ def _alive(pid: int) -> bool:
         return stat.read_text().rsplit(")", 1)[1].split()[0] != "Z"
     except OSError:  # no /proc (not Linux), or gone meanwhile
         return stat.parent.exists() or not Path("/proc").exists()
-
-
-def process_tags() -> dict[str, str]:
-    """Tags naming the `prm` process and host that submitted a run."""
-    return {PID_TAG: str(os.getpid()), HOST_TAG: socket.gethostname()}
 
 
 def fail_abandoned_runs(instance) -> list[str]:

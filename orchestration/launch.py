@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
+import signal
 import subprocess
 import sys
 import threading
@@ -73,12 +75,15 @@ NOISE = re.compile(r"dagster\.code_server|Downloading artifacts|Loading weights|
                    r"model config as params|mlflow\.store\.db\.utils: (Creating initial|Updating database)")
 
 
+CANCELING = threading.Event()  # set by `cancel`: the interrupted steps' tracebacks are not shown (`prm ui` has them)
+
+
 def _forward(stream, out, verbose: bool = False) -> None:
     """Copy the launch's output (the run worker's logs and progress bars) to `out`, minus `NOISE` unless `verbose`."""
     from orchestration.stage_lines import OUTPUT
 
     def shown(line: str) -> bool:
-        return verbose or not NOISE.search(line)
+        return verbose or not (CANCELING.is_set() or NOISE.search(line))
 
     buffer = ""
     for chunk in iter(lambda: stream.read1(4096), b""):
@@ -96,24 +101,73 @@ def _forward(stream, out, verbose: bool = False) -> None:
 
 
 def submit(job: str, run_config: dict, tags: dict, assets: list[str] | None, cwd: Path, run_id: str | None = None,
-           follow=None, verbose: bool = False) -> str:
-    """Submit a run of `job` (only `assets` of it, when given) to the instance; returns its run id. While the launch
-    goes, `follow` (a `StageLines` for `run_id`) says each step's start and end."""
+           follow=None, verbose: bool = False) -> int:
+    """Submit a run of `job` (only `assets` of it, when given) to the instance as `run_id`. While the launch goes,
+    `follow` (a `StageLines` for `run_id`) says each step's start and end. Returns the launch's session: the code
+    server and the run worker run in a session of their own, so a Ctrl-C reaches `prm` alone, which cancels the run
+    as the UI's Terminate does (`cancel`) instead of the worker dying of it as a failure."""
     run_id = run_id or str(uuid.uuid4())
     dagster = Path(sys.executable).with_name("dagster")
     cmd = [str(dagster), "job", "launch", "-m", LOCATION, "-j", job, "--run-id", run_id,
            "--config-json", json.dumps(run_config), "--tags", json.dumps(tags)]
     if assets:
         cmd += ["-o", ",".join(assets)]
-    proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
     threading.Thread(target=_forward, args=(proc.stdout, sys.stderr, verbose), daemon=True).start()
-    while proc.poll() is None:
-        if follow is not None:
-            follow.poll()
-        time.sleep(0.5)
+    try:
+        while proc.poll() is None:
+            if follow is not None:
+                follow.poll()
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        stop_session(proc.pid)
+        raise
     if proc.returncode != 0:
         raise LaunchError(f"`dagster job launch -j {job}` failed (exit code {proc.returncode}); its output is above")
-    return run_id
+    return proc.pid
+
+
+def stop_session(session: int, grace_s: float = 5.0) -> None:
+    """Every process of a launch's session gone (the code server, a run worker, the PRM trainer it started): SIGTERM,
+    then SIGKILL to what is left after `grace_s`."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(session, sig)
+        except ProcessLookupError:
+            return
+        deadline = time.time() + grace_s
+        while time.time() < deadline:
+            try:
+                os.killpg(session, 0)
+            except ProcessLookupError:
+                return
+            time.sleep(0.1)
+
+
+def cancel(instance, run_id: str, session: int | None, grace_s: float = 30.0):
+    """Cancel `run_id` the way the UI's Terminate does: marked CANCELING, its run worker interrupted (the step stops,
+    Dagster marks the run CANCELED); a worker that does not stop within `grace_s`, or is gone, is stopped and the run
+    marked CANCELED here. Then every process of the launch's `session` is stopped. Returns the run (None if it was
+    never registered)."""
+    run = instance.get_run_by_id(run_id)
+    CANCELING.set()
+    if run is not None and not run.is_finished:
+        instance.report_run_canceling(run, message="`prm` was interrupted")
+        pid = worker_pid(instance, run_id)
+        try:
+            if pid is not None:
+                os.kill(pid, signal.SIGINT)
+                deadline = time.time() + grace_s
+                while not instance.get_run_by_id(run_id).is_finished and time.time() < deadline:
+                    time.sleep(0.2)
+        except (ProcessLookupError, KeyboardInterrupt):  # a worker already gone; a second Ctrl-C: stop it now
+            pass
+        run = instance.get_run_by_id(run_id)
+        if not run.is_finished:
+            instance.report_run_canceled(run, message="`prm` was interrupted; its run worker was stopped")
+    if session is not None:
+        stop_session(session)
+    return instance.get_run_by_id(run_id)
 
 
 class LaunchError(RuntimeError):

@@ -16,6 +16,7 @@ class ReleaseConfig(dg.Config):
 
 @dg.op(description="Preflight, DVC commit + push, MLflow run and model version, manifest, git tag.")
 def make_release_op(context: dg.OpExecutionContext, config: ReleaseConfig) -> dg.Output[str]:
+    from assets.common.lock import run_lock
     from assets.common.paths import project_root
     from orchestration.jobs import pipeline_keys
     from orchestration.release import make_release
@@ -23,8 +24,9 @@ def make_release_op(context: dg.OpExecutionContext, config: ReleaseConfig) -> dg
     root = Path(config.project_dir) if config.project_dir else project_root()
     data_dir = Path(os.environ.get("PRM_DATA_DIR", str(root / "data")))
     keys, checks = pipeline_keys()
-    manifest, seconds = make_release(config.name, root, data_dir, context.instance, keys, checks,
-                                     remote=config.remote or None, allow_dirty=config.allow_dirty)
+    with run_lock(data_dir, context.run):  # as `prm release` does: nothing writes the data dir while it is snapshot
+        manifest, seconds = make_release(config.name, root, data_dir, context.instance, keys, checks,
+                                         remote=config.remote or None, allow_dirty=config.allow_dirty)
     path = root / "releases" / manifest.name / "manifest.json"
     return dg.Output(str(path), metadata={
         "manifest": dg.MetadataValue.path(str(path)), "tag": manifest.git_tag, "files": len(manifest.files),

@@ -22,6 +22,24 @@ class StorageResource(dg.ConfigurableResource):
 
     base_dir: str = "data"
 
+    _lock: object = PrivateAttr(default=None)
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        """A run holds its data dir's writer lock while it runs (`lock.run_lock`): one that `prm run` did not launch
+        (the UI's, the daemon's) refuses at once while another writer has the data dir."""
+        import contextlib
+
+        from assets.common.lock import run_lock
+        from prm_core.lineage.storage import is_local
+
+        if context.dagster_run is not None and is_local(self.root):  # object storage has no lock (lock.py)
+            self._lock = contextlib.ExitStack()
+            self._lock.enter_context(run_lock(self.root, context.dagster_run))
+
+    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+        if self._lock is not None:
+            self._lock.close()
+
     @property
     def root(self) -> UPath:
         return UPath(self.base_dir)

@@ -194,6 +194,56 @@ def test_run_left_started_by_a_killed_process_is_marked_failed(tmp_path):
         assert not instance.get_runs(filters=started)
 
 
+def _session(pid) -> int | None:
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[3])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def test_ctrl_c_cancels_the_run_exits_130_in_one_line_and_leaves_no_process(tmp_path):
+    """SIGINT to `prm`'s process group, as a terminal's Ctrl-C sends it: the run is CANCELED (as the UI's Terminate
+    does it), `prm` exits 130 with one line, no process of the run is left, and the data dir is free for a rerun."""
+    import signal
+    import time
+
+    import dagster as dg
+
+    from orchestration.launch import worker_pid
+
+    env = {**os.environ, "DAGSTER_HOME": str(tmp_path / "home"), "PRM_DATA_DIR": str(tmp_path / "data"),
+           "PRM_ENGINE": "transformers"}
+    args = ["run", "--shards", "1", "--shard-size", "2", "--policy-steps", "100000", "--assets", "problem_pool,policy_model"]
+    (tmp_path / "home").mkdir()
+    with dg.DagsterInstance.from_config(str(tmp_path / "home")) as instance:
+        proc = subprocess.Popen([sys.executable, "-m", "orchestration.cli", *args], env=env, cwd=tmp_path, text=True,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True,
+                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # as a shell's job
+        try:
+            deadline = time.time() + 180
+            while time.time() < deadline and not any(
+                    e.dagster_event.step_key == "policy_model" for r in instance.get_runs()
+                    for e in instance.all_logs(r.run_id, of_type=dg.DagsterEventType.STEP_START)):
+                time.sleep(1)
+            (run,) = instance.get_runs()
+            pid = worker_pid(instance, run.run_id)
+            session = _session(pid)  # the launch's: its code server, the worker and what the worker started
+            assert session is not None and session != _session(proc.pid)
+            os.killpg(proc.pid, signal.SIGINT)
+            err = proc.communicate(timeout=60)[1]
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+        assert proc.returncode == 130, err[-3000:]
+        assert err.rstrip().splitlines()[-1] == (f"prm: interrupted; finished work is kept; rerun to resume (run "
+                                                 f"{run.run_id} of default_pipeline canceled; see `prm ui`)")
+        assert "Traceback" not in err and "Stack Trace" not in err, err[-3000:]
+        assert instance.get_run_by_id(run.run_id).status == dg.DagsterRunStatus.CANCELED
+        assert not [p for p in Path("/proc").iterdir() if p.name.isdigit() and _session(p.name) == session]
+    res = _prm(["run", "--shards", "1", "--shard-size", "2", "--quiet", "--assets", "problem_pool"], env)
+    assert res.returncode == 0, res.stderr[-3000:]
+
+
 def test_a_new_file_that_sorts_first_runs_and_relative_paths_resolve_from_the_callers_folder(tmp_path):
     """Files b, c, then a (first by name, last in Dagster's partition order): the second run covers all three; a
     relative --source is the caller's (the run worker starts in the project root)."""
