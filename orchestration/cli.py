@@ -161,6 +161,23 @@ def _execute(args: argparse.Namespace, plan, start: float) -> int:
             signal.signal(sig, handler)
 
 
+DISK_ERRORS = ("No space left on device", "Read-only file system", "Disk quota exceeded")
+
+
+def disk_problem(failures: list[str], data_dir: str) -> str | None:
+    """A step that failed because the disk is full or read-only, as one line naming the data dir and its free space
+    (finished work is intact: every table and model is written atomically)."""
+    from orchestration.cli_checks import free_space
+    from prm_core.lineage.storage import as_path, is_local
+
+    for failure in failures:
+        if why := next((e for e in DISK_ERRORS if e in failure), None):
+            where = f"{data_dir} ({free_space(Path(data_dir))} free)" if data_dir and is_local(as_path(data_dir)) else data_dir
+            return (f"{failure.split(':', 1)[0]}: {why.lower()} writing into the data dir {where}; finished work is kept: "
+                    "make room and rerun to resume")
+    return None
+
+
 def _interrupted(signum, frame):
     raise KeyboardInterrupt
 
@@ -196,8 +213,9 @@ def _run_stages(args, plan, start: float, instance, runs, config: dict, tags: di
             print(f"prm: interrupted; finished work is kept; rerun to resume ({status}see `prm ui`)", file=sys.stderr)
             return 130
         if run.status != dg.DagsterRunStatus.SUCCESS:
-            for failure in failures(instance, run_id):
-                print(f"prm: {failure}", file=sys.stderr)
+            found = failures(instance, run_id)
+            for line in [disk_problem(found, os.environ["PRM_DATA_DIR"])] if disk_problem(found, "") else found:
+                print(f"prm: {line}", file=sys.stderr)
             print(f"prm: run {run_id} of {job_name} {run.status.value.lower()} after {time.time() - start:.0f} s "
                   "(see `prm ui` for the full log)", file=sys.stderr)
             return 1
@@ -373,8 +391,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--prmbench", default=None,
                      help="folder of PRMBench's subset400.jsonl (default ../shared/data/prmbench)")
     run.add_argument("--assets", default=None, help="comma-separated subset of the job's assets (as dvc.yaml's stages do)")
-    run.add_argument("--log-level", default="WARNING", choices=["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"],
-                     help="Dagster console log level")
+    run.add_argument("--log-level", default="CRITICAL", choices=["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"],
+                     help="the run workers' Dagster console log level (a failed step's error is printed once, by "
+                          "prm, whatever the level)")
     run.add_argument("--json", action="store_true", help="print the summary as JSON")
     run.add_argument("--quiet", action="store_true", help="no progress bars (the stage lines stay)")
     run.add_argument("--verbose", action="store_true", help="the run worker's whole output, third-party notes included")

@@ -14,6 +14,41 @@ from pathlib import Path
 from assets.common.lock import HOST_TAG, PID_TAG
 
 
+def free_space(path: Path) -> str:
+    """The free space of the file system holding `path` (or its nearest existing parent), e.g. `1.2 GB`."""
+    import shutil
+
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    free = shutil.disk_usage(path).free
+    unit = next(u for u, size in (("TB", 1e12), ("GB", 1e9), ("MB", 1e6), ("kB", 1e3), ("B", 1)) if free >= size or u == "B")
+    return f"{free / dict(TB=1e12, GB=1e9, MB=1e6, kB=1e3, B=1)[unit]:.1f} {unit}"
+
+
+def _data_dir_problem(flag_value: str | None) -> str | None:
+    """The data dir (`--data-dir`, else $PRM_DATA_DIR, else the project's data/) made and written once before any
+    work: one that is a file, unwritable, read-only or on a full disk is one line naming it, why and the free space
+    there. Object storage is checked by the run itself."""
+    from assets.common.paths import project_root
+    from prm_core.lineage.storage import as_path, is_local
+
+    data_dir = flag_value or os.environ.get("PRM_DATA_DIR") or str(project_root() / "data")
+    name = f"--data-dir {data_dir}" if flag_value else f"data dir {data_dir}"
+    if not is_local(as_path(data_dir)):
+        return None
+    path = Path(data_dir)
+    if path.exists() and not path.is_dir():
+        return f"{name}: is a file, not a folder"
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / f".prm-write-check-{os.getpid()}"
+        probe.write_bytes(b"ok")
+        probe.unlink()
+    except OSError as e:
+        return f"{name}: cannot write there ({e.strerror or e}; {free_space(path)} free)"
+    return None
+
+
 def at_least(low: int, high: int | None = None):
     """An argparse type: an integer ≥ `low` (and ≤ `high`; argparse names the flag in its one-line error)."""
 
@@ -174,8 +209,7 @@ def plan_run(args: argparse.Namespace) -> RunPlan:
                              _folder("--processbench", args.processbench), _folder("--prmbench", args.prmbench)) if p]
     if args.domain not in (None, "arith") and not args.policy:
         problems.append(f"--domain {args.domain}: needs --policy DIR (the tiny policy only learns the arith testbed)")
-    if args.data_dir and Path(args.data_dir).exists() and not Path(args.data_dir).is_dir():
-        problems.append(f"--data-dir {args.data_dir}: is a file, not a folder")
+    problems += [p for p in [_data_dir_problem(args.data_dir)] if p]
     if args.engine == "vllm":
         from prm_core.generation.engines import vllm_available
 
