@@ -11,6 +11,7 @@ variable `api_key_env` names and lives only in the client: never in this object'
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import threading
 import time
@@ -25,6 +26,10 @@ NO_KEY = "EMPTY"  # what the client sends to a server started without --api-key 
 
 class EndpointError(RuntimeError):
     """A request the endpoint did not answer after every retry, or refused: names the endpoint and the prompt."""
+
+
+class _Stopped(Exception):
+    """A request not sent (again) because another request of the same call failed for good."""
 
 
 def retryable(error: Exception) -> bool:
@@ -123,14 +128,13 @@ class OpenAIEngine:
             if len(p) >= self.context_len:
                 raise ValueError(f"prompt {offset + i} has {len(p)} tokens; the context is {self.context_len}")
         retries_before = self.stats.retries
+        stop = threading.Event()  # set by the first request that fails for good: the others send nothing more
         with ThreadPoolExecutor(self.max_concurrency) as pool:
-            futures = [pool.submit(self._complete, prompts[i], ids[i], spec, offset + i) for i in range(len(ids))]
-            try:
-                answers = [f.result() for f in futures]
-            except BaseException:
-                for f in futures:  # the queued requests are not sent; those in flight end by their timeout
-                    f.cancel()
-                raise
+            futures = [pool.submit(self._complete, prompts[i], ids[i], spec, offset + i, stop) for i in range(len(ids))]
+        failed = [f.exception() for f in futures if f.exception() is not None and not isinstance(f.exception(), _Stopped)]
+        if failed:
+            raise failed[0]
+        answers = [f.result() for f in futures]
         out = [samples for samples, _ in answers]
         # usage counts the eos of every stopped sample, which samples leave out (in-process engines count neither)
         usage = (sum(u[0] for _, u in answers), sum(u[1] for _, u in answers))
@@ -138,13 +142,14 @@ class OpenAIEngine:
         self.stats.calls[-1]["retries"] = self.stats.retries - retries_before
         return out
 
-    def _complete(self, prompt: str, ids: list[int], spec: SamplingSpec, index: int) -> tuple[list[Sample], tuple[int, int]]:
+    def _complete(self, prompt: str, ids: list[int], spec: SamplingSpec, index: int,
+                  stop: threading.Event) -> tuple[list[Sample], tuple[int, int]]:
         """One request: prompt `index`'s `n` samples and its (prompt, completion) tokens as the server counted them."""
         greedy = spec.temperature <= 0
         params = dict(
             model=self.model,
             prompt=ids if self.vllm_params else prompt,
-            n=spec.n,
+            n=1 if greedy else spec.n,  # vLLM's server refuses n > 1 at temperature 0: one sample, copied below
             temperature=0.0 if greedy else spec.temperature,
             top_p=1.0 if greedy else spec.top_p,
             # at most what the context leaves: vLLM's server refuses more, its offline engine stops there ("length")
@@ -154,25 +159,29 @@ class OpenAIEngine:
         )
         if self.vllm_params:
             params["extra_body"] = {"return_token_ids": True, "stop_token_ids": [self.tokenizer.eos_token_id]}
-        response = self._retrying(lambda: self.client.completions.create(**params), f"prompt {index}")
+        response = self._retrying(lambda: self.client.completions.create(**params), f"prompt {index}", stop)
         choices = sorted(response.choices, key=lambda c: c.index)
         samples = [self._sample(c, spec) for c in choices]
+        if greedy:
+            samples = [dataclasses.replace(samples[0]) for _ in range(spec.n)]
         usage = response.usage
         counted = (usage.prompt_tokens, usage.completion_tokens) if usage else (len(ids), sum(s.num_tokens for s in samples))
         return samples, counted
 
-    def _retrying(self, send, what: str):
-        """`send()`, sent again after a transient failure with exponential backoff; then an `EndpointError`."""
+    def _retrying(self, send, what: str, stop: threading.Event | None = None):
+        """`send()`, sent again after a transient failure with exponential backoff; then an `EndpointError` (and
+        `stop` set); `_Stopped` once another request of the call has failed for good."""
+        stop = stop or threading.Event()
         for attempt in range(self.max_retries + 1):
+            if stop.is_set():
+                raise _Stopped()
             try:
                 return send()
             except Exception as e:
-                if not retryable(e):
-                    raise EndpointError(self._scrub(f"{self.base_url}: {what} was refused: {type(e).__name__}: {e}")) from None
-                if attempt == self.max_retries:
-                    raise EndpointError(self._scrub(
-                        f"{self.base_url}: {what} failed after {attempt + 1} attempts ({attempt} retries): "
-                        f"{type(e).__name__}: {e}")) from None
+                if not retryable(e) or attempt == self.max_retries:
+                    stop.set()
+                    tried = f"failed after {attempt + 1} attempts ({attempt} retries)" if retryable(e) else "was refused"
+                    raise EndpointError(self._scrub(f"{self.base_url}: {what} {tried}: {type(e).__name__}: {e}")) from None
                 with self._lock:
                     self.stats.retries += 1
                 time.sleep(min(self.backoff_s * 2**attempt, 30.0))
