@@ -99,6 +99,8 @@ def rollouts(
         metadata={  # every partition's event gets these: facts of the whole run
             # the engine's own start, whichever asset of this run worker started it (policy_model's evaluation)
             "run/engine_startup_seconds": round(getattr(engine, "startup_seconds", 0.0), 2),
+            # requests a served engine (openai) sent again after a 429/5xx/timeout, so far in this run
+            "run/engine_retries": getattr(getattr(engine, "stats", None), "retries", 0),
         },
         data_version=dg.DataVersion(frame_md5(batch.drop("steps"))),
         check_results=[dg.AssetCheckResult(check_name="n_per_problem", passed=not bad_counts,

@@ -13,7 +13,11 @@ stages of the new shard. `--full` (default) also times the rest of a refresh: th
 assets, the implicit stage and the PRM stage (real ProcessBench/PRMBench scoring off), after the 4-shard run
 (the full run from scratch) and after the new shard (the refresh).
 (c) Ray vs in-process: `ray_rows_equal`, `ray_overhead` come from `RAY_HOOK` when it exists.
+`--engine openai`: every run talks to one long-lived server, so no run pays an engine start: `vllm serve` on the
+policy, started here once on 127.0.0.1 before the first run (`server_start_seconds`, not in any run's seconds), or
+the server at `--base-url` (serving that policy).
 Usage: .venv/bin/python bench/scaling.py [--shard-size 160] [--engine auto] [--policy DIR] [--no-full] [--json]
+       [--base-url URL] [--served-model NAME]
 """
 
 import argparse
@@ -75,8 +79,10 @@ def child(spec: dict) -> dict:
     every = [*dg.load_assets_from_package_module(assets), *dg.load_asset_checks_from_package_module(assets)]
     data, home = Path(spec["data"]), Path(spec["home"])
     ensure_instance(home)
+    served = {"base_url": spec["base_url"], "served_model": spec["served_model"]} if spec["engine"] == "openai" else {}
     resources = {"storage": StorageResource(base_dir=str(data)), "domain": DomainResource(),
-                 "generator": GeneratorResource(engine=spec["engine"]), "tracking": TrackingResource(root=str(data.parent))}
+                 "generator": GeneratorResource(engine=spec["engine"], **served),
+                 "tracking": TrackingResource(root=str(data.parent))}
     quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
     out = {"steps": {}, "partitions": {}, "wall": {}}
     with dg.DagsterInstance.from_config(str(home)) as instance:
@@ -266,7 +272,10 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--shard-size", type=int, default=160, help="problems per shard at 1x (at 40 the per-run cost, "
                         "mostly the engine start, is half of the 1x run and hides the growth)")
-    parser.add_argument("--engine", default="auto", choices=["auto", "vllm", "transformers"])
+    parser.add_argument("--engine", default="auto", choices=["auto", "vllm", "transformers", "openai"])
+    parser.add_argument("--base-url", default="", help="openai: a running server's API root (default: `vllm serve` "
+                        "on the policy, started here once)")
+    parser.add_argument("--served-model", default="", help="openai: the model's name on that server (default: its only one)")
     parser.add_argument("--policy", default=None, help="policy folder (default: data/models/policy of `make run`, else one "
                         "trained here)")
     parser.add_argument("--full", action=argparse.BooleanOptionalAction, default=True,
@@ -282,7 +291,38 @@ def main() -> int:
         return 0
     start = time.perf_counter()
     work = Path(tempfile.mkdtemp(prefix="prm-scaling-"))
-    policy = args.policy or default_policy() or train_policy(work, args.engine)
+    policy = args.policy or default_policy() or train_policy(work, "auto" if args.engine == "openai" else args.engine)
+    server = None
+    if args.engine == "openai" and not args.base_url:
+        server = start_server(policy, work)
+        args.base_url = server.base_url
+    try:
+        out = measure_all(args, work, policy)
+    finally:
+        if server is not None:
+            server.stop()
+    if server is not None:
+        out["server_start_seconds"] = round(server.startup_seconds, 1)
+    out["wall_seconds"] = round(time.perf_counter() - start, 1)
+    shutil.rmtree(work, ignore_errors=True)
+    if args.json:
+        print(json.dumps(out))
+    else:
+        print_table(out)
+    return 0
+
+
+def start_server(policy: str, work: Path):
+    """`vllm serve` on the policy at the generator's default sizes (max_model_len 512, 512 sequences, 2 GiB KV)."""
+    from prm_core.generation.vllm_server import VllmServer
+
+    print("bench: starting vllm serve ...", file=sys.stderr, flush=True)
+    server = VllmServer(policy, max_model_len=512, max_num_seqs=512, kv_cache_gib=2, log_path=work / "vllm-serve.log")
+    return server.start()
+
+
+def measure_all(args, work: Path, policy: str) -> dict:
+    """(a), (b) and (c) on `policy`: the figures, before the bench's own wall time."""
     source = work / "problems"
     for i in range(max(SIZES)):
         write_problems(source, f"arith-{i:04d}", args.shard_size, args.seed)
@@ -294,7 +334,8 @@ def main() -> int:
             shutil.copytree(policy, data / "models" / "policy")
             (data / "models" / "policy.json").write_text(json.dumps({"path": "models/policy"}))
         spec = {"kind": kind, "keys": keys, "rest": rest, "data": str(data), "home": str(work / name / "dagster_home"),
-                "source": str(source), "engine": args.engine, "quiet": args.json}
+                "source": str(source), "engine": args.engine, "quiet": args.json, "base_url": args.base_url,
+                "served_model": args.served_model}
         print(f"bench: {name} ({kind}) ...", file=sys.stderr, flush=True)
         return {**spawn(spec), "shard_size": args.shard_size}
 
@@ -305,18 +346,13 @@ def main() -> int:
     write_problems(source, f"arith-{max(SIZES):04d}", max(1, round(0.1 * max(SIZES) * args.shard_size)), args.seed)
     inc = measure("sensor", "4x", [], rest=args.full)
     out = figures(runs, base_rest, inc, ray_figures(args))
-    out.update({"shard_size": args.shard_size, "engine": args.engine, "policy": policy,
-                "wall_seconds": round(time.perf_counter() - start, 1)})
-    shutil.rmtree(work, ignore_errors=True)
-    if args.json:
-        print(json.dumps(out))
-    else:
-        print_table(out)
-    return 0
+    out.update({"shard_size": args.shard_size, "engine": args.engine, "policy": policy})
+    return out
 
 
 def print_table(out: dict) -> None:
-    print(f"shard size {out['shard_size']}, engine {out['engine']}, policy {out['policy']}, wall {out['wall_seconds']} s")
+    print(f"shard size {out['shard_size']}, engine {out['engine']}, policy {out['policy']}, wall {out['wall_seconds']} s"
+          + (f", vllm serve started once in {out['server_start_seconds']} s" if "server_start_seconds" in out else ""))
     print(f"{'size':>5} {'stage':<16} {'seconds':>8} {'work s':>8} {'tokens':>9} {'peak RSS MiB':>13}")
     for size, fig in out["sizes"].items():
         for stage, s in fig["stages"].items():

@@ -373,9 +373,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--policy", default=None, help="a pretrained policy directory instead of training the tiny one")
     run.add_argument("--prm-backbone", default=None,
                      help="a local causal-LM directory (Llama, Qwen2, Mistral, Gemma, ...) as the PRM's backbone")
-    run.add_argument("--engine", choices=["auto", "vllm", "transformers"], default=None,
+    run.add_argument("--engine", choices=["auto", "vllm", "transformers", "openai"], default=None,
                      help="generation engine (default: $PRM_ENGINE, else auto: vLLM on a GPU or for big models, "
-                          "our transformers decode loop for small models on a CPU)")
+                          "our transformers decode loop for small models on a CPU; openai: the server at $PRM_BASE_URL)")
     run.add_argument("--data-dir", default=None, help="where the data goes (default $PRM_DATA_DIR or ./data)")
     run.add_argument("--bench-per-class", type=at_least(1), default=300, help="ProcessBench-style set: erroneous and all-correct responses each")
     run.add_argument("--bon-problems", type=at_least(1), default=500, help="held-out problems for best-of-N")

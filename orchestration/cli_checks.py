@@ -215,6 +215,8 @@ def plan_run(args: argparse.Namespace) -> RunPlan:
 
         if not vllm_available():
             problems.append("--engine vllm: vLLM is not importable here; use --engine transformers (or auto)")
+    if (args.engine or os.environ.get("PRM_ENGINE")) == "openai" and not os.environ.get("PRM_BASE_URL"):
+        problems.append("--engine openai: set PRM_BASE_URL to the server's API root (e.g. http://127.0.0.1:8000/v1)")
     if problems:
         raise FlagProblems(problems)
     environ = {"PRM_PROGRESS": "0" if args.quiet else "1", **({"PRM_ENGINE": args.engine} if args.engine else {}),

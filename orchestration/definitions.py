@@ -32,8 +32,8 @@ from orchestration.sensors import new_problem_files, refresh_prm_stage, regenera
 def resources_for(env: str) -> dict:
     """Resources by `PRM_ENV`: `local` (default) and `ci` use the embedded testbed on this machine, `prod` vLLM on
     GPUs; `PRM_PLACEMENT=ray` puts the engines on a Ray cluster (`ray_placement`)."""
-    settings = {"engine": os.environ.get("PRM_ENGINE", "transformers" if env == "ci" else "auto")}
-    if env == "prod":
+    settings = {"engine": os.environ.get("PRM_ENGINE", "transformers" if env == "ci" else "auto"), **served_engine()}
+    if env == "prod" and settings["engine"] != "openai":
         settings = {"engine": "vllm", "gpu_memory_utilization": 0.9, "max_num_seqs": 1024,
                     "tensor_parallel_size": int(os.environ.get("PRM_TENSOR_PARALLEL", "1"))}
     if os.environ.get("PRM_PLACEMENT", "local") == "ray":
@@ -44,6 +44,14 @@ def resources_for(env: str) -> dict:
         "generator": GeneratorResource(**settings),
         "tracking": TrackingResource(),
     }
+
+
+def served_engine() -> dict:
+    """`engine: openai`'s settings from the environment: `PRM_BASE_URL`, `PRM_SERVED_MODEL`, `PRM_API_KEY_ENV` (the
+    name of the variable holding the key, never the key), `PRM_MAX_CONCURRENCY`; only those that are set."""
+    names = {"base_url": "PRM_BASE_URL", "served_model": "PRM_SERVED_MODEL", "api_key_env": "PRM_API_KEY_ENV",
+             "max_concurrency": "PRM_MAX_CONCURRENCY"}
+    return {k: int(os.environ[v]) if k == "max_concurrency" else os.environ[v] for k, v in names.items() if v in os.environ}
 
 
 def ray_placement(gpus: float) -> dict:

@@ -25,3 +25,16 @@ def data_dir(tmp_path, monkeypatch) -> Path:
     d = tmp_path / "data"
     monkeypatch.setenv("PRM_DATA_DIR", str(d))
     return d
+
+
+@pytest.fixture(scope="session")
+def vllm_server(tiny_policy, tmp_path_factory):
+    """A real `vllm serve` on the tiny policy at 127.0.0.1, started once per session, stopped by PID at its end."""
+    from prm_core.generation.engines import vllm_available
+
+    if not vllm_available():
+        pytest.skip("vLLM is not installed")
+    from tests.support.vllm_server import served
+
+    with served(tiny_policy, tmp_path_factory.mktemp("vllm-serve")) as server:
+        yield server

@@ -104,11 +104,21 @@ class DomainResource(dg.ConfigurableResource):
 
 
 class GeneratorResource(dg.ConfigurableResource):
-    """The generation engine: `auto` (`engines.auto_engine`), `vllm` or `transformers`, with
-    vLLM's settings (used on GPU; the CPU build takes its KV cache size from `kv_cache_gib`)."""
+    """The generation engine: `auto` (`engines.auto_engine`), `vllm`, `transformers` or `openai` (a server started
+    elsewhere, e.g. `vllm serve`), with vLLM's settings (used on GPU; the CPU build takes its KV cache size from
+    `kv_cache_gib`) and the server's (`base_url`, `served_model`, `api_key_env`, `max_concurrency`)."""
 
     engine: str = Field(default="auto", description="auto (vLLM on a GPU or for big models, transformers for small "
-                                                    "ones on a CPU), vllm or transformers")
+                                                    "ones on a CPU), vllm, transformers, or openai (an OpenAI-compatible "
+                                                    "completions server at base_url; never chosen by auto)")
+    base_url: str = Field(default="", description="openai: the server's API root, e.g. http://127.0.0.1:8000/v1")
+    served_model: str = Field(default="", description="openai: the model name the server serves (empty: its only one); "
+                                                      "the policy dir still gives the tokenizer")
+    api_key_env: str = Field(default="", description="openai: NAME of the environment variable holding the API key (the "
+                                                     "key itself is never in config); empty: no key")
+    max_concurrency: int = Field(default=8, description="openai: requests in flight at once")
+    max_retries: int = Field(default=4, description="openai: retries of a request on 429/5xx/timeouts, backoff doubling")
+    timeout_s: float = Field(default=120.0, description="openai: seconds one request may take")
     batch_size: int = Field(default=256, description="transformers engine: sequences decoded together")
     max_model_len: int = Field(default=512, description="vLLM: prompt + generation tokens per sequence")
     max_num_seqs: int = Field(default=512, description="vLLM: sequences scheduled at once")
@@ -155,6 +165,12 @@ class GeneratorResource(dg.ConfigurableResource):
                 dtype=self.dtype,
                 enable_prefix_caching=self.enable_prefix_caching,
                 in_process=self.in_process,
+                base_url=self.base_url,
+                served_model=self.served_model,
+                api_key_env=self.api_key_env,
+                max_concurrency=self.max_concurrency,
+                max_retries=self.max_retries,
+                timeout_s=self.timeout_s,
             )
         return self._engines[key]
 

@@ -5,7 +5,10 @@
 * `TransformersEngine`: the model's transformers modules under our own batched decode loop, per-request seeds like
   vLLM's; on CPU several times faster than vLLM's CPU engine for the testbed's small models (docs/engines.md).
 
-Both take text prompts, tokenise them with the model's own tokenizer, and return token ids, token counts and,
+* `OpenAIEngine`: any OpenAI-compatible completions endpoint (`vllm serve`, SGLang, TGI, a hosted API) through the
+  `openai` client: a server started once, outside the run; never picked by `auto`.
+
+All take text prompts, tokenise them with the model's own tokenizer, and return token ids, token counts and,
 when asked, the sampled tokens' log-probs. `make_engine("auto", ...)` picks by `auto_engine`.
 """
 
@@ -13,6 +16,7 @@ from __future__ import annotations
 
 import os
 
+from prm_core.generation.openai_engine import OpenAIEngine
 from prm_core.generation.sampling import Engine
 from prm_core.generation.transformers_engine import TransformersEngine
 from prm_core.generation.vllm_engine import VllmEngine
@@ -45,8 +49,9 @@ def auto_engine(model_dir: str | os.PathLike) -> str:
 
 
 def make_engine(kind: str, model_dir: str | os.PathLike, **options) -> Engine:
-    """An engine of `kind` (`auto`, `vllm` or `transformers`) on the model in `model_dir` (a model in object storage
-    is loaded from a local copy: vLLM and transformers read local folders)."""
+    """An engine of `kind` (`auto`, `vllm`, `transformers` or `openai`) on the model in `model_dir` (a model in object
+    storage is loaded from a local copy: vLLM and transformers read local folders; `openai` reads its tokenizer there
+    and sends requests to `options["base_url"]`)."""
     from prm_core.lineage.storage import local_copy
 
     model_dir = local_copy(model_dir)
@@ -56,4 +61,6 @@ def make_engine(kind: str, model_dir: str | os.PathLike, **options) -> Engine:
         return VllmEngine(model_dir, **options)
     if kind == "transformers":
         return TransformersEngine(model_dir, **options)
-    raise ValueError(f"unknown engine {kind!r}; use auto, vllm or transformers")
+    if kind == "openai":
+        return OpenAIEngine(model_dir, **options)
+    raise ValueError(f"unknown engine {kind!r}; use auto, vllm, transformers or openai")

@@ -40,6 +40,7 @@ class GenerationStats:
     prompt_tokens: int = 0
     generated_tokens: int = 0
     seconds: float = 0.0
+    retries: int = 0  # requests sent again after a transient failure (a served engine's 429/5xx/timeouts)
     calls: list[dict] = field(default_factory=list)
 
     @property
@@ -72,11 +73,14 @@ def derive_seed(seed: int, key: str) -> int:
     return (seed * 1_000_003 + zlib.crc32(key.encode())) % (2**31 - 1)
 
 
-def record_call(stats: GenerationStats, prompts_ids: list[list[int]], out: list[list[Sample]], seconds: float) -> None:
-    gen = sum(s.num_tokens for row in out for s in row)
+def record_call(stats: GenerationStats, prompts_ids: list[list[int]], out: list[list[Sample]], seconds: float,
+                usage: tuple[int, int] | None = None) -> None:
+    """Add one generate call to `stats`; `usage`: (prompt, generated) tokens as a server counted them, instead of
+    counting the prompts and samples here."""
+    prompt, gen = usage or (sum(len(p) for p in prompts_ids), sum(s.num_tokens for row in out for s in row))
     stats.requests += len(prompts_ids)
     stats.samples += sum(len(row) for row in out)
-    stats.prompt_tokens += sum(len(p) for p in prompts_ids)
+    stats.prompt_tokens += prompt
     stats.generated_tokens += gen
     stats.seconds += seconds
     stats.calls.append({"requests": len(prompts_ids), "generated_tokens": gen, "seconds": round(seconds, 3)})
