@@ -124,6 +124,9 @@ def compute_or_reuse(table_path, fingerprint: dict, reuse: bool, compute) -> tup
 
     if reuse and is_current(table_path, fingerprint):
         return read_parquet(table_path), True
+    # the old fingerprint goes first: a run killed between the table and its fingerprint leaves a table that no
+    # fingerprint vouches for (computed again), never a new table under the old inputs' fingerprint
+    fingerprint_path(table_path).unlink(missing_ok=True)
     start = time.perf_counter()
     with progress_scope(_unit_label(table_path)):
         df = compute()
