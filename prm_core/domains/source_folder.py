@@ -4,9 +4,10 @@ the folder would carry its target's lines into the released quarantine."""
 
 from __future__ import annotations
 
+import polars as pl
 from upath import UPath
 
-from prm_core.domains.problems import PROBLEM_SUFFIXES, ProblemFileError
+from prm_core.domains.problems import PROBLEM_SUFFIXES, QUARANTINE_SCHEMA, ProblemFileError
 from prm_core.lineage.storage import as_path
 
 
@@ -79,3 +80,10 @@ def with_problem_files(folder, found: dict[str, UPath], skipped: list[tuple[str,
         why = "".join(f"; {name}: {reason}" for name, reason in skipped[:5])
         raise ProblemFileError(f"no .jsonl/.json/.parquet problem files in {as_path(folder)}{why}")
     return found
+
+
+def skipped_files_frame(folder, skipped: list[tuple[str, str]]) -> pl.DataFrame:
+    """The skipped entries of a source folder as quarantine rows: the file, why, and no line or content (a file that
+    is not read has neither)."""
+    rows = [{"file": str(as_path(folder) / name), "line": None, "reason": why, "raw": None} for name, why in skipped]
+    return pl.DataFrame(rows, schema=QUARANTINE_SCHEMA)

@@ -7,8 +7,8 @@ import polars as pl
 import pytest
 
 from prm_core.domains.problems import POOL_SCHEMA, ProblemFileError, load_problem_file
-from prm_core.domains.source_folder import problem_files
-from tests.support.domains import EXPECTED, FILES
+from prm_core.domains.source_folder import problem_files, scan_problem_folder
+from tests.support.domains import EXPECTED, FILES, SKIPPED
 
 LINE_FILES = {"json_lines.json"}  # the .json files read as JSON Lines; every other .json is one document
 
@@ -22,8 +22,11 @@ def _ok(name: str) -> list[dict]:
 
 
 def test_expected_lists_every_corpus_file_and_the_folder_is_a_valid_source():
-    assert set(EXPECTED) == {p.name for p in FILES.iterdir()}
+    assert set(EXPECTED) | set(SKIPPED) == {p.name for p in FILES.iterdir()}
     assert sorted(problem_files(FILES)) == sorted(Path(n).stem for n in EXPECTED)
+    found, skipped = scan_problem_folder(FILES)
+    assert {name: why for name, why in skipped if why.startswith(SKIPPED.get(name, "?"))} == dict(skipped)
+    assert {name for name, _ in skipped} == set(SKIPPED)
 
 
 @pytest.mark.parametrize("name", [n for n in sorted(EXPECTED) if n.endswith(".jsonl") or n in LINE_FILES])

@@ -12,7 +12,8 @@ from assets.common.resources import DomainResource, StorageResource
 from assets.problem_pool import problem_pool
 from orchestration.cli import RANGE_END, RANGE_START
 from prm_core.domains.problems import POOL_SCHEMA, ProblemFileError
-from tests.support.domains import EXPECTED, FILES
+from prm_core.lineage.storage import read_parquet
+from tests.support.domains import EXPECTED, FILES, SKIPPED
 from tests.support.pipeline import by_partition
 
 
@@ -37,8 +38,8 @@ def test_the_corpus_folder_materializes_shard_by_shard_with_its_expected_counts(
     ok = {k: sum("ok" in v for v in EXPECTED[stem[k]].values()) for k in keys}
     bad = {k: len(EXPECTED[stem[k]]) - ok[k] for k in keys}
     for key in keys:
-        pool = pl.read_parquet(data / "problem_pool" / f"{key}.parquet")
-        quarantine = pl.read_parquet(data / "problem_pool_quarantine" / f"{key}.parquet")
+        pool = read_parquet(data / "problem_pool" / f"{key}.parquet")  # by its literal name: `glob[1],*` is one
+        quarantine = read_parquet(data / "problem_pool_quarantine" / f"{key}.parquet")
         assert pool.schema == pl.Schema(POOL_SCHEMA) and (pool.height, quarantine.height) == (ok[key], bad[key]), key
     # each shard's event: its own rows and quarantine, no other shard's; every event: the run's totals
     assert {k: (md[k]["dagster/row_count"], md[k]["quarantined_rows"]) for k in keys} == {k: (ok[k], bad[k]) for k in keys}
@@ -48,6 +49,12 @@ def test_the_corpus_folder_materializes_shard_by_shard_with_its_expected_counts(
     summary = json.loads((data / "reports" / "summary.json").read_text())
     assert (summary["pool.problems"], summary["pool.shards"], summary["pool.quarantined"]) == (
         sum(ok.values()), len(keys), sum(bad.values()))
+    # what the folder holds besides problem files: one quarantine row each, file and reason, no content
+    skipped = pl.read_parquet(data / "problem_pool_skipped.parquet")
+    assert sorted(skipped["file"].to_list()) == sorted(str(FILES / name) for name in SKIPPED)
+    assert all(why.startswith(SKIPPED[f.rsplit("/", 1)[1]]) for f, why in skipped.select("file", "reason").iter_rows())
+    assert skipped["raw"].null_count() == skipped.height and summary["pool.skipped_files"] == len(SKIPPED)
+    assert run["run/skipped_files"] == len(SKIPPED)
 
 
 def test_generated_shards_of_size_zero_are_empty_frames(tmp_path):
