@@ -6,6 +6,7 @@ STARTED in the Dagster instance (marked failed).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import socket
 from dataclasses import dataclass
@@ -39,6 +40,7 @@ def _data_dir_problem(flag_value: str | None) -> str | None:
     path = Path(data_dir)
     if path.exists() and not path.is_dir():
         return f"{name}: is a file, not a folder"
+    made = [p for p in [path, *path.parents] if not p.exists()]  # what the probe makes, and removes again
     try:
         path.mkdir(parents=True, exist_ok=True)
         probe = path / f".prm-write-check-{os.getpid()}"
@@ -46,6 +48,10 @@ def _data_dir_problem(flag_value: str | None) -> str | None:
         probe.unlink()
     except OSError as e:
         return f"{name}: cannot write there ({e.strerror or e}; {free_space(path)} free)"
+    finally:
+        for p in made:  # deepest first: checking leaves the file system as it found it
+            with contextlib.suppress(OSError):
+                p.rmdir()
     return None
 
 
@@ -205,6 +211,9 @@ def plan_run(args: argparse.Namespace) -> RunPlan:
             problems.append("--assets: empty; name at least one asset (or leave the flag out for the whole pipeline)")
         elif unknown := sorted(set(selection) - set(known)):
             problems.append(f"--assets: unknown {', '.join(unknown)}; the pipeline's assets are {', '.join(known)}")
+        for flag, value, asset in (("--policy", args.policy, "policy_model"), ("--prm-backbone", args.prm_backbone, "prm_backbone")):
+            if value and selection and asset not in selection:  # else the flag would be silently ignored
+                problems.append(f"{flag} {value}: sets the {asset} asset, which --assets leaves out; add {asset} to --assets")
     problems += [p for p in (_model_dir("--policy", args.policy), _model_dir("--prm-backbone", args.prm_backbone),
                              _folder("--processbench", args.processbench), _folder("--prmbench", args.prmbench)) if p]
     if args.domain not in (None, "arith") and not args.policy:

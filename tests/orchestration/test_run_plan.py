@@ -78,6 +78,10 @@ def test_every_bad_flag_is_one_line_naming_it_and_exit_2(tmp_path, capsys):
     with pytest.raises(FlagProblems) as e:
         _plan(*flags)
     named = ["--source", "--implicit-losses", "--assets", "--processbench", "--domain"]
+    with pytest.raises(FlagProblems) as left_out:  # a model flag for an asset --assets leaves out is not ignored
+        _plan("--policy", str(tmp_path), "--prm-backbone", str(tmp_path), "--assets", "rollouts")
+    assert [p.split()[0] for p in left_out.value.problems] == ["--policy", "--prm-backbone"] * 2  # and not a model folder
+    assert "sets the policy_model asset, which --assets leaves out; add policy_model to --assets" in left_out.value.problems[0]
     assert [p.split()[0].rstrip(":") for p in e.value.problems] == named
     assert main(["run", *flags]) == 2
     err = capsys.readouterr().err.splitlines()
