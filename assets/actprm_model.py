@@ -97,9 +97,10 @@ def actprm_model(context: dg.AssetExecutionContext, config: ActprmModelConfig, s
     points = pl.DataFrame(comparison_points(found.results))
     summary = {f"actprm.{k}": v for k, v in found.summary().items()}
     update_summary(storage.base_dir, summary)
-    rows = [{"prm": "actprm", **main.active, **found.bon, "labels": main.labels},
-            {"prm": "actprm_full_data", **main.full, "labels": main.pool},
-            {"prm": "actprm_random", **main.random, "labels": main.labels}]
+    forward = {"feature_tokens": pool.tokens}  # the frozen backbone's forward over the pool (benchmark_scores: FLOPs)
+    rows = [{"prm": "actprm", **main.active, **found.bon, "labels": main.labels, **forward, "judge_tokens": found.judge_tokens},
+            {"prm": "actprm_full_data", **main.full, "labels": main.pool, **forward, "judge_tokens": 0},
+            {"prm": "actprm_random", **main.random, "labels": main.labels, **forward, "judge_tokens": 0}]
     write_parquet(pl.from_dicts(rows, infer_schema_length=None), storage.root / "reports" / "actprm_scores.parquet")
     out = actprm_dir(storage)
     with atomic_dir(out) as tmp:

@@ -59,7 +59,8 @@ def _plot(scores: pl.DataFrame):
 def prm_costs(storage: StorageResource, rows: list[dict], keys: list[str]) -> dict[str, tuple[float, int]]:
     """FLOPs and generated tokens of each MC-label PRM (prm_core.evaluation.flops): the responses and its MC rollouts,
     the backbone's training and the frozen feature forward over its corpus. The oracle's exact labels cost no
-    generation beyond the responses."""
+    generation beyond the responses. An ActPRM PRM (its rows from `actprm_model`): the responses, its judge's
+    generated tokens (none for the exact judge), the backbone's training and the frozen forward over its pool."""
     import json
 
     from prm_core.evaluation.flops import mc_prm_cost, model_params
@@ -75,6 +76,11 @@ def prm_costs(storage: StorageResource, rows: list[dict], keys: list[str]) -> di
     out = {}
     for r in rows:
         name = r["prm"]
+        if "feature_tokens" in r and r.get("feature_tokens") is not None:  # ActPRM's
+            judged = int(r.get("judge_tokens") or 0)
+            out[name] = (mc_prm_cost(responses, judged, p_policy, backbone_tokens, int(r["feature_tokens"]), p_backbone).total,
+                         responses + judged)
+            continue
         if name.startswith("implicit_") or not (prm_dir(storage, name) / "training.json").exists():
             continue
         corpus_tokens = training_info(prm_dir(storage, name)).get("corpus_tokens", 0)

@@ -16,6 +16,7 @@ class StepFeatures:
     model: object  # the backbone's feature PRM (a new head that nothing reads: the inputs are what it sees)
     tokenizer: object
     separator: str = "\n"
+    tokens: int = 0  # every token forwarded through the backbone so far (its FLOPs: evaluation/flops.py)
 
     @classmethod
     def load(cls, backbone, separator: str = "\n") -> StepFeatures:
@@ -27,9 +28,12 @@ class StepFeatures:
         return cls(init_prm(backbone, tokenizer, separator), tokenizer, separator)
 
     def __call__(self, prompts: list[str], steps: list[list[str]]) -> list[torch.Tensor]:
-        from prm_core.prm.discriminative import step_inputs
+        from prm_core.prm.discriminative import step_inputs_of
+        from prm_core.prm.encoding import encode_many, separator_id
 
-        return step_inputs(self.model, self.tokenizer, prompts, steps, self.separator)
+        encoded = encode_many(self.tokenizer, prompts, steps, separator_id(self.tokenizer, self.separator), 512)
+        self.tokens += sum(len(e.input_ids) for e in encoded)
+        return step_inputs_of(self.model, self.tokenizer, encoded)
 
     def of(self, frame: pl.DataFrame) -> list[torch.Tensor]:
         """A benchmark set's (columns `prompt`, `steps`)."""
@@ -43,6 +47,7 @@ class Pool:
     prompts: list[str]
     trajectories: list[Trajectory]
     inputs: list[torch.Tensor]
+    tokens: int = 0  # the tokens forwarded through the backbone for `inputs`
 
     def example(self) -> tuple[str, list[str]]:
         """The first (prompt, steps): a logged scorer's input example."""
@@ -56,6 +61,7 @@ def pool_of(features: StepFeatures, domain, problems: pl.DataFrame, rollouts: pl
 
     by_id = dict(prompts_frame(domain, problems).iter_rows())
     prompts = [by_id[p] for p in rollouts["problem_id"]]
+    before = features.tokens
     inputs = features(prompts, rollouts["steps"].to_list())
     trajectories = [Trajectory(r.response_id, r.problem, r.steps) for r in responses_of(problems, rollouts)]
-    return Pool(prompts, trajectories, inputs)
+    return Pool(prompts, trajectories, inputs, features.tokens - before)

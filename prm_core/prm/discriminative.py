@@ -142,11 +142,15 @@ def _step_rows(model, tokenizer, encoded: list[Encoded], device, batch_size: int
 def step_inputs(model, tokenizer, prompts: list[str], steps: list[list[str]], separator: str, max_length: int = 512):
     """Per response, what a head on this frozen PRM reads at each step: [hidden ; LM features], [T, H (+ F)]
     (ActPRM's ensemble heads train on these, computed once)."""
+    return step_inputs_of(model, tokenizer, encode_many(tokenizer, prompts, steps, separator_id(tokenizer, separator), max_length))
+
+
+def step_inputs_of(model, tokenizer, encoded: list[Encoded]):
+    """`step_inputs` of responses already encoded (their tokens counted for FLOPs by the caller)."""
     import torch
 
     device = default_device()
     model.to(device).eval()
-    encoded = encode_many(tokenizer, prompts, steps, separator_id(tokenizer, separator), max_length)
     rows = _step_rows(model, tokenizer, encoded, device)
     return [(h if f is None else torch.cat([h, f], -1)).cpu() for h, f in rows]
 

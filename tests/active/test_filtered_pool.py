@@ -45,11 +45,16 @@ def test_pool_of_lines_prompts_and_inputs_up_with_the_rollouts():
                              "steps": [trajs[2].steps, trajs[0].steps, ["only"]], "correct": [True, True, False]})
     calls = []
 
-    def features(prompts, steps):
-        calls.append((prompts, steps))
-        return [torch.full((len(s), 2), float(i)) for i, s in enumerate(steps)]
+    class Features:  # StepFeatures' interface: step inputs per response, and the tokens forwarded so far
+        tokens = 100
 
-    pool = pool_of(features, d, problems, rollouts)
+        def __call__(self, prompts, steps):
+            calls.append((prompts, steps))
+            self.tokens += 7 * len(prompts)
+            return [torch.full((len(s), 2), float(i)) for i, s in enumerate(steps)]
+
+    pool = pool_of(Features(), d, problems, rollouts)
+    assert pool.tokens == 21  # this pool's forward only
     assert [t.response_id for t in pool.trajectories] == ["x", "y", "z"]
     assert pool.prompts == [d.prompt(trajs[2].problem), d.prompt(trajs[0].problem), d.prompt(trajs[2].problem)]
     assert [len(xi) for xi in pool.inputs] == [len(trajs[2].steps), len(trajs[0].steps), 1] and len(calls) == 1

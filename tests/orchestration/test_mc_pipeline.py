@@ -162,6 +162,10 @@ def test_prm_stage_trains_three_prms_scores_them_and_exports(full_pipeline):
                 "actprm.filtered_pool.kept_fraction", "actprm.filtered_pool.f1"):
         assert key in summary, key
     assert {"actprm", "actprm_full_data", "actprm_random"} <= set(scores["prm"])
+    # ActPRM's all-in cost: the responses and its (exact) judge's nothing; FLOPs with the backbone's pool forward
+    assert tokens["actprm"] == tokens["actprm_random"] == tokens["oracle"]
+    flops = dict(scores.select("prm", "flops").iter_rows())
+    assert flops["actprm"] > 0 and summary["cost_flops.actprm"] == flops["actprm"]
     selection = pl.read_parquet(data / "reports" / "actprm_selection.parquet")
     assert selection.height == 12 and {"aleatoric", "epistemic", "judge_first_error", "true_first_error"} <= set(selection.columns)
     from prm_core.prm.ensemble import EnsembleHeads
