@@ -59,12 +59,23 @@ def write_parquet(df: pl.DataFrame, path: str | os.PathLike) -> UPath:
     return path
 
 
+class TableReadError(ValueError):
+    """A table of the data dir that cannot be read: names it, and what to do."""
+
+
 def read_parquet(path: str | os.PathLike) -> pl.DataFrame:
+    """The table at `path`; a damaged or unreadable one is a `TableReadError` naming the file."""
     path = as_path(path)
-    if is_local(path):
-        return pl.read_parquet(str(path), glob=False)  # the name as it is: `x[1],*.parquet` is a file, not a pattern
-    with path.open("rb") as f:
-        return pl.read_parquet(f)
+    try:
+        if is_local(path):
+            return pl.read_parquet(str(path), glob=False)  # the name as it is: `x[1],*.parquet` is a file, not a pattern
+        with path.open("rb") as f:
+            return pl.read_parquet(f)
+    except FileNotFoundError:
+        raise
+    except (pl.exceptions.PolarsError, OSError) as e:
+        raise TableReadError(f"{path}: not a readable Parquet table ({type(e).__name__}: {str(e).splitlines()[0][:300]}); "
+                             "delete it and rerun to compute it again") from e
 
 
 def write_text(text: str, path: str | os.PathLike) -> UPath:
