@@ -123,6 +123,7 @@ def submit(job: str, run_config: dict, tags: dict, assets: list[str] | None, cwd
         stop_session(proc.pid)
         raise
     if proc.returncode != 0:
+        stop_session(proc.pid)  # a code server it started may outlive it
         raise LaunchError(f"`dagster job launch -j {job}` failed (exit code {proc.returncode}); its output is above")
     return proc.pid
 
