@@ -9,6 +9,7 @@ from pydantic import Field
 
 from assets.common.metadata import Timer, cost, files_written, plot_md, read_shards, table
 from assets.common.models import ACTPRM_EXPERIMENT, ACTPRM_REGISTERED, actprm_dir, register
+from assets.common.paths import real_benchmark_dir
 from assets.common.partitions import all_shards
 from assets.common.resources import DomainResource, GeneratorResource, StorageResource, TrackingResource
 from prm_core.active.compare import CompareConfig
@@ -34,6 +35,9 @@ class ActprmModelConfig(dg.Config):
     mc_judge: bool = Field(default=False, description="also run seed 0's active pass with SCAN's MC labeller as the judge "
                                                       "(`prm run --actprm-mc-judge`: its judge calls are small and sequential)")
     separator: str = "\n"
+    real_processbench: str = Field(default="", description="real data: the real ProcessBench folder its critique-judge "
+                                                           "pass is scored on (τ on GSM8K); empty: ../shared/data/processbench")
+    real_processbench_rows: int = Field(default=100, description="real data: rows per ProcessBench split (0 = all)")
 
     def compare(self) -> CompareConfig:
         return CompareConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in self.model_dump().items()
@@ -57,6 +61,44 @@ def _plot(points: pl.DataFrame):
     return fig
 
 
+def _critique_pass(context: dg.AssetExecutionContext, config: ActprmModelConfig, storage: StorageResource, dom,
+                   generator: GeneratorResource) -> dg.MaterializeResult:
+    """Real data (no exact judge, no ProcessBench-style set of its own): one active pass on the rollouts with the LLM
+    critique judge on the policy's engine, at the grid's first thresholds, scored on the real ProcessBench (dev: its
+    GSM8K split, as the official τ; test: the others)."""
+    from prm_core.active.compare import judge_pass
+    from prm_core.active.features import StepFeatures, pool_of
+    from prm_core.active.judges import CritiqueJudge
+    from prm_core.evaluation.benchmark_scores import processbench_scores
+    from prm_core.evaluation.benchmark_sets import load_processbench_dir
+    from prm_core.lineage.storage import local_copy
+    from prm_core.prm.ensemble import step_scores
+
+    real_dir = real_benchmark_dir(config.real_processbench, "processbench")
+    real = load_processbench_dir(real_dir, config.real_processbench_rows)
+    if real is None:
+        context.log.warning(f"actprm_model on real data needs the real ProcessBench (not at {real_dir}): skipped")
+        return dg.MaterializeResult(metadata={"skipped": True, **files_written(storage, [])})
+    with Timer() as t:
+        features = StepFeatures.load(local_copy(storage.model("prm_backbone")), config.separator)
+        keys = all_shards(context)
+        problems = read_shards(storage.shard_tables("problem_pool", keys))
+        roll = read_shards(storage.shard_tables("rollouts", keys)).sort("shard", "problem_id", "sample_index")
+        pool = pool_of(features, dom, problems, roll)
+        dev_test = real.with_columns(split=pl.when(pl.col("split") == "gsm8k").then(pl.lit("dev")).otherwise(pl.lit("test")))
+        x_test = features.of(dev_test)
+        judge = CritiqueJudge(generator.get(storage.model("policy")))
+        found = judge_pass(pool.inputs, pool.trajectories, judge, lambda heads: processbench_scores(dev_test, step_scores(heads, x_test)),
+                           config.compare(), (config.grid_pred[0], config.grid_std[0]))
+    summary = {"actprm.critique.f1": found["f1"], "actprm.critique.labels_used": found["labels"],
+               "actprm.critique.calls": found["calls"], "actprm.critique.tokens": found["tokens"],
+               "actprm.critique.dropped": found["dropped"], "actprm.critique.pool": len(pool.trajectories)}
+    update_summary(storage.base_dir, summary)
+    return dg.MaterializeResult(metadata={
+        "critique_judge": dg.MetadataValue.json(summary), "processbench_rows": dev_test.height,
+        **cost(t.seconds, generated_tokens=int(found["tokens"])), **files_written(storage, [summary_path(storage.base_dir)])})
+
+
 @dg.asset(
     deps=[dg.AssetDep(a, partition_mapping=ALL_SHARDS) for a in ("rollouts", "problem_pool")]
     + ["prm_backbone", "benchmark_sets", "policy_model"],
@@ -77,7 +119,9 @@ def actprm_model(context: dg.AssetExecutionContext, config: ActprmModelConfig, s
     from prm_core.lineage.storage import atomic_dir, local_copy, read_parquet, write_parquet
 
     dom = domain.get()
-    if not has_exact_labeller(dom) or not storage.table("benchmark_sets", "processbench").exists():
+    if not has_exact_labeller(dom):
+        return _critique_pass(context, config, storage, dom, generator)
+    if not storage.table("benchmark_sets", "processbench").exists():
         context.log.warning("actprm_model needs the arith testbed (exact judge, ProcessBench-style dev/test): skipped")
         return dg.MaterializeResult(metadata={"skipped": True, **files_written(storage, [])})
     with Timer() as t:

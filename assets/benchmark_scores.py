@@ -7,6 +7,7 @@ from pydantic import Field
 
 from assets.common.metadata import Timer, cost, files_written, plot_md, read_shards, table
 from assets.common.models import IMPLICIT_EXPERIMENT, PRM_EXPERIMENT, implicit_info, log_scores, prm_dir, training_info
+from assets.common.paths import real_benchmark_dir
 from assets.common.partitions import all_shards, label_sets
 from assets.common.resources import StorageResource, TrackingResource
 from prm_core.lineage.summary import summary_path, update_summary
@@ -16,21 +17,13 @@ ALL_PARTITIONS = dg.AllPartitionMapping()
 
 class BenchmarkScoresConfig(dg.Config):
     real_processbench: str = Field(default="", description="folder of the real ProcessBench split files; empty: ../shared/data/processbench")
-    real_processbench_label_sets: list[str] = Field(default=["scan"], description="PRMs scored on the real ProcessBench and PRMBench")
+    real_processbench_label_sets: list[str] = Field(default=["scan"], description="PRMs scored on the real ProcessBench and PRMBench (real data: every PRM, the only benchmarks it has)")
     real_prmbench: str = Field(default="", description="folder of PRMBench's subset400.jsonl; empty: ../shared/data/prmbench")
     real_prmbench_per_class: int = Field(default=12, description="PRMBench rows per error classification (its first "
                                                                  "ones; 0 = all 394)")
     real_processbench_rows: int = Field(default=100, description="rows per split scored (its first ones; 0 = all 3400, ~45 s per PRM on 2 cores)")
     separator: str = "\n"
     batch_size: int = Field(default=64, description="sequences per scoring forward pass (lower it for 7B backbones with features)")
-
-
-def _real_dir(configured: str, name: str):
-    """A real benchmark's folder: as configured, else `../shared/data/<name>` beside the project."""
-    from assets.common.paths import project_root
-    from prm_core.lineage.storage import as_path
-
-    return as_path(configured) if configured else project_root().parent / "shared" / "data" / name
 
 
 def _plot(scores: pl.DataFrame):
@@ -107,23 +100,21 @@ def _implicit_models(storage: StorageResource, log) -> list[tuple]:
 
 def _real_sets(config: BenchmarkScoresConfig, log) -> dict:
     """The real ProcessBench (its first rows per split) and PRMBench (its first rows per class) when found."""
-    from prm_core.evaluation.benchmark_sets import load_processbench
+    from prm_core.evaluation.benchmark_sets import load_processbench_dir
     from prm_core.evaluation.prmbench import load_prmbench
 
-    real_dir = _real_dir(config.real_processbench, "processbench")
-    real = pl.concat([load_processbench(f) for f in sorted(real_dir.glob("*.json"))]) if real_dir.exists() else None
+    real_dir = real_benchmark_dir(config.real_processbench, "processbench")
+    real = load_processbench_dir(real_dir, config.real_processbench_rows)
     if real is None:
         log.warning(f"no real ProcessBench at {real_dir}: not scored (set `prm run --processbench DIR` or "
                     "benchmark_scores' config `real_processbench`)")
-    prmbench_file = _real_dir(config.real_prmbench, "prmbench") / "subset400.jsonl"
+    prmbench_file = real_benchmark_dir(config.real_prmbench, "prmbench") / "subset400.jsonl"
     prmbench = load_prmbench(prmbench_file) if prmbench_file.exists() else None
     if prmbench is not None and config.real_prmbench_per_class:
         prmbench = prmbench.group_by("classification", maintain_order=True).head(config.real_prmbench_per_class)
     if prmbench is None:
         log.warning(f"no PRMBench at {prmbench_file}: not scored (set `prm run --prmbench DIR` or "
                     "benchmark_scores' config `real_prmbench`)")
-    if real is not None and config.real_processbench_rows:
-        real = real.group_by("split", maintain_order=True).head(config.real_processbench_rows)
     return {"real": real, "real_dir": real_dir, "prmbench": prmbench, "prmbench_file": prmbench_file}
 
 
@@ -159,6 +150,7 @@ def benchmark_scores(context: dg.AssetExecutionContext, config: BenchmarkScoresC
         comparison_summary,
         discriminative_scorer,
         implicit_prm_scores,
+        implicit_scorer,
         score_prm,
     )
     from prm_core.evaluation.flops import flop_summary
@@ -176,7 +168,7 @@ def benchmark_scores(context: dg.AssetExecutionContext, config: BenchmarkScoresC
             if not (path / "model.safetensors").exists():
                 context.log.warning(f"no PRM for {label_set!r} at {path}: skipped")
                 continue
-            real_too = label_set in config.real_processbench_label_sets
+            real_too = label_set in config.real_processbench_label_sets or not have_sets  # real data: its only benchmarks
             scored.append(score_prm(label_set, discriminative_scorer(path, config.separator, config.batch_size, shared), pb, bon,
                                     found["real"] if real_too else None, found["prmbench"] if real_too else None))
             log_scores(tracking, PRM_EXPERIMENT, training_info(path).get("mlflow_run_id"), scored[-1].row)
@@ -186,6 +178,10 @@ def benchmark_scores(context: dg.AssetExecutionContext, config: BenchmarkScoresC
             for (_, _, info), r in zip(models, implicit):
                 log_scores(tracking, IMPLICIT_EXPERIMENT, info.get("mlflow_run_id"), r.row)
             scored += implicit
+        else:  # real data: each implicit PRM on the real benchmarks, as the other PRMs
+            policy = local_copy(storage.model("policy"))
+            scored += [score_prm(name, implicit_scorer(policy, local, info, config.batch_size), None, None, found["real"],
+                                 found["prmbench"]) for name, local, info in _implicit_models(storage, context.log)]
     for r in scored:
         summary.update(r.summary)
         for name, frame in r.samples.items():

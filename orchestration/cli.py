@@ -81,7 +81,7 @@ def run_config(args: argparse.Namespace) -> dict:
             "prm_backbone": {"config": {"train_steps": args.backbone_steps, "seed": args.seed,
                                         "pretrained": args.prm_backbone or ""}},
             "prm_model": {"config": {"steps": args.prm_steps, "seed": args.seed}},
-            "actprm_model": {"config": {"mc_judge": args.actprm_mc_judge}},
+            "actprm_model": {"config": {"mc_judge": args.actprm_mc_judge, "real_processbench": args.processbench or ""}},
             "implicit_prm": {"config": {"seed": args.seed}},
             "benchmark_scores": {"config": {"real_processbench": args.processbench or "",
                                             "real_prmbench": args.prmbench or ""}},

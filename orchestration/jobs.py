@@ -20,7 +20,7 @@ IMPLICIT_STAGE = ["implicit_prm"]
 PRM_STAGE = ["filtered_corpus", "prm_model", "benchmark_scores", "prm_exports", "run_summary"]
 PIPELINE_ASSETS = SHARD_STAGE + IMPLICIT_STAGE + PRM_STAGE
 # need the exact step labeller of the arith testbed
-EXACT_ONLY = ("step_truth", "label_audit", "benchmark_sets", "actprm_model", "actprm_selection", "actprm_filtered_pool")
+EXACT_ONLY = ("step_truth", "label_audit", "benchmark_sets", "actprm_selection", "actprm_filtered_pool")
 TEXT_SHARD_STAGE = [a for a in SHARD_STAGE if a not in EXACT_ONLY]  # real data sets
 
 default_pipeline = dg.define_asset_job(
@@ -35,7 +35,7 @@ text_pipeline = dg.define_asset_job(
     "text_pipeline",
     selection=dg.AssetSelection.assets(*TEXT_SHARD_STAGE),
     executor_def=dg.in_process_executor,
-    description="Real data (GSM8K, MATH, files): the same without the exact truth and the audit (math-verify grades).",
+    description="Real data (GSM8K, MATH, files): the same without the exact truth and the audit (math-verify grades); ActPRM one pass with the LLM critique judge.",
 )
 
 implicit_pipeline = dg.define_asset_job(

@@ -20,6 +20,15 @@ def tiny_policy(tmp_path_factory) -> Path:
     return build_tiny_policy(tmp_path_factory.mktemp("policy") / "policy")
 
 
+@pytest.fixture(scope="session")
+def text_policy(tmp_path_factory) -> Path:
+    """The tiny policy trained on arith problems in the text path's format (tests/support/text_path.py)."""
+    from prm_core.domains.arith_text import ArithAsText
+    from tests.support.text_path import POLICY_STEPS, PROBLEMS
+
+    return build_tiny_policy(tmp_path_factory.mktemp("text-policy") / "policy", POLICY_STEPS, domain=ArithAsText(PROBLEMS))
+
+
 @pytest.fixture
 def data_dir(tmp_path, monkeypatch) -> Path:
     d = tmp_path / "data"

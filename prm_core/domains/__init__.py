@@ -1,5 +1,6 @@
 """Domains: what a problem is and how its answers and steps are checked — the arith testbed (exact step truth),
-real data sets graded by math-verify, and problem pools (seeded shards, files with quarantine).
+real data sets graded by math-verify, the testbed written as GSM8K-style files (arith_text), and problem pools (seeded
+shards, files with quarantine).
 May import: lineage, runtime."""
 
 from prm_core.domains.base import Domain, ExactDomain, Problem, StepVerdict, has_exact_labeller

@@ -153,6 +153,23 @@ def discriminative_scorer(path, separator: str, batch_size: int, shared: dict | 
     return lambda prompts, steps: score_steps(model, tok, prompts, steps, separator, batch_size, shared=rows)
 
 
+def implicit_scorer(policy, local, info: dict, batch_size: int) -> Scorer:
+    """An implicit PRM (its folder `local`, what `implicit_prm` recorded) against its reference `policy` as a scorer:
+    σ(Q_k) per step, the score its ProcessBench-style F1 reads (`implicit_scores`), for the real benchmarks."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from prm_core.prm.implicit import implicit_rewards, step_values
+
+    tok = AutoTokenizer.from_pretrained(local)
+    theta, ref = AutoModelForCausalLM.from_pretrained(local), AutoModelForCausalLM.from_pretrained(policy)
+
+    def score(prompts: list[str], steps: list[list[str]]) -> list[list[float]]:
+        values = [step_values(m, tok, prompts, steps, info["separator"], batch_size) for m in (theta, ref)]
+        return sigmoid_rows(implicit_rewards(values[0], values[1], info["coef"])["q"])
+
+    return score
+
+
 def score_prm(prm: str, score: Scorer, pb: pl.DataFrame | None = None, bon: pl.DataFrame | None = None,
               real: pl.DataFrame | None = None, prmbench: pl.DataFrame | None = None) -> PRMScores:
     """A PRM on every benchmark given: the ProcessBench-style set (τ from dev) with best-of-N (both or neither), the

@@ -115,3 +115,15 @@ def load_processbench(path) -> pl.DataFrame:
           bool(r.get("final_answer_correct", False)), int(r["label"]), path.stem) for r in rows],
         schema=PB_SCHEMA, orient="row",
     )
+
+
+def load_processbench_dir(folder, rows_per_split: int = 0) -> pl.DataFrame | None:
+    """Every split file (`*.json`) of a real ProcessBench folder, the first `rows_per_split` rows of each (0: all);
+    None when the folder does not exist."""
+    from prm_core.lineage.storage import as_path
+
+    folder = as_path(folder)
+    if not folder.exists():
+        return None
+    real = pl.concat([load_processbench(f) for f in sorted(folder.glob("*.json"))])
+    return real.group_by("split", maintain_order=True).head(rows_per_split) if rows_per_split else real

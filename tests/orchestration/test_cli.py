@@ -8,7 +8,11 @@ import sys
 from datetime import datetime
 from pathlib import Path
 
+import polars as pl
 import pytest
+
+from tests.conftest import SHARED_DATA
+from tests.support.text_path import PROBLEMS
 
 
 def _prm(args, env):
@@ -286,3 +290,41 @@ def test_local_path_flags_become_absolute_and_urls_stay(tmp_path, monkeypatch):
     assert out.source == str(tmp_path / "src") and out.policy == os.path.expanduser("~/p")
     assert out.processbench == "s3://b/pb" and out.prmbench == "" and out.data_dir == str(tmp_path / "d")
     assert absolute_paths(argparse.Namespace(source="arith")).source == "arith" and args.source == "src"
+
+
+@pytest.mark.skipif(not (SHARED_DATA / "processbench").is_dir(), reason="shared data not present")
+def test_prm_run_on_gsm8k_format_files_with_a_policy_runs_all_three_stages(tmp_path, text_policy):
+    """The real-data path end to end, as documented (docs/running.md): arith problems as GSM8K JSONL, `--domain
+    gsm8k`, a policy that solves some of them; the shard, implicit and PRM stages on text, math-verify grading, the
+    real ProcessBench and PRMBench subsets."""
+    from prm_core.domains.arith_text import write_gsm8k_jsonl
+
+    write_gsm8k_jsonl(tmp_path / "problems" / "arith-text.jsonl", 12, seed=5, config=PROBLEMS)
+    env = {k: v for k, v in os.environ.items() if k != "DAGSTER_HOME"}
+    env.update({"PRM_DATA_DIR": str(tmp_path / "data"), "PRM_ENGINE": "transformers",
+                "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"})
+    run = _prm(["run", "--domain", "gsm8k", "--source", str(tmp_path / "problems"), "--policy", str(text_policy),
+                "--samples", "4", "--backbone-steps", "5", "--prm-steps", "10", "--bench-per-class", "3",
+                "--bon-problems", "4", "--implicit-losses", "ce", "--processbench", str(SHARED_DATA / "processbench"),
+                "--prmbench", str(SHARED_DATA / "prmbench"), "--quiet", "--json"], env)
+    assert run.returncode == 0, run.stderr[-3000:]
+    summary = json.loads(run.stdout)
+    assert summary["pool.problems"] == 12 and summary["pool.exact_labels"] is False and summary["rollouts.count"] == 48
+    assert 0 < summary["rollouts.accuracy"] < 1  # math-verify's grades of a policy that solves some, not all
+    assert summary["labels.vanilla.labelled"] == 48 and summary["labels.scan.labelled"] > 0  # SCAN keeps some questions
+    tokens = ("rollouts.tokens", "mc.vanilla.tokens", "mc.scan.tokens", "actprm.critique.tokens")
+    assert all(summary[k] > 0 for k in tokens), {k: summary[k] for k in tokens}
+    stages = {k.removeprefix("run.stage_seconds.") for k in summary if k.startswith("run.stage_seconds.")}
+    assert {"rollouts", "self_confidence", "mc_estimates", "denoised_labels", "label_exports", "actprm_model",
+            "implicit_prm", "filtered_corpus", "prm_model", "benchmark_scores", "prm_exports"} <= stages
+    f1 = {k.rsplit(".", 1)[1]: v for k, v in summary.items() if k.startswith("processbench.real.avg_f1.")}
+    assert {"vanilla", "scan", "implicit_ce"} <= set(f1) and summary["processbench.real.rows"] > 0
+    scores = [*f1.values(), summary["actprm.critique.f1"], *(v for k, v in summary.items() if k.startswith("prmbench.prmscore."))]
+    assert all(0 <= v <= 1 for v in scores), scores  # computed: a number in range, never NaN
+    assert summary["actprm.critique.calls"] > 0 and summary["prmbench.rows"] > 0
+    labels = pl.read_parquet(tmp_path / "data" / "denoised_labels" / "arith-text.parquet")
+    values = labels["labels"].explode()
+    assert values.len() > 0 and values.min() >= 0 and values.max() <= 1 and not values.is_nan().any()
+    assert set(labels["method"]) >= {"vanilla", "scan"}
+    mc = pl.read_parquet(tmp_path / "data" / "mc_estimates" / "arith-text.parquet")["mc_value"]
+    assert mc.min() >= 0 and mc.max() <= 1 and 0 < mc.mean() < 1  # MC values that say something
