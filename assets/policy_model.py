@@ -15,7 +15,7 @@ from assets.common.resources import DomainResource, GeneratorResource, StorageRe
 from prm_core.generation.policy import PolicyConfig
 from prm_core.lineage.summary import summary_path, update_summary
 
-CODE_VERSION = "1"
+CODE_VERSION = "2"  # 2: a warmup-stable-decay schedule (PolicyConfig.decay_fraction)
 
 
 POLICY = PolicyConfig()

@@ -11,7 +11,7 @@ from assets.common.resources import DomainResource, StorageResource
 from prm_core.lineage.summary import summary_path, update_summary
 from prm_core.prm.backbone import BackboneConfig
 
-CODE_VERSION = "2"  # 2: records its training tokens (train_report.json) for the FLOPs
+CODE_VERSION = "3"  # 2: records its training tokens (train_report.json) for the FLOPs; 3: the policy's WSD schedule
 
 
 class PrmBackboneConfig(dg.Config):

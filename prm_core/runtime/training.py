@@ -71,6 +71,18 @@ def warmup_cosine(step: int, peak: float, warmup_steps: int, total_steps: int, m
     return peak * (min_lr_ratio + (1 - min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * min(1.0, t))))
 
 
+def warmup_stable_decay(step: int, peak: float, warmup_steps: int, total_steps: int, decay_fraction: float,
+                        min_lr_ratio: float) -> float:
+    """Linear warm-up to `peak`, `peak` held, then a linear decay over the last `decay_fraction` of `total_steps` to
+    `min_lr_ratio`·peak (warmup-stable-decay)."""
+    if step < warmup_steps:
+        return peak * (step + 1) / warmup_steps
+    start = total_steps * (1 - decay_fraction)
+    if step < start:
+        return peak
+    return peak * (1 - (1 - min_lr_ratio) * min(1.0, (step - start) / max(1.0, total_steps - start)))
+
+
 def loss_ema(losses: list[float]) -> float:
     """The exponential moving average (0.95) of a loss curve: the smoothed final loss."""
     ema = None

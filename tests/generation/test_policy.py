@@ -6,9 +6,9 @@ from prm_core.generation.policy import PolicyConfig, lr_at
 
 
 def test_lr_schedule_warms_up_then_decays_to_floor():
-    cfg = PolicyConfig(train_steps=100, warmup_steps=10, lr=1e-3, min_lr_ratio=0.1)
-    assert lr_at(0, cfg) < lr_at(9, cfg) == 1e-3
-    assert abs(lr_at(100, cfg) - 1e-4) < 1e-9 and lr_at(50, cfg) < 1e-3
+    cfg = PolicyConfig(train_steps=100, warmup_steps=10, lr=1e-3, decay_fraction=0.3, min_lr_ratio=0.1)
+    assert lr_at(0, cfg) < lr_at(9, cfg) == 1e-3 == lr_at(69, cfg)  # warm-up, then the peak held to 70 %
+    assert lr_at(70, cfg) == 1e-3 > lr_at(85, cfg) > lr_at(99, cfg) and abs(lr_at(100, cfg) - 1e-4) < 1e-9
 
 
 def test_saved_policy_loads_with_auto_classes(tiny_policy):
