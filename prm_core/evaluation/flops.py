@@ -64,9 +64,10 @@ def flop_summary(rows: list[dict]) -> dict:
         key = name.replace("implicit_", "implicit.") if name.startswith("implicit_") else name
         if not name.startswith("implicit_"):
             out[f"cost_flops.{key}"] = r["flops"]
-        best = r["bon_ref_r"] if name.startswith("implicit_") else r["prm_min"]
+        best = r.get("bon_ref_r") if name.startswith("implicit_") else r.get("prm_min")
         out[f"efficiency.{key}.f1_per_tflop"] = r["f1"] / (r["flops"] / 1e12)
-        out[f"efficiency.{key}.bon_per_tflop"] = best / (r["flops"] / 1e12)
+        if best is not None:  # ActPRM's baselines (full data, random) have no best-of-N of their own
+            out[f"efficiency.{key}.bon_per_tflop"] = best / (r["flops"] / 1e12)
     main = by.get("implicit_ce") or next((r for n, r in by.items() if n.startswith("implicit_")), None)
     if main is not None:
         out["implicit.cost_flops"] = main["flops"]

@@ -26,6 +26,8 @@ def test_flop_summary_keys_on_hand_made_rows():
     assert s["efficiency.implicit.ce.bon_per_tflop"] == pytest.approx(0.7 / 4)  # implicit: best-of-N w/ ref, r_k
     assert s["implicit.cost_flops"] == 4e12 and s["implicit.flops_over_vanilla"] == 2.0  # CE's, not the first one's
     assert not any("actprm" in k for k in s)
+    baseline = flop_summary([{"prm": "actprm_random", "flops": 2e12, "f1": 0.8, "prm_min": None}])  # no best-of-N
+    assert baseline == {"cost_flops.actprm_random": 2e12, "efficiency.actprm_random.f1_per_tflop": pytest.approx(0.4)}
     only_dpo = flop_summary([rows[2]])
     assert only_dpo["implicit.cost_flops"] == 8e12 and "implicit.flops_over_vanilla" not in only_dpo
     assert flop_summary([]) == {}
