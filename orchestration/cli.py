@@ -185,7 +185,7 @@ def _interrupted(signum, frame):
 def _run_stages(args, plan, start: float, instance, runs, config: dict, tags: dict) -> int:
     import dagster as dg
 
-    from orchestration.launch import SHARD_JOBS, LaunchError, cancel, failures, stop_session, submit, wait
+    from orchestration.launch import SHARD_JOBS, LaunchError, cancel, failures, launched, stop_session, submit, wait
     from orchestration.stage_lines import StageLines
 
     run_id, run_ids = None, []
@@ -199,8 +199,10 @@ def _run_stages(args, plan, start: float, instance, runs, config: dict, tags: di
                             f"{unit}s {first}..{last}" if first != last else f"{unit} {first}", unit)
         session = None
         try:
-            session = submit(job_name, {**config, "ops": ops}, {RANGE_START: first, RANGE_END: last, **tags}, chosen,
-                             project_root(), run_id=run_id, follow=follow, verbose=args.verbose)
+            proc = submit(job_name, {**config, "ops": ops}, {RANGE_START: first, RANGE_END: last, **tags}, chosen,
+                          project_root(), run_id, verbose=args.verbose)
+            session = proc.pid
+            launched(proc, job_name, follow)
             run_ids.append(run_id)
             run = wait(instance, run_id, follow=follow)
             stop_session(session)  # its code server, idle now, would otherwise linger for its heartbeat's timeout

@@ -17,7 +17,6 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
 from pathlib import Path
 
 LOCATION = "orchestration.definitions"
@@ -100,13 +99,12 @@ def _forward(stream, out, verbose: bool = False) -> None:
     out.flush()
 
 
-def submit(job: str, run_config: dict, tags: dict, assets: list[str] | None, cwd: Path, run_id: str | None = None,
-           follow=None, verbose: bool = False) -> int:
-    """Submit a run of `job` (only `assets` of it, when given) to the instance as `run_id`. While the launch goes,
-    `follow` (a `StageLines` for `run_id`) says each step's start and end. Returns the launch's session: the code
-    server and the run worker run in a session of their own, so a Ctrl-C reaches `prm` alone, which cancels the run
-    as the UI's Terminate does (`cancel`) instead of the worker dying of it as a failure."""
-    run_id = run_id or str(uuid.uuid4())
+def submit(job: str, run_config: dict, tags: dict, assets: list[str] | None, cwd: Path, run_id: str,
+           verbose: bool = False) -> subprocess.Popen:
+    """Start submitting a run of `job` (only `assets` of it, when given) to the instance as `run_id`; `launched` waits
+    for the submission. The code server and the run worker run in a session of their own (the returned process's
+    pid): a Ctrl-C reaches `prm` alone, which cancels the run as the UI's Terminate does (`cancel`), instead of the
+    worker dying of it as a failure."""
     dagster = Path(sys.executable).with_name("dagster")
     cmd = [str(dagster), "job", "launch", "-m", LOCATION, "-j", job, "--run-id", run_id,
            "--config-json", json.dumps(run_config), "--tags", json.dumps(tags)]
@@ -114,18 +112,19 @@ def submit(job: str, run_config: dict, tags: dict, assets: list[str] | None, cwd
         cmd += ["-o", ",".join(assets)]
     proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
     threading.Thread(target=_forward, args=(proc.stdout, sys.stderr, verbose), daemon=True).start()
-    try:
-        while proc.poll() is None:
-            if follow is not None:
-                follow.poll()
-            time.sleep(0.5)
-    except KeyboardInterrupt:
-        stop_session(proc.pid)
-        raise
+    return proc
+
+
+def launched(proc: subprocess.Popen, job: str, follow=None) -> None:
+    """Wait for `submit`'s launch to end; meanwhile `follow` (a `StageLines` of the run) says each step's start and
+    end."""
+    while proc.poll() is None:
+        if follow is not None:
+            follow.poll()
+        time.sleep(0.5)
     if proc.returncode != 0:
         stop_session(proc.pid)  # a code server it started may outlive it
         raise LaunchError(f"`dagster job launch -j {job}` failed (exit code {proc.returncode}); its output is above")
-    return proc.pid
 
 
 def stop_session(session: int, grace_s: float = 5.0) -> None:
