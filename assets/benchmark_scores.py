@@ -69,7 +69,7 @@ def prm_costs(storage: StorageResource, rows: list[dict], keys: list[str]) -> di
     out = {}
     for r in rows:
         name = r["prm"]
-        if "feature_tokens" in r and r.get("feature_tokens") is not None:  # ActPRM's
+        if r.get("feature_tokens") is not None:  # ActPRM's
             judged = int(r.get("judge_tokens") or 0)
             out[name] = (mc_prm_cost(responses, judged, p_policy, backbone_tokens, int(r["feature_tokens"]), p_backbone).total,
                          responses + judged)

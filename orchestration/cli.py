@@ -216,7 +216,8 @@ def _run_stages(args, plan, start: float, instance, runs, config: dict, tags: di
             return 130
         if run.status != dg.DagsterRunStatus.SUCCESS:
             found = failures(instance, run_id)
-            for line in [disk_problem(found, os.environ["PRM_DATA_DIR"])] if disk_problem(found, "") else found:
+            disk = disk_problem(found, os.environ["PRM_DATA_DIR"])
+            for line in [disk] if disk else found:
                 print(f"prm: {line}", file=sys.stderr)
             print(f"prm: run {run_id} of {job_name} {run.status.value.lower()} after {time.time() - start:.0f} s "
                   "(see `prm ui` for the full log)", file=sys.stderr)

@@ -22,8 +22,8 @@ def free_space(path: Path) -> str:
     while not path.exists() and path != path.parent:
         path = path.parent
     free = shutil.disk_usage(path).free
-    unit = next(u for u, size in (("TB", 1e12), ("GB", 1e9), ("MB", 1e6), ("kB", 1e3), ("B", 1)) if free >= size or u == "B")
-    return f"{free / dict(TB=1e12, GB=1e9, MB=1e6, kB=1e3, B=1)[unit]:.1f} {unit}"
+    unit, size = next(((u, s) for u, s in (("TB", 1e12), ("GB", 1e9), ("MB", 1e6), ("kB", 1e3)) if free >= s), ("B", 1))
+    return f"{free / size:.1f} {unit}"
 
 
 def _data_dir_problem(flag_value: str | None) -> str | None:

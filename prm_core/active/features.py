@@ -31,7 +31,7 @@ class StepFeatures:
         from prm_core.prm.discriminative import step_inputs_of
         from prm_core.prm.encoding import encode_many, separator_id
 
-        encoded = encode_many(self.tokenizer, prompts, steps, separator_id(self.tokenizer, self.separator), 512)
+        encoded = encode_many(self.tokenizer, prompts, steps, separator_id(self.tokenizer, self.separator))
         self.tokens += sum(len(e.input_ids) for e in encoded)
         return step_inputs_of(self.model, self.tokenizer, encoded)
 
