@@ -110,7 +110,7 @@ def _critique_pass(context: dg.AssetExecutionContext, config: ActprmModelConfig,
 )
 def actprm_model(context: dg.AssetExecutionContext, config: ActprmModelConfig, storage: StorageResource,
                  domain: DomainResource, generator: GeneratorResource, tracking: TrackingResource) -> dg.MaterializeResult:
-    from prm_core.active.compare import TRAIN_KEYS, comparison_points, run_comparison, selection_rows
+    from prm_core.active.compare import MATCHED, TRAIN_KEYS, comparison_points, run_comparison, selection_rows
     from prm_core.active.features import StepFeatures, pool_of
     from prm_core.active.judges import scan_judge
     from prm_core.domains import has_exact_labeller
@@ -158,7 +158,7 @@ def actprm_model(context: dg.AssetExecutionContext, config: ActprmModelConfig, s
                                                                   {"separator": config.separator}, pool.example()),
                           ACTPRM_REGISTERED, context.run_id, "ActPRM ensemble heads (pool-based) on the PRM backbone's step inputs",
                           tags={"kind": "actprm"}, params=config.model_dump(),
-                          metrics={k.replace("actprm.", ""): float(v) for k, v in summary.items()})
+                          metrics={k.replace("actprm.", ""): float(v) for k, v in summary.items() if not isinstance(v, str)})
         # paths and ids: run_info.json, so that actprm.json is reproducible
         update_run_info(tmp, {"backbone": str(storage.model("prm_backbone")), "dagster_run_id": context.run_id, **logged})
     chosen = selection.filter(pl.col("labelled"))
@@ -168,7 +168,8 @@ def actprm_model(context: dg.AssetExecutionContext, config: ActprmModelConfig, s
         "f1_vs_labels": plot_md(_plot(points)),
         "selection": table(chosen.head(20)),
         "thresholds": dg.MetadataValue.json({"seeds": [{"seed": r.seed, "delta_pred": r.delta_pred, "delta_std": r.delta_std,
-                                                        "labels": r.labels} for r in found.results]}),
+                                                        "labels": r.labels, "optimizer_steps": r.steps} for r in found.results]}),
+        "matched": MATCHED,
         "mc_judge": dg.MetadataValue.json(mc) if mc else "not run (config mc_judge, `prm run --actprm-mc-judge`)",
         "mlflow_version": str(logged["mlflow_version"]),
         **cost(t.seconds, generated_tokens=int(mc["tokens"]) if mc else 0),

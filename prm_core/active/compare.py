@@ -1,9 +1,16 @@
 """ActPRM against its baselines on one pool, per seed (the pool-based claim, algorithms.md §3.5):
 
-* **full data**: one pass with every trajectory labelled by the judge;
 * **active**: one pass with selection, (δ_pred, δ_std) chosen on the **dev** split from a grid — the fewest
   labels whose dev F1 is within `dev_tolerance` of the full-data dev F1 (none: the best dev F1) — never on test;
-* **random**: a seeded random subset of the pool of the active run's size, labelled and trained on in one pass.
+  it takes one optimizer step per batch the judge labelled something in;
+* **random**: a seeded random subset of the pool of the active run's size, labelled by the same judge and trained
+  for **as many optimizer steps** as the active pass took (reshuffled passes over the subset);
+* **full data**: every trajectory labelled, trained for the active pass's optimizer steps too. Its one-pass run
+  (one step per batch of the whole pool) is the dev reference the thresholds are chosen against, kept as
+  `full_one_pass`.
+
+So active and random differ only in which trajectories are labelled: labels, optimizer steps, batch size, heads,
+init and seed are matched (`MATCHED`).
 
 Over seeds (`compare_seeds`), the thresholds are chosen once, at seed 0, and kept; results are mean ± s.e.
 `run_comparison` is the whole experiment on a pool of step inputs (`features`), with the audit of what was selected.
@@ -22,6 +29,7 @@ from typing import TYPE_CHECKING
 import polars as pl
 
 from prm_core.active.judges import Trajectory, hard_labels
+from prm_core.runtime.stats import mean_se
 
 if TYPE_CHECKING:  # torch and transformers load where an experiment runs, not where its config is read (Dagster's
     import torch  # code location: each `prm run` stage loads it twice)
@@ -32,6 +40,7 @@ if TYPE_CHECKING:  # torch and transformers load where an experiment runs, not w
 
 
 TRAIN_KEYS = ("heads", "lr", "batch_size", "reg_lambda", "learning_probability")  # what a trained ensemble records
+MATCHED = "random: judge labels, optimizer steps, batch size, heads, init, seed; full data: optimizer steps"
 
 
 @dataclass(frozen=True)
@@ -65,6 +74,8 @@ class SeedResult:
     pool: int
     decisions: list[Decision]
     heads: EnsembleHeads  # the active run's
+    steps: int = 0  # the active pass's optimizer steps, which random and full data also take
+    full_one_pass: dict | None = None  # full data in one pass (the thresholds' dev reference)
 
 
 def new_heads(inputs: list[torch.Tensor], cfg: CompareConfig, seed: int) -> EnsembleHeads:
@@ -87,26 +98,36 @@ def compare_seed(inputs: list[torch.Tensor], trajectories: list[Trajectory], mak
 
     def run(select: bool, dp: float = 0.9, ds: float = 0.01):
         heads = new_heads(inputs, cfg, seed)
-        decisions, _ = active_pass(heads, inputs, trajectories, make_judge(), cfg.active(select, dp, ds), seed)
-        return heads, decisions, evaluate(heads)
+        decisions, losses = active_pass(heads, inputs, trajectories, make_judge(), cfg.active(select, dp, ds), seed)
+        return heads, decisions, evaluate(heads), len(losses)
 
-    _, _, full = run(select=False)
+    def matched(labelled: list[tuple[int, int]], steps: int) -> dict:
+        heads = new_heads(inputs, cfg, seed)
+        train_on(heads, [inputs[i] for i, _ in labelled], [hard_labels(a, len(trajectories[i].steps)) for i, a in labelled],
+                 cfg.active(), seed, steps=steps)
+        return evaluate(heads)
+
+    _, full_decisions, full, _ = run(select=False)
     grid = [thresholds] if thresholds else [(dp, ds) for dp in cfg.grid_pred for ds in cfg.grid_std]
     tried = [(dp, ds, *run(True, dp, ds)) for dp, ds in grid]
     ok = [t for t in tried if t[4]["dev_f1"] >= full["dev_f1"] - cfg.dev_tolerance]
     if ok:  # the fewest labels that keep full data's dev F1
-        dp, ds, heads, decisions, active = min(ok, key=lambda t: (sum(d.labelled for d in t[3]), -t[4]["dev_f1"]))
+        dp, ds, heads, decisions, active, steps = min(ok, key=lambda t: (sum(d.labelled for d in t[3]), -t[4]["dev_f1"]))
     else:  # none keeps it: the best dev F1 (the fewest labels would be the grid's worst model)
-        dp, ds, heads, decisions, active = max(tried, key=lambda t: (t[4]["dev_f1"], -sum(d.labelled for d in t[3])))
+        dp, ds, heads, decisions, active, steps = max(tried, key=lambda t: (t[4]["dev_f1"], -sum(d.labelled for d in t[3])))
     labelled = sum(d.labelled for d in decisions)
     subset = random.Random(f"random-{seed}").sample(range(len(trajectories)), labelled)
-    judge = make_judge()
-    answers = judge.first_errors([trajectories[i] for i in subset])
-    kept = [(i, a) for i, a in zip(subset, answers) if a is not None]
-    rnd_heads = new_heads(inputs, cfg, seed)
-    train_on(rnd_heads, [inputs[i] for i, _ in kept], [hard_labels(a, len(trajectories[i].steps)) for i, a in kept],
-             cfg.active(), seed)
-    return SeedResult(seed, dp, ds, full, active, evaluate(rnd_heads), labelled, len(trajectories), decisions, heads)
+    answers = make_judge().first_errors([trajectories[i] for i in subset])
+    rnd = matched([(i, a) for i, a in zip(subset, answers) if a is not None], steps)
+    full_matched = matched([(i, d.judge_first_error) for i, d in enumerate(_by_pool_order(full_decisions, trajectories))
+                            if d.judge_first_error is not None], steps)
+    return SeedResult(seed, dp, ds, full_matched, active, rnd, labelled, len(trajectories), decisions, heads, steps, full)
+
+
+def _by_pool_order(decisions: list[Decision], trajectories: list[Trajectory]) -> list[Decision]:
+    """A pass's decisions (in its batch order) in the pool's order."""
+    by_id = {d.response_id: d for d in decisions}
+    return [by_id[t.response_id] for t in trajectories]
 
 
 def compare_seeds(inputs: list[torch.Tensor], trajectories: list[Trajectory], make_judge: Callable[[], object],
@@ -120,11 +141,6 @@ def compare_seeds(inputs: list[torch.Tensor], trajectories: list[Trajectory], ma
         results.append(compare_seed(inputs, trajectories, make_judge, evaluate, cfg, seed, chosen))
         on_seed(results[-1])
     return results
-
-
-def mean_se(values: list[float]) -> tuple[float, float]:
-    """Mean and standard error over seeds (0 for one seed)."""
-    return statistics.mean(values), (statistics.stdev(values) / len(values) ** 0.5 if len(values) > 1 else 0.0)
 
 
 def error_rate(response_ids: list[str], truth: dict[str, int]) -> float:
@@ -142,8 +158,9 @@ def selection_rows(decisions: list[Decision], truth: dict[str, int]) -> list[dic
 
 
 def comparison_points(results: list[SeedResult]) -> list[dict]:
-    """One point per (seed, method): the judge labels it used and its test F1 (full data, active, random)."""
-    return [{"seed": r.seed, "method": m, "labels": n, "f1": res["f1"]} for r in results
+    """One point per (seed, method): the judge labels it used, its optimizer steps and its test F1 (full data, active,
+    random)."""
+    return [{"seed": r.seed, "method": m, "labels": n, "steps": r.steps, "f1": res["f1"]} for r in results
             for m, n, res in (("full data", r.pool, r.full), ("active", r.labels, r.active), ("random", r.labels, r.random))]
 
 
@@ -154,9 +171,14 @@ def comparison_summary(results: list[SeedResult], truth: dict[str, int], bon: fl
     main = results[0]
     (f1, f1_se), (full_f1, _), (rnd_f1, rnd_se) = (mean_se([getattr(r, k)["f1"] for r in results])
                                                    for k in ("active", "full", "random"))
+    gap, gap_se = mean_se([r.active["f1"] - r.random["f1"] for r in results])  # paired by seed
     labels = statistics.mean(r.labels for r in results)
+    one_pass = [r.full_one_pass["f1"] for r in results if r.full_one_pass]
     return {"f1": f1, "f1_se": f1_se, "labels_used": labels, "label_fraction": labels / main.pool,
             "full_data_f1": full_f1, "random_f1": rnd_f1, "random_f1_se": rnd_se,
+            "active_minus_random_f1": gap, "active_minus_random_f1_se": gap_se,
+            "optimizer_steps": statistics.mean(r.steps for r in results), "matched": MATCHED,
+            **({"full_data_one_pass_f1": statistics.mean(one_pass)} if one_pass else {}),
             **({"bon": bon} if bon is not None else {}), "judge_tokens": judge_tokens,
             "seeds": len(results), "delta_pred": main.delta_pred, "delta_std": main.delta_std,
             "selected_error_rate": error_rate([d.response_id for d in main.decisions if d.labelled], truth),

@@ -3,7 +3,8 @@
 One pass over a pool of trajectories in seeded batches: the ensemble scores each batch, the uncertain
 trajectories (and only they) go to the judge, and one optimizer step trains the heads on what the judge labelled.
 An all-confident batch takes no step (never a NaN loss). The same loop with `select=False` is the full-data
-baseline (every trajectory labelled), and `train_on` trains on a fixed subset (random selection at a budget).
+baseline (every trajectory labelled), and `train_on` trains on a fixed subset (random selection at a budget), for one
+pass or for as many optimizer steps as an active pass took.
 Inputs are per-trajectory step features from a frozen backbone (`discriminative.step_inputs`), computed once.
 """
 
@@ -75,11 +76,15 @@ def active_pass(heads: EnsembleHeads, inputs: list[torch.Tensor], trajectories: 
 
 
 def train_on(heads: EnsembleHeads, inputs: list[torch.Tensor], labels: list[list[float]], cfg: ActiveConfig,
-             seed: int = 0) -> list[float]:
-    """One pass over fixed labelled trajectories (e.g. a random subset of the pool at ActPRM's label budget)."""
+             seed: int = 0, steps: int | None = None) -> list[float]:
+    """Fixed labelled trajectories in seeded batches: one pass, or exactly `steps` optimizer steps over as many
+    reshuffled passes as that takes (a baseline matched to the active pass's steps)."""
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
-    order = random.Random(f"subset-{seed}").sample(range(len(labels)), len(labels))
     opt = torch.optim.AdamW(heads.parameters(), lr=cfg.train.lr, weight_decay=0.0)
-    return [_step(heads, opt, [inputs[i] for i in idx], [labels[i] for i in idx], cfg.train, gen)
-            for idx in (order[b:b + cfg.batch_size] for b in range(0, len(order), cfg.batch_size))]
+    batches, rng = [], random.Random(f"subset-{seed}")
+    while labels and (not batches if steps is None else len(batches) < steps):
+        order = rng.sample(range(len(labels)), len(labels))
+        batches += [order[b:b + cfg.batch_size] for b in range(0, len(order), cfg.batch_size)]
+    batches = batches if steps is None else batches[:steps]
+    return [_step(heads, opt, [inputs[i] for i in idx], [labels[i] for i in idx], cfg.train, gen) for idx in batches]

@@ -13,7 +13,6 @@ from prm_core.active.compare import (
     comparison_points,
     comparison_summary,
     error_rate,
-    mean_se,
     run_comparison,
     selection_rows,
 )
@@ -29,7 +28,8 @@ GRID = CompareConfig(heads=3, batch_size=2, grid_pred=(NONE, ALL), grid_std=(2.0
 
 
 class Scripted:
-    """`evaluate` by call order: compare_seed scores full data, then each grid point in order, then random."""
+    """`evaluate` by call order: compare_seed scores full data in one pass, then each grid point in order, then random
+    and full data at the active pass's optimizer steps."""
 
     def __init__(self, rows):
         self.rows, self.calls = list(rows), 0
@@ -46,33 +46,43 @@ def row(dev, test):
 def test_thresholds_are_chosen_on_dev_never_on_test():
     d, trajs, x = arith_pool()
     # the no-label point is best on test but 0.3 below full data on dev: the all-label point is chosen
-    evaluate = Scripted([row(0.8, 0.5), row(0.5, 0.99), row(0.8, 0.6), row(0.1, 0.4)])
+    evaluate = Scripted([row(0.8, 0.5), row(0.5, 0.99), row(0.8, 0.6), row(0.1, 0.4), row(0.7, 0.7)])
     r = compare_seed(x, trajs, lambda: ExactJudge(d), evaluate, GRID, seed=0)
     assert (r.delta_pred, r.delta_std) == (ALL, 2.0) and r.labels == len(trajs) == r.pool
-    assert r.active["f1"] == 0.6 and r.full["f1"] == 0.5 and r.random["f1"] == 0.4
+    assert r.active["f1"] == 0.6 and r.random["f1"] == 0.4 and r.full["f1"] == 0.7 and r.full_one_pass["f1"] == 0.5
     # within the tolerance on dev: the fewest labels win
-    evaluate = Scripted([row(0.8, 0.5), row(0.795, 0.1), row(0.9, 0.9), row(0.1, 0.4)])
+    evaluate = Scripted([row(0.8, 0.5), row(0.795, 0.1), row(0.9, 0.9), row(0.1, 0.4), row(0.7, 0.7)])
     r = compare_seed(x, trajs, lambda: ExactJudge(d), evaluate, GRID, seed=0)
-    assert (r.delta_pred, r.labels, r.active["f1"]) == (NONE, 0, 0.1)
+    assert (r.delta_pred, r.labels, r.active["f1"], r.steps) == (NONE, 0, 0.1, 0)
     # none within the tolerance: the best dev F1 (the fewest labels would pick the no-label model, dev F1 0.2)
-    evaluate = Scripted([row(0.9, 0.5), row(0.2, 0.1), row(0.3, 0.9), row(0.1, 0.4)])
+    evaluate = Scripted([row(0.9, 0.5), row(0.2, 0.1), row(0.3, 0.9), row(0.1, 0.4), row(0.7, 0.7)])
     assert compare_seed(x, trajs, lambda: ExactJudge(d), evaluate, GRID, seed=0).delta_pred == ALL
+
+
+def test_random_and_full_data_take_as_many_optimizer_steps_as_the_active_pass(monkeypatch):
+    import prm_core.active.pool as pool
+
+    d, trajs, x = arith_pool()
+    taken = []
+    real = pool.train_on
+    monkeypatch.setattr(pool, "train_on", lambda *a, **k: taken.append((len(a[2]), k["steps"])) or real(*a, **k))
+    cfg = CompareConfig(heads=3, batch_size=2, grid_pred=(ALL,), grid_std=(2.0,))
+    r = compare_seed(x, trajs, lambda: ExactJudge(d), lambda heads: row(0.5, 0.5), cfg, seed=0)
+    assert r.steps == -(-len(trajs) // 2) and r.labels == len(trajs)  # every batch labelled: one step each
+    assert taken == [(len(trajs), r.steps), (len(trajs), r.steps)]  # random (here all of the pool), then full data
 
 
 def test_seed_zero_chooses_the_thresholds_and_the_other_seeds_keep_them():
     d, trajs, x = arith_pool()
-    evaluate = Scripted([row(0.8, 0.5), row(0.5, 0.99), row(0.8, 0.6), row(0.1, 0.4)]  # seed 0: the whole grid
-                        + [row(0.7, 0.5), row(0.0, 0.0), row(0.1, 0.3)] * 2)  # seeds 1, 2: full, the kept point, random
+    evaluate = Scripted([row(0.8, 0.5), row(0.5, 0.99), row(0.8, 0.6), row(0.1, 0.4), row(0.7, 0.7)]  # seed 0: the grid
+                        + [row(0.7, 0.5), row(0.0, 0.0), row(0.1, 0.3), row(0.7, 0.7)] * 2)  # seeds 1, 2: the kept point
     seen = []
     results = compare_seeds(x, trajs, lambda: ExactJudge(d), evaluate, GRID, seeds=3, on_seed=seen.append)
-    assert [r.seed for r in results] == [0, 1, 2] and seen == results and evaluate.calls == 4 + 3 + 3
+    assert [r.seed for r in results] == [0, 1, 2] and seen == results and evaluate.calls == 5 + 4 + 4
     assert all((r.delta_pred, r.delta_std) == (ALL, 2.0) for r in results)  # kept though seed 1's dev F1 is 0
 
 
-def test_mean_se_and_error_rates():
-    assert mean_se([1.0]) == (1.0, 0.0)
-    mean, se = mean_se([1.0, 2.0, 3.0])
-    assert mean == 2.0 and se == pytest.approx(1.0 / 3 ** 0.5)
+def test_error_rates():
     truth = {"a": -1, "b": 2, "c": 0}
     assert error_rate(["a", "b", "c"], truth) == pytest.approx(2 / 3) and error_rate([], truth) == 0.0
 
@@ -89,17 +99,19 @@ def test_summary_selection_rows_and_points_on_hand_made_results():
     truth = {"a": 1, "b": 0, "c": -1, "d": -1}
     results = [seed_result(0, (0.5, 0.6, 0.4), 2, decisions), seed_result(1, (0.7, 0.8, 0.2), 3)]
     s = comparison_summary(results, truth, bon=0.9, judge_tokens=7)
-    assert list(s) == ["f1", "f1_se", "labels_used", "label_fraction", "full_data_f1", "random_f1", "random_f1_se", "bon",
+    assert list(s) == ["f1", "f1_se", "labels_used", "label_fraction", "full_data_f1", "random_f1", "random_f1_se",
+                       "active_minus_random_f1", "active_minus_random_f1_se", "optimizer_steps", "matched", "bon",
                        "judge_tokens", "seeds", "delta_pred", "delta_std", "selected_error_rate", "pool_error_rate"]
     assert s["f1"] == pytest.approx(0.7) and s["f1_se"] == pytest.approx(0.1) and s["full_data_f1"] == pytest.approx(0.6)
     assert s["labels_used"] == 2.5 and s["label_fraction"] == 2.5 / 4 and s["seeds"] == 2 and s["bon"] == 0.9
     assert s["selected_error_rate"] == 0.5 and s["pool_error_rate"] == 0.5  # a of (a, c); a, b of four
+    assert s["active_minus_random_f1"] == pytest.approx(0.4) and s["active_minus_random_f1_se"] == pytest.approx(0.2)
     assert "bon" not in comparison_summary(results, truth)
     rows = selection_rows(decisions, truth)
     assert [r["true_first_error"] for r in rows] == [1, 0, -1, -1] and rows[0]["epistemic"] and rows[0]["labelled"]
     assert pl.DataFrame(rows).filter(pl.col("labelled")).height == 2
     points = comparison_points(results)
-    assert len(points) == 6 and points[0] == {"seed": 0, "method": "full data", "labels": 4, "f1": 0.5}
+    assert len(points) == 6 and points[0] == {"seed": 0, "method": "full data", "labels": 4, "steps": 0, "f1": 0.5}
     assert points[1]["labels"] == 2 and points[1]["method"] == "active"
 
 

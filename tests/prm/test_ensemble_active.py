@@ -71,6 +71,14 @@ def test_regulariser_pulls_the_heads_toward_their_init():
     assert drift[50.0] < drift[0.0] / 5
 
 
+def test_train_on_takes_one_pass_or_exactly_the_steps_asked_over_reshuffled_passes():
+    x, labels = [torch.randn(2, 6) for _ in range(10)], [[1.0, 0.0]] * 10
+    assert len(train_on(heads(), x, labels, ActiveConfig(batch_size=4))) == 3  # one pass: 4 + 4 + 2
+    assert len(train_on(heads(), x, labels, ActiveConfig(batch_size=4), steps=7)) == 7  # passes 1, 2 and one batch of 3
+    assert len(train_on(heads(), x, labels, ActiveConfig(batch_size=4), steps=2)) == 2
+    assert train_on(heads(), [], [], ActiveConfig(batch_size=4), steps=5) == []  # nothing to train on: no step
+
+
 def test_heads_round_trip_through_save_and_load(tmp_path):
     h = heads(e=3)
     train_on(h, [torch.randn(2, 6) for _ in range(8)], [[1.0, 0.0]] * 8, ActiveConfig(batch_size=4))
