@@ -28,6 +28,9 @@ class McEstimatesConfig(dg.Config):
     sc_threshold: float = Field(default=AnnotationConfig.sc_threshold, description="SCAN keeps questions with self-confidence >= this")
     d: int = Field(default=AnnotationConfig.d, description="SCAN's soft-label window: the d steps before the detected error get min(c_t/SC, 1); "
                                        "scan_binary rolls them out too, and denoised_labels uses this d")
+    scan_rollout_last: bool = Field(default=AnnotationConfig.scan_rollout_last, description="scan: roll out the last step "
+                                    "too, as SCAN's code does (an incorrect response whose completions recover is dropped, "
+                                    "`dropped_no_zero`); off: c_T is the response's own grade")
     chunk_size: int = Field(default=128, description="responses per resumable chunk")
     seed: int = 0
     reuse: bool = True
@@ -92,7 +95,7 @@ def _label_shard(storage: StorageResource, domain: DomainResource, generator: Ge
     from prm_core.labels.mc_estimates import annotate, responses_of
 
     dom, policy = domain.get(), storage.model("policy")
-    ann = AnnotationConfig(k=config.k, sc_threshold=config.sc_threshold, d=config.d)
+    ann = AnnotationConfig(k=config.k, sc_threshold=config.sc_threshold, d=config.d, scan_rollout_last=config.scan_rollout_last)
     pool = read_parquet(storage.table("problem_pool", shard))
     roll = read_parquet(storage.table("rollouts", shard))  # every method labels all N responses of every problem
     sc_table = read_parquet(storage.table("self_confidence", shard))
@@ -105,8 +108,9 @@ def _label_shard(storage: StorageResource, domain: DomainResource, generator: Ge
         for index in range(0, max(1, -(-len(responses) // config.chunk_size))):
             chunk = responses[index * config.chunk_size:(index + 1) * config.chunk_size]
             path = _chunk_path(storage, shard, method, index)
+            only_scan = set() if method == "scan" else {"scan_rollout_last"}  # the other methods' chunks stay valid
             fingerprint = {"code": CODE_VERSION, "method": method, "inputs": inputs,
-                           "config": config.model_dump(exclude={"reuse", "methods"})}
+                           "config": config.model_dump(exclude={"reuse", "methods", *only_scan})}
             cost_path = path.with_name(path.stem + ".cost.parquet")
             spec = SamplingSpec(temperature=config.temperature, top_p=config.top_p, max_new_tokens=config.max_new_tokens,
                                 seed=derive_seed(config.seed, f"{shard}/{method}/{index}"))

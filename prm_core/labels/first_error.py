@@ -3,7 +3,8 @@
 Three ways, each batched across responses (one engine call per round):
 
 * `value_all_steps`: vanilla MC — every step of every response (K·T rollouts).
-* `search_sequential`: SCAN — t = 0, 1, 2, … and stop at the first c_t == 0 (K·(t_e+1) rollouts).
+* `search_sequential`: SCAN — t = 0, 1, 2, … and stop at the first c_t == 0 (K·(t_e+1) rollouts); the last step
+  is rolled out too, as in SCAN's code (the other two take the response's own grade as c_T).
 * `search_binary`: OmegaPRM-style binary search over prefixes for the first zero, assuming that once a prefix
   is wrong the policy cannot recover (K·⌈log2 T⌉ rollouts); recovery breaks the assumption, which is what the
   label audit measures.
@@ -50,13 +51,15 @@ def value_all_steps(domain: Domain, engine: Engine, responses: list[Response], k
     return list(out.values()), cost
 
 
-def search_sequential(domain: Domain, engine: Engine, responses: list[Response], k: int, spec: SamplingSpec):
-    """SCAN: value steps in order and stop each response at its first zero."""
+def search_sequential(domain: Domain, engine: Engine, responses: list[Response], k: int, spec: SamplingSpec,
+                      rollout_last: bool = True):
+    """SCAN: value steps in order and stop each response at its first zero. As SCAN's code, the last step is rolled
+    out too (`rollout_last`), so an incorrect response whose completions still reach the answer has no zero."""
     out, cost = _new(responses), RolloutCost()
     active, t = list(responses), 0
     while active:
         queries = [(r, t) for r in active]
-        values, c = mc_values(domain, engine, queries, k, _round_spec(spec, t))
+        values, c = mc_values(domain, engine, queries, k, _round_spec(spec, t), rollout_last)
         cost.add(c)
         still = []
         for (r, _), v in zip(queries, values):

@@ -12,6 +12,7 @@ their soft labels follow one rule; d travels with the rows (`soft_window`) so th
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 
 import polars as pl
 
@@ -55,6 +56,7 @@ class AnnotationConfig:
     k: int = 8
     sc_threshold: float = 0.75
     d: int = 2  # SCAN's soft-label window (d = 2 in its code)
+    scan_rollout_last: bool = True  # `scan` rolls out the last step as SCAN's code does; False: c_T = the grade
 
 
 def responses_of(pool: pl.DataFrame, rollouts: pl.DataFrame) -> list[Response]:
@@ -82,7 +84,10 @@ def annotate(
     else:  # SCAN: confident questions only; rollouts only on their incorrect responses
         covered = [r for r in responses if sc[r.problem.problem_id] >= cfg.sc_threshold]
         to_search = [r for r in covered if not r.correct]
-    searched, cost = SEARCH[method](domain, engine, to_search, cfg.k, spec) if to_search else ([], RolloutCost())
+    search = SEARCH[method]
+    if method == "scan":
+        search = partial(search_sequential, rollout_last=cfg.scan_rollout_last)
+    searched, cost = search(domain, engine, to_search, cfg.k, spec) if to_search else ([], RolloutCost())
     if method != "vanilla":
         searched, window_cost = value_soft_window(domain, engine, searched, cfg.k, spec, cfg.d)
         cost.add(window_cost)

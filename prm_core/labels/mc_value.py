@@ -51,14 +51,19 @@ def prefix_text(domain: Domain, steps: list[str], t: int) -> str:
 
 
 def mc_values(
-    domain: Domain, engine: Engine, queries: list[tuple[Response, int]], k: int, spec: SamplingSpec
+    domain: Domain, engine: Engine, queries: list[tuple[Response, int]], k: int, spec: SamplingSpec,
+    rollout_last: bool = False,
 ) -> tuple[list[float], RolloutCost]:
-    """c_t for every (response, t) query, all rolled out in one batched call (shared prefixes are cached)."""
+    """c_t for every (response, t) query, all rolled out in one batched call (shared prefixes are cached).
+
+    The last step's value is the response's own grade, c_T = J(x, a), unless `rollout_last`: then it is rolled out
+    like the others (SCAN's code: completions after the whole response, graded on their last answer), except for a
+    one-step response (SCAN gives it t_e = 0 without rollouts)."""
     cost = RolloutCost()
     values: list[float | None] = [None] * len(queries)
     to_roll = []
     for i, (r, t) in enumerate(queries):
-        if t == r.last:
+        if t == r.last and not (rollout_last and t > 0):
             values[i] = float(r.correct)  # the final answer is already written: c_T = J(x, a)
         else:
             to_roll.append(i)

@@ -90,6 +90,22 @@ def test_recovery_makes_a_response_have_no_zero_and_scan_drops_it():
     assert cost.rollouts == 0 and mc2["mc_value"].null_count() == 3
 
 
+def test_scan_rolls_out_the_last_step_as_its_code_does_so_no_zero_drops_a_recovering_response():
+    q = "Tom has 6 pens. How many now?"
+    # every prefix, the whole wrong response included, still leads to the right answer half of the time
+    engine = ScriptedEngine({q: ("5", [0.5, 0.5, 0.5])})
+    r = response("p/r0", q, 3, correct=False)
+    mc, cost = annotate("scan", D, engine, [r], {"p": 1.0}, AnnotationConfig(k=8), SPEC)
+    assert mc["predicted_error"].unique().to_list() == [-1] and cost.rollouts == 3 * 8  # the last step rolled out
+    labels, counts = build_labels(mc.with_columns(shard=pl.lit("s")), {r.response_id: r.steps}, LabelConfig(balance=False))
+    assert labels.is_empty() and counts["dropped_no_zero"] == 1
+    # off: the last step's value is the response's grade (0), so the error is placed there without rollouts
+    mc, cost = annotate("scan", D, engine, [r], {"p": 1.0}, AnnotationConfig(k=8, scan_rollout_last=False), SPEC)
+    assert mc["predicted_error"].unique().to_list() == [2] and cost.rollouts == 2 * 8
+    # binary search and vanilla take the grade as c_T either way (binary search bounds its search by it)
+    assert annotate("scan_binary", D, engine, [r], {"p": 1.0}, AnnotationConfig(k=8), SPEC)[0]["predicted_error"][0] == 2
+
+
 def test_scan_covers_confident_questions_and_rolls_out_only_incorrect_responses():
     engine, responses, sc = scripted_set()
     mc, cost = annotate("scan", D, engine, responses, sc, AnnotationConfig(k=8, sc_threshold=0.75), SPEC)
