@@ -16,7 +16,8 @@ from prm_core.lineage.run_info import update_run_info
 from prm_core.lineage.storage import frame_md5, md5_file, read_parquet, write_parquet
 from prm_core.lineage.summary import update_summary
 
-CODE_VERSION = "2"
+CODE_VERSION = "3"  # 3: scan rolls out the last step (SCAN's code)
+METHOD_CODE = {"scan": "3"}  # a chunk's code version: only scan's chunks changed in 3 (the others' stay valid)
 
 
 class McEstimatesConfig(dg.Config):
@@ -109,7 +110,7 @@ def _label_shard(storage: StorageResource, domain: DomainResource, generator: Ge
             chunk = responses[index * config.chunk_size:(index + 1) * config.chunk_size]
             path = _chunk_path(storage, shard, method, index)
             only_scan = set() if method == "scan" else {"scan_rollout_last"}  # the other methods' chunks stay valid
-            fingerprint = {"code": CODE_VERSION, "method": method, "inputs": inputs,
+            fingerprint = {"code": METHOD_CODE.get(method, "2"), "method": method, "inputs": inputs,
                            "config": config.model_dump(exclude={"reuse", "methods", *only_scan})}
             cost_path = path.with_name(path.stem + ".cost.parquet")
             spec = SamplingSpec(temperature=config.temperature, top_p=config.top_p, max_new_tokens=config.max_new_tokens,
