@@ -1,6 +1,8 @@
-"""`prm`: run the default pipeline (with progress bars and a summary), print the last summary, open the UI.
+"""`prm`: run the default pipeline (with progress bars and a summary), compare the labelling methods at matched
+FLOP budgets, print the last summary, open the UI.
 
     prm run [--shards 2] [--shard-size 80] [--samples 8] [--policy-steps 1400] [--engine auto]
+    prm compare [--budgets 40,80,160] [--max-shards 16]
     prm summary [--json]
     prm release NAME | prm release verify NAME
     prm ui
@@ -24,9 +26,11 @@ from assets.common.paths import project_root
 from orchestration.cli_checks import (
     FlagProblems,
     RunPlan,
+    RunStage,
     absolute_paths,
     at_least,
     fail_abandoned_runs,
+    int_list,
     plan_run,
 )
 from orchestration.launch import RANGE_END, RANGE_START
@@ -85,6 +89,8 @@ def run_config(args: argparse.Namespace) -> dict:
             "implicit_prm": {"config": {"seed": args.seed}},
             "benchmark_scores": {"config": {"real_processbench": args.processbench or "",
                                             "real_prmbench": args.prmbench or ""}},
+            **({"method_frontier": {"config": {"budgets": list(args.budgets), "prm_steps": args.prm_steps}}}
+               if getattr(args, "budgets", None) else {}),
         },
         "loggers": {"console": {"config": {"log_level": args.log_level}}},
         # the run carries its data dir, domain and engine: a run worker started elsewhere (a daemon, another launcher,
@@ -128,8 +134,93 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 1
 
 
-def _execute(args: argparse.Namespace, plan, start: float) -> int:
-    """`plan`'s Dagster runs, one after the other, then the summary and where the time went."""
+COMPARE_NEEDS = ("problem_pool", "policy_model", "rollouts", "step_truth", "self_confidence", "mc_estimates",
+                 "denoised_labels", "benchmark_sets", "prm_backbone", "actprm_model")  # what method_frontier reads
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    """`prm compare`: the shard stage on the pool (what is done is reused), the pool grown by shards until the largest
+    budget caps no method (up to --max-shards), then the compare job; its frontier table at the end."""
+    start = time.time()
+    args = absolute_paths(args)
+    given = args.assets
+    args.assets, args.implicit_losses = ",".join(COMPARE_NEEDS), "none"
+    try:
+        plan = plan_run(args)
+        if given is not None:
+            raise FlagProblems([f"--assets {given}: `prm compare` runs what the frontier reads ({', '.join(COMPARE_NEEDS)}) "
+                                "and then the compare job"])
+        if plan.domain != "arith" or args.source != "arith":
+            raise FlagProblems(["the frontier needs the arith testbed's exact labels (the oracle, ActPRM's exact judge, "
+                                "the benchmark sets): leave --domain and --source out"])
+    except FlagProblems as e:
+        print("".join(f"prm compare: error: {p}\n" for p in e.problems), end="", file=sys.stderr)
+        return 2
+    set_env_defaults(plan.data_dir)
+    os.environ.update(plan.environ)
+    from assets.common.lock import DataDirBusy, data_dir_lock
+    from prm_core.lineage.storage import as_path, is_local
+
+    data_dir = os.environ["PRM_DATA_DIR"]
+    try:  # one writer per data dir, as `prm run`
+        with data_dir_lock(data_dir, wait=args.wait) if is_local(as_path(data_dir)) else contextlib.nullcontext():
+            return _compare(args, plan, start)
+    except DataDirBusy as e:
+        print(f"prm compare: {e}", file=sys.stderr)
+        return 1
+
+
+def _compare(args: argparse.Namespace, plan: RunPlan, start: float) -> int:
+    import dataclasses
+
+    import dagster as dg
+
+    from assets.common.partitions import shards
+
+    known = len(dg.DagsterInstance.get().get_dynamic_partitions(shards.name))  # an earlier compare may have grown it
+    if (Path(os.environ["PRM_DATA_DIR"]) / "models" / "actprm" / "actprm.json").exists():
+        args.assets = ",".join(a for a in COMPARE_NEEDS if a != "actprm_model")  # its thresholds are chosen: kept
+        plan = plan_run(args)
+    if rc := _execute(args, plan, start, report=False):  # the run's own shards, ActPRM's thresholds chosen on them
+        return rc
+    wanted = _pool_wanted(args.budgets, list(plan.shard_keys))
+    grown = min(args.max_shards, max(args.shards, known, -(-wanted // args.shard_size)))
+    print(f"prm compare: the budgets buy up to {wanted} problems; the pool has {args.shards * args.shard_size}"
+          + (f", grown to {grown} shards" if grown > args.shards else "")
+          + (f" (--max-shards {args.max_shards}: points beyond it are marked capped)" if wanted > grown * args.shard_size else ""),
+          file=sys.stderr)
+    if grown > args.shards:  # ActPRM's thresholds stay those chosen on the pool as it was (dev never grows)
+        args.shards, args.assets = grown, ",".join(a for a in COMPARE_NEEDS if a != "actprm_model")
+        plan = plan_run(args)
+        if rc := _execute(args, plan, start, report=False):
+            return rc
+    compare = dataclasses.replace(plan, shard_keys=(), stages=(RunStage("compare_pipeline", (), ("method_frontier",), None),))
+    if rc := _execute(args, compare, start, report=False):
+        return rc
+    from prm_core.compare.frontier import format_frontier
+    from prm_core.lineage.storage import read_parquet
+
+    reports = Path(os.environ["PRM_DATA_DIR"]) / "reports"
+    print(format_frontier(read_parquet(reports / "method_frontier.parquet").to_dicts(),
+                          read_parquet(reports / "method_frontier_paired.parquet").to_dicts()))
+    print(f"prm: compare finished in {time.time() - start:.0f} s (command wall time); the frontier: "
+          f"{reports / 'method_frontier.parquet'}, `prm ui` shows its plot", file=sys.stderr)
+    return 0
+
+
+def _pool_wanted(budgets: tuple[int, ...], keys: list[str]) -> int:
+    """How many problems the budgets buy the cheapest method, measured on the pool as it is."""
+    from assets.common.resources import DomainResource, StorageResource
+    from assets.method_frontier import MethodFrontierConfig, frontier_inputs
+    from prm_core.compare.points import pool_wanted
+
+    config = MethodFrontierConfig(budgets=list(budgets))
+    x = frontier_inputs(StorageResource(base_dir=os.environ["PRM_DATA_DIR"]), DomainResource().get(), keys, config)
+    return pool_wanted(x, budgets, tuple(config.methods))
+
+
+def _execute(args: argparse.Namespace, plan, start: float, report: bool = True) -> int:
+    """`plan`'s Dagster runs, one after the other, then (`report`) the summary and where the time went."""
     import dagster as dg
 
     from assets.common.partitions import shards
@@ -143,8 +234,9 @@ def _execute(args: argparse.Namespace, plan, start: float) -> int:
     new = [k for k in keys if k not in known]
     if new:
         instance.add_dynamic_partitions(shards.name, new)
-    print(f"prm: {len(keys)} shards ({len(new)} new), data in {os.environ['PRM_DATA_DIR']}, "
-          f"DAGSTER_HOME={os.environ['DAGSTER_HOME']}", file=sys.stderr)
+    if keys:
+        print(f"prm: {len(keys)} shards ({len(new)} new), data in {os.environ['PRM_DATA_DIR']}, "
+              f"DAGSTER_HOME={os.environ['DAGSTER_HOME']}", file=sys.stderr)
     for name, why in plan.skipped_files:  # never silently: a file whose rows are not read is named, with why
         print(f"prm: skipped {Path(args.source) / name}: {why}", file=sys.stderr)
     config = run_config(args)
@@ -152,10 +244,11 @@ def _execute(args: argparse.Namespace, plan, start: float) -> int:
     order = instance.get_dynamic_partitions(shards.name)  # the order Dagster's partition ranges follow
     runs = [(stage, first, last) for stage in plan.stages  # one Dagster run per partition range: shards, losses, sets
             for first, last in (partition_ranges(stage.partition_keys, order) if stage.job in SHARD_JOBS
-                                else [(stage.partition_keys[0], stage.partition_keys[-1])])]
+                                else [(stage.partition_keys[0], stage.partition_keys[-1])] if stage.partition_keys
+                                else [(None, None)])]  # an unpartitioned job (compare)
     previous = {sig: signal.signal(sig, _interrupted) for sig in (signal.SIGTERM, signal.SIGHUP)}  # as Ctrl-C
     try:
-        return _run_stages(args, plan, start, instance, runs, config, tags)
+        return _run_stages(args, plan, start, instance, runs, config, tags, report)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
@@ -182,7 +275,7 @@ def _interrupted(signum, frame):
     raise KeyboardInterrupt
 
 
-def _run_stages(args, plan, start: float, instance, runs, config: dict, tags: dict) -> int:
+def _run_stages(args, plan, start: float, instance, runs, config: dict, tags: dict, report: bool = True) -> int:
     import dagster as dg
 
     from orchestration.launch import SHARD_JOBS, LaunchError, cancel, failures, launched, stop_session, submit, wait
@@ -196,11 +289,13 @@ def _run_stages(args, plan, start: float, instance, runs, config: dict, tags: di
         run_id = str(uuid.uuid4())
         unit = "shard" if job_name in SHARD_JOBS else "partition"
         follow = StageLines(instance, run_id, f"{number}/{len(runs)} {job_name}",
-                            f"{unit}s {first}..{last}" if first != last else f"{unit} {first}", unit)
+                            "unpartitioned" if first is None else f"{unit}s {first}..{last}" if first != last
+                            else f"{unit} {first}", unit)
         session = None
+        ranged = {} if first is None else {RANGE_START: first, RANGE_END: last}
         try:
-            proc = submit(job_name, {**config, "ops": ops}, {RANGE_START: first, RANGE_END: last, **tags}, chosen,
-                          project_root(), run_id, verbose=args.verbose)
+            proc = submit(job_name, {**config, "ops": ops}, {**ranged, **tags}, chosen, project_root(), run_id,
+                          verbose=args.verbose)
             session = proc.pid
             launched(proc, job_name, follow)
             run_ids.append(run_id)
@@ -226,6 +321,8 @@ def _run_stages(args, plan, start: float, instance, runs, config: dict, tags: di
     from orchestration.launch import stage_seconds
     from prm_core.lineage.summary import STAGE_PREFIX, format_headline, format_stage_table, stage_keys, update_summary
 
+    if not report:
+        return 0
     # where the run's time went: seconds per asset, the same table in the summary (`run.stage_seconds.<asset>`)
     summary = update_summary(os.environ["PRM_DATA_DIR"], stage_keys(stage_seconds(instance, run_ids, wall)), STAGE_PREFIX)
     if args.json:
@@ -366,46 +463,56 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="prm", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     defaults = DefaultsHelp
     sub = parser.add_subparsers(dest="command", required=True)
-    run = sub.add_parser("run", help="materialize the default pipeline and print the summary", formatter_class=defaults)
-    run.add_argument("--source", default="arith", help="`arith` or a folder of problem files (one shard per file)")
-    run.add_argument("--shards", type=at_least(1, MAX_SHARDS), default=2, help="generated shards (arith)")
-    run.add_argument("--shard-size", type=at_least(1, MAX_SHARD_SIZE), default=80, help="problems per generated shard (arith)")
-    run.add_argument("--samples", type=at_least(1), default=8, help="responses per problem (N: SCAN's self-confidence is their pass rate)")
-    run.add_argument("--policy-steps", type=at_least(1), default=PolicyConfig.train_steps, help="policy optimizer steps")
-    run.add_argument("--eval-problems", type=at_least(1), default=500, help="held-out problems for the policy's accuracy")
-    run.add_argument("--seed", type=at_least(0, MAX_SEED), default=0, help="one seed for every stage")
-    run.add_argument("--domain", choices=["arith", "gsm8k", "math"], default=None,
+    flags = argparse.ArgumentParser(add_help=False)  # the flags of `prm run`, which `prm compare` shares
+    flags.add_argument("--source", default="arith", help="`arith` or a folder of problem files (one shard per file)")
+    flags.add_argument("--shards", type=at_least(1, MAX_SHARDS), default=2, help="generated shards (arith)")
+    flags.add_argument("--shard-size", type=at_least(1, MAX_SHARD_SIZE), default=80, help="problems per generated shard (arith)")
+    flags.add_argument("--samples", type=at_least(1), default=8, help="responses per problem (N: SCAN's self-confidence is their pass rate)")
+    flags.add_argument("--policy-steps", type=at_least(1), default=PolicyConfig.train_steps, help="policy optimizer steps")
+    flags.add_argument("--eval-problems", type=at_least(1), default=500, help="held-out problems for the policy's accuracy")
+    flags.add_argument("--seed", type=at_least(0, MAX_SEED), default=0, help="one seed for every stage")
+    flags.add_argument("--domain", choices=["arith", "gsm8k", "math"], default=None,
                      help="problem domain (gsm8k/math: graded by math-verify, needs --policy)")
-    run.add_argument("--policy", default=None, help="a pretrained policy directory instead of training the tiny one")
-    run.add_argument("--prm-backbone", default=None,
+    flags.add_argument("--policy", default=None, help="a pretrained policy directory instead of training the tiny one")
+    flags.add_argument("--prm-backbone", default=None,
                      help="a local causal-LM directory (Llama, Qwen2, Mistral, Gemma, ...) as the PRM's backbone")
-    run.add_argument("--engine", choices=["auto", "vllm", "transformers", "openai"], default=None,
+    flags.add_argument("--engine", choices=["auto", "vllm", "transformers", "openai"], default=None,
                      help="generation engine (default: $PRM_ENGINE, else auto: vLLM on a GPU or for big models, "
                           "our transformers decode loop for small models on a CPU; openai: the server at $PRM_BASE_URL)")
-    run.add_argument("--data-dir", default=None, help="where the data goes (default $PRM_DATA_DIR or ./data)")
-    run.add_argument("--bench-per-class", type=at_least(1), default=300, help="ProcessBench-style set: erroneous and all-correct responses each")
-    run.add_argument("--bon-problems", type=at_least(1), default=500, help="held-out problems for best-of-N")
-    run.add_argument("--backbone-steps", type=at_least(0), default=BackboneConfig.train_steps,
+    flags.add_argument("--data-dir", default=None, help="where the data goes (default $PRM_DATA_DIR or ./data)")
+    flags.add_argument("--bench-per-class", type=at_least(1), default=300, help="ProcessBench-style set: erroneous and all-correct responses each")
+    flags.add_argument("--bon-problems", type=at_least(1), default=500, help="held-out problems for best-of-N")
+    flags.add_argument("--backbone-steps", type=at_least(0), default=BackboneConfig.train_steps,
                      help="extra LM steps that make the PRM backbone")
-    run.add_argument("--actprm-mc-judge", action="store_true",
+    flags.add_argument("--actprm-mc-judge", action="store_true",
                      help="also run ActPRM's active pass with SCAN's MC labeller as the judge (~80 small generation calls)")
-    run.add_argument("--prm-steps", type=at_least(1), default=PRMTrainConfig.steps, help="PRM training steps")
-    run.add_argument("--implicit-losses", default="ce,dpo",
+    flags.add_argument("--prm-steps", type=at_least(1), default=PRMTrainConfig.steps, help="PRM training steps")
+    flags.add_argument("--implicit-losses", default="ce,dpo",
                      help="implicit PRMs to train from outcome labels: a list of ce,dpo,kto,nca, `all` or `none`")
-    run.add_argument("--processbench", default=None,
+    flags.add_argument("--processbench", default=None,
                      help="folder of the real ProcessBench split files (default ../shared/data/processbench)")
-    run.add_argument("--prmbench", default=None,
+    flags.add_argument("--prmbench", default=None,
                      help="folder of PRMBench's subset400.jsonl (default ../shared/data/prmbench)")
-    run.add_argument("--assets", default=None, help="comma-separated subset of the job's assets (as dvc.yaml's stages do)")
-    run.add_argument("--log-level", default="CRITICAL", choices=["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"],
+    flags.add_argument("--assets", default=None, help="comma-separated subset of the job's assets (as dvc.yaml's stages do)")
+    flags.add_argument("--log-level", default="CRITICAL", choices=["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"],
                      help="the run workers' Dagster console log level (a failed step's error is printed once, by "
                           "prm, whatever the level)")
-    run.add_argument("--json", action="store_true", help="print the summary as JSON")
-    run.add_argument("--quiet", action="store_true", help="no progress bars (the stage lines stay)")
-    run.add_argument("--verbose", action="store_true", help="the run worker's whole output, third-party notes included")
-    run.add_argument("--wait", action="store_true", help="if another prm run holds the data dir, wait for it instead of "
+    flags.add_argument("--json", action="store_true", help="print the summary as JSON")
+    flags.add_argument("--quiet", action="store_true", help="no progress bars (the stage lines stay)")
+    flags.add_argument("--verbose", action="store_true", help="the run worker's whole output, third-party notes included")
+    flags.add_argument("--wait", action="store_true", help="if another prm run holds the data dir, wait for it instead of "
                                                          "refusing")
+    run = sub.add_parser("run", parents=[flags], help="materialize the default pipeline and print the summary",
+                         formatter_class=defaults)
     run.set_defaults(func=cmd_run)
+    compare = sub.add_parser("compare", parents=[flags], formatter_class=defaults,
+                             help="every labelling method at matched FLOP budgets (the `compare` job; grows the pool by "
+                                  "shards as the budgets need)")
+    compare.add_argument("--budgets", type=int_list, default="40,80,160",
+                         help="budgets, each vanilla MC's all-in FLOPs on this many problems")
+    compare.add_argument("--max-shards", type=at_least(1, MAX_SHARDS), default=16,
+                         help="the most shards the pool grows to for the budgets (points beyond it are marked capped)")
+    compare.set_defaults(func=cmd_compare)
     summary = sub.add_parser("summary", help="print the summary of the last run", formatter_class=defaults)
     summary.add_argument("--json", action="store_true", help="print the summary as JSON")
     summary.add_argument("--data-dir", default=None, help="the run's data dir (default $PRM_DATA_DIR or ./data)")

@@ -73,6 +73,20 @@ def at_least(low: int, high: int | None = None):
     return parse
 
 
+def int_list(text: str) -> tuple[int, ...]:
+    """An argparse type: comma-separated integers ≥ 1, in increasing order without repeats (`--budgets 40,80,160`)."""
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"expected integers of at least 1, got {text!r}")
+    return tuple(sorted(set(values)))
+
+
+int_list.__name__ = "comma-separated integers ≥ 1"
+
+
 def _model_dir(flag: str, value: str | None) -> str | None:
     if value is None:
         return None

@@ -20,6 +20,7 @@ from orchestration.jobs import (
     IMPLICIT_STAGE,
     PRM_STAGE,
     SHARD_STAGE,
+    compare_pipeline,
     default_pipeline,
     implicit_pipeline,
     prm_pipeline,
@@ -104,7 +105,7 @@ def defs() -> dg.Definitions:
     return dg.Definitions(
         assets=dg.map_asset_specs(lambda spec: annotated(spec, policy), dg.load_assets_from_package_module(assets)),
         asset_checks=dg.load_asset_checks_from_package_module(assets),
-        jobs=[default_pipeline, text_pipeline, implicit_pipeline, prm_pipeline, release_job],
+        jobs=[default_pipeline, text_pipeline, implicit_pipeline, prm_pipeline, compare_pipeline, release_job],
         sensors=[new_problem_files, refresh_prm_stage],
         schedules=[regenerate_new_shards],
         resources=resources_for(os.environ.get("PRM_ENV", "local")),

@@ -19,6 +19,7 @@ SHARD_STAGE = [
 IMPLICIT_STAGE = ["implicit_prm"]
 PRM_STAGE = ["filtered_corpus", "prm_model", "benchmark_scores", "prm_exports", "run_summary"]
 PIPELINE_ASSETS = SHARD_STAGE + IMPLICIT_STAGE + PRM_STAGE
+COMPARE_STAGE = ["method_frontier"]  # not in the default run: `prm compare`
 # need the exact step labeller of the arith testbed
 EXACT_ONLY = ("step_truth", "label_audit", "benchmark_sets", "actprm_selection", "actprm_filtered_pool")
 TEXT_SHARD_STAGE = [a for a in SHARD_STAGE if a not in EXACT_ONLY]  # real data sets
@@ -50,6 +51,15 @@ prm_pipeline = dg.define_asset_job(
     selection=dg.AssetSelection.assets(*PRM_STAGE),
     executor_def=dg.in_process_executor,
     description="Per label set (vanilla, scan, oracle): training corpus -> PRM (MLflow) -> benchmarks -> exports -> summary.",
+)
+
+
+compare_pipeline = dg.define_asset_job(
+    "compare_pipeline",
+    selection=dg.AssetSelection.assets(*COMPARE_STAGE),
+    executor_def=dg.in_process_executor,
+    description="Not in the default run (`prm compare`): every labelling method at matched all-in FLOP budgets, its "
+                "PRM's F1 and best-of-N ± s.e. on the shared benchmark sets, paired comparisons per budget.",
 )
 
 

@@ -19,6 +19,7 @@ ALLOWED = {
     "prm": {"generation", "domains", "lineage", "runtime"},
     "evaluation": {"prm", "labels", "generation", "domains", "lineage", "runtime"},
     "active": {"prm", "labels", "generation", "domains", "lineage", "runtime"},  # beside evaluation
+    "compare": {"active", "evaluation", "prm", "labels", "generation", "domains", "lineage", "runtime"},  # the top
 }
 
 

@@ -149,6 +149,29 @@ def test_bad_flag_is_one_line_before_any_work(flags, flag, tmp_path, capsys, mon
     assert "Traceback" not in err and not (tmp_path / "home").exists() and not (tmp_path / "data").exists()
 
 
+COMPARE_BAD_FLAGS = [(["--budgets", "0,40"], "--budgets"), (["--budgets", "forty"], "--budgets"),
+                     (["--max-shards", "0"], "--max-shards"), (["--assets", "rollouts"], "--assets"),
+                     (["--source", "SRC"], "arith testbed")]
+
+
+@pytest.mark.parametrize("flags,flag", COMPARE_BAD_FLAGS, ids=[" ".join(f) for f, _ in COMPARE_BAD_FLAGS])
+def test_prm_compare_refuses_a_bad_flag_in_one_line_before_any_work(flags, flag, tmp_path, capsys, monkeypatch):
+    from orchestration.cli import main
+
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("PRM_DATA_DIR", str(tmp_path / "data"))
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "a.jsonl").write_text('{"question": "1 + 1?", "answer": "2"}\n')  # a valid folder, not arith
+    try:
+        code = main(["compare", *[str(tmp_path / "src") if f == "SRC" else f for f in flags]])
+    except SystemExit as e:
+        code = e.code
+    err = capsys.readouterr().err
+    errors = [line for line in err.splitlines() if "error:" in line]
+    assert code == 2 and len(errors) == 1 and flag in errors[0], err
+    assert not (tmp_path / "home").exists() and not (tmp_path / "data").exists()
+
+
 def test_same_stem_problem_files_are_one_line(tmp_path):
     (tmp_path / "src").mkdir()
     for name in ("x.jsonl", "x.parquet"):

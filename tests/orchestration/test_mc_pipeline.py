@@ -213,3 +213,38 @@ def test_two_same_seed_runs_release_byte_identical_files(full_pipeline, tmp_path
     assert timeless == {k: v for k, v in read_summary(second).items() if k in timeless}
     for folder in ("models/prm/vanilla", "prm_exports/vanilla", "models/prm_backbone", "mc_costs"):
         assert (second / folder / "run_info.json").exists(), folder
+
+
+def test_the_compare_job_puts_every_method_on_one_flop_axis(full_pipeline):
+    """`method_frontier` (the compare job, after the others: it adds reports) on the tiny run: each method at budgets
+    of vanilla MC's cost on 1 and 2 problems, what each bought, paired comparisons, summary keys, table and plot."""
+    from prm_core.compare.frontier import METHODS
+    from prm_core.lineage.summary import read_summary
+
+    data, _ = full_pipeline
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions(shards.name, KEYS)
+        result = dg.materialize(ALL_ASSETS, instance=instance, selection=["method_frontier"],
+                                resources={"storage": StorageResource(base_dir=str(data)), "domain": DomainResource()},
+                                run_config={"ops": {"method_frontier": {"config": {"budgets": [1, 2], "prm_steps": 5,
+                                                                                   "resamples": 20}}}})
+    assert result.success
+    rows = pl.read_parquet(data / "reports" / "method_frontier.parquet")
+    assert set(rows["method"]) == set(METHODS) and set(rows["budget"]) == {"b1", "b2"}
+    vanilla = rows.filter(pl.col("method") == "vanilla").sort("budget")
+    assert vanilla["problems"].to_list() == [1, 2] and (vanilla["flops"] == vanilla["budget_flops"]).all()
+    assert (rows["flops"] <= rows["budget_flops"] * (1 + 1e-9)).all()  # nothing spends beyond its budget
+    oracle = rows.filter((pl.col("method") == "oracle") & (pl.col("budget") == "b1")).row(0, named=True)
+    assert oracle["problems"] > 1 and oracle["f1"] is not None  # exact labels cost no rollouts: more problems
+    assert rows.filter(pl.col("problems") == 6)["capped"].all()  # the pool (6 problems) ran out before the budget
+    summary = read_summary(data)
+    for method in ("vanilla", "oracle", "actprm", "implicit_ce"):
+        for key in ("f1", "bon", "flops", "responses"):
+            assert f"frontier.{method}.b2.{key}" in summary, (method, key)
+    scored = rows.filter(pl.col("bon").is_not_null())
+    paired = pl.read_parquet(data / "reports" / "method_frontier_paired.parquet")
+    per_budget = scored.group_by("budget").len()["len"].to_list()
+    assert paired.height == sum(n * (n - 1) // 2 for n in per_budget)
+    assert {"bon_diff", "bon_diff_se", "bon_separable", "f1_diff_se"} <= set(paired.columns)
+    md = {k: v.value for k, v in result.get_asset_materialization_events()[0].materialization.metadata.items()}
+    assert {"frontier", "frontier_plot", "paired", "cost/seconds"} <= set(md)
