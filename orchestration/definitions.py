@@ -16,6 +16,7 @@ from assets.common.resources import (
     default_data_dir,
 )
 from orchestration.jobs import (
+    COMPARE_STAGE,
     EXACT_ONLY,
     IMPLICIT_STAGE,
     PRM_STAGE,
@@ -74,7 +75,8 @@ def ray_placement(gpus: float) -> dict:
 
 
 OWNER = "team:prm-foundry"
-STAGES = {**dict.fromkeys(SHARD_STAGE, "shard"), **dict.fromkeys(IMPLICIT_STAGE, "implicit"), **dict.fromkeys(PRM_STAGE, "prm")}
+STAGES = {**dict.fromkeys(SHARD_STAGE, "shard"), **dict.fromkeys(IMPLICIT_STAGE, "implicit"), **dict.fromkeys(PRM_STAGE, "prm"),
+          **dict.fromkeys(COMPARE_STAGE, "compare")}
 # what a new problem file (the `new_problem_files` sensor) changes: the shard's tables and the label reports over them;
 # the models and benchmark sets it reuses are not expected to move
 FRESH_ON_NEW_FILES = ("problem_pool", "rollouts", "step_truth", "self_confidence", "mc_estimates", "denoised_labels",
@@ -95,7 +97,7 @@ def annotated(spec: dg.AssetSpec, policy: dg.FreshnessPolicy | None = None) -> d
     needs the exact step labeller; `any`); `policy` on the assets that new problem files keep fresh."""
     name = spec.key.to_user_string()
     spec = spec.merge_attributes(owners=[OWNER], tags={
-        "stage": STAGES.get(name, "none"), "layer": spec.group_name or "none", "domain": "arith" if name in EXACT_ONLY else "any"})
+        "stage": STAGES.get(name, "none"), "layer": spec.group_name or "none", "domain": "arith" if name in (*EXACT_ONLY, *COMPARE_STAGE) else "any"})
     return spec.replace_attributes(freshness_policy=policy) if name in FRESH_ON_NEW_FILES and policy else spec
 
 

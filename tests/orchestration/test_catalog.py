@@ -5,7 +5,7 @@ from datetime import timedelta
 import dagster as dg
 
 from orchestration.definitions import FRESH_ON_NEW_FILES, OWNER, defs
-from orchestration.jobs import PIPELINE_ASSETS
+from orchestration.jobs import COMPARE_STAGE, PIPELINE_ASSETS
 
 
 def _specs() -> dict[str, dg.AssetSpec]:
@@ -14,10 +14,11 @@ def _specs() -> dict[str, dg.AssetSpec]:
 
 def test_every_asset_has_the_owner_its_stage_layer_domain_and_kinds():
     specs = _specs()
-    assert sorted(specs) == sorted(PIPELINE_ASSETS)
+    assert sorted(specs) == sorted(PIPELINE_ASSETS + COMPARE_STAGE)
     for name, spec in specs.items():
         assert spec.owners == [OWNER] and spec.kinds, name
-        assert spec.tags["layer"] == spec.group_name and spec.tags["stage"] in {"shard", "implicit", "prm"}, name
+        assert spec.tags["layer"] == spec.group_name and spec.tags["stage"] in {"shard", "implicit", "prm", "compare"}, name
+    assert specs["method_frontier"].tags == {**specs["method_frontier"].tags, "stage": "compare", "domain": "arith"}
     assert specs["label_audit"].tags["domain"] == "arith" and specs["rollouts"].tags["domain"] == "any"
     assert specs["prm_model"].tags["stage"] == "prm" and specs["implicit_prm"].tags["stage"] == "implicit"
     assert {"parquet", "polars"} <= specs["problem_pool"].kinds and "mlflow" in specs["prm_model"].kinds

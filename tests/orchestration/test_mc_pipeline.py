@@ -225,7 +225,9 @@ def test_the_compare_job_puts_every_method_on_one_flop_axis(full_pipeline):
     with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions(shards.name, KEYS)
         result = dg.materialize(ALL_ASSETS, instance=instance, selection=["method_frontier"],
-                                resources={"storage": StorageResource(base_dir=str(data)), "domain": DomainResource()},
+                                resources={"storage": StorageResource(base_dir=str(data)), "domain": DomainResource(),
+                                           "generator": GeneratorResource(engine="transformers"),
+                                           "tracking": TrackingResource(root=str(data.parent))},
                                 run_config={"ops": {"method_frontier": {"config": {"budgets": [1, 2], "prm_steps": 5,
                                                                                    "resamples": 20}}}})
     assert result.success
@@ -234,8 +236,8 @@ def test_the_compare_job_puts_every_method_on_one_flop_axis(full_pipeline):
     vanilla = rows.filter(pl.col("method") == "vanilla").sort("budget")
     assert vanilla["problems"].to_list() == [1, 2] and (vanilla["flops"] == vanilla["budget_flops"]).all()
     assert (rows["flops"] <= rows["budget_flops"] * (1 + 1e-9)).all()  # nothing spends beyond its budget
-    oracle = rows.filter((pl.col("method") == "oracle") & (pl.col("budget") == "b1")).row(0, named=True)
-    assert oracle["problems"] > 1 and oracle["f1"] is not None  # exact labels cost no rollouts: more problems
+    oracle = rows.filter((pl.col("method") == "oracle") & (pl.col("budget") == "b2")).row(0, named=True)
+    assert oracle["problems"] > 2 and oracle["f1"] is not None  # exact labels cost no rollouts: more problems
     assert rows.filter(pl.col("problems") == 6)["capped"].all()  # the pool (6 problems) ran out before the budget
     summary = read_summary(data)
     for method in ("vanilla", "oracle", "actprm", "implicit_ce"):
