@@ -184,9 +184,10 @@ def _compare(args: argparse.Namespace, plan: RunPlan, start: float) -> int:
     if rc := _execute(args, plan, start, report=False):  # the run's own shards, ActPRM's thresholds chosen on them
         return rc
     wanted = _pool_wanted(args.budgets, list(plan.shard_keys))
-    grown = min(args.max_shards, max(args.shards, known, -(-wanted // args.shard_size)))
-    print(f"prm compare: the budgets buy up to {wanted} problems; the pool has {args.shards * args.shard_size}"
-          + (f", grown to {grown} shards" if grown > args.shards else "")
+    have = max(args.shards, known)
+    grown = min(args.max_shards, max(have, -(-wanted // args.shard_size)))
+    print(f"prm compare: the budgets buy up to {wanted} problems; the pool has {have * args.shard_size} ({have} shards)"
+          + (f", grown to {grown} shards" if grown > have else "")
           + (f" (--max-shards {args.max_shards}: points beyond it are marked capped)" if wanted > grown * args.shard_size else ""),
           file=sys.stderr)
     if grown > args.shards:  # ActPRM's thresholds stay those chosen on the pool as it was (dev never grows)
