@@ -118,19 +118,29 @@ def cmd_run(args: argparse.Namespace) -> int:
     try:
         plan = plan_run(args)  # every flag checked once, into what the run does
     except FlagProblems as e:
-        print("".join(f"prm run: error: {p}\n" for p in e.problems), end="", file=sys.stderr)
-        return 2
+        return _flag_errors("prm run", e)
+    return _holding_the_data_dir("prm run", args, plan, lambda: _execute(args, plan, start))
+
+
+def _flag_errors(command: str, e: FlagProblems) -> int:
+    print("".join(f"{command}: error: {p}\n" for p in e.problems), end="", file=sys.stderr)
+    return 2
+
+
+def _holding_the_data_dir(command: str, args: argparse.Namespace, plan: RunPlan, work) -> int:
+    """`work()` with the plan's data dir and instance set up, as the data dir's one writer (a data dir on object
+    storage has no lock: assets/common/lock.py)."""
     set_env_defaults(plan.data_dir)
     os.environ.update(plan.environ)
     from assets.common.lock import DataDirBusy, data_dir_lock
     from prm_core.lineage.storage import as_path, is_local
 
     data_dir = os.environ["PRM_DATA_DIR"]
-    try:  # one writer per data dir (a data dir on object storage has no lock: assets/common/lock.py)
+    try:
         with data_dir_lock(data_dir, wait=args.wait) if is_local(as_path(data_dir)) else contextlib.nullcontext():
-            return _execute(args, plan, start)
+            return work()
     except DataDirBusy as e:
-        print(f"prm run: {e}", file=sys.stderr)
+        print(f"{command}: {e}", file=sys.stderr)
         return 1
 
 
@@ -154,20 +164,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
             raise FlagProblems(["the frontier needs the arith testbed's exact labels (the oracle, ActPRM's exact judge, "
                                 "the benchmark sets): leave --domain and --source out"])
     except FlagProblems as e:
-        print("".join(f"prm compare: error: {p}\n" for p in e.problems), end="", file=sys.stderr)
-        return 2
-    set_env_defaults(plan.data_dir)
-    os.environ.update(plan.environ)
-    from assets.common.lock import DataDirBusy, data_dir_lock
-    from prm_core.lineage.storage import as_path, is_local
-
-    data_dir = os.environ["PRM_DATA_DIR"]
-    try:  # one writer per data dir, as `prm run`
-        with data_dir_lock(data_dir, wait=args.wait) if is_local(as_path(data_dir)) else contextlib.nullcontext():
-            return _compare(args, plan, start)
-    except DataDirBusy as e:
-        print(f"prm compare: {e}", file=sys.stderr)
-        return 1
+        return _flag_errors("prm compare", e)
+    return _holding_the_data_dir("prm compare", args, plan, lambda: _compare(args, plan, start))
 
 
 def _compare(args: argparse.Namespace, plan: RunPlan, start: float) -> int:
