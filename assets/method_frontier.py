@@ -23,7 +23,8 @@ TRAIN = PRMTrainConfig()
 class MethodFrontierConfig(dg.Config):
     budgets: list[int] = Field(default=[40, 80, 160], description="budgets, each vanilla MC's all-in FLOPs on this many "
                                                                     "problems (`prm compare --budgets`)")
-    methods: list[str] = Field(default=list(METHODS), description="methods on the frontier")
+    methods: list[str] = Field(default=list(METHODS), description="methods on the frontier (add `<set>_stock` for the "
+                                                                  "stock token classifier fine-tuned whole: the GPU recipe)")
     prm_steps: int = Field(default=TRAIN.steps, description="optimizer steps of every discriminative PRM (as prm_model)")
     resamples: int = Field(default=1000, description="bootstrap draws of F1's standard error")
     actprm_seeds: int = Field(default=3, description="ActPRM's active passes per point (seeds 0..n-1); the best on dev "
@@ -105,7 +106,7 @@ def method_frontier(context: dg.AssetExecutionContext, config: MethodFrontierCon
     reports = storage.root / "reports"
     write_parquet(rows, reports / "method_frontier.parquet")
     write_parquet(paired, reports / "method_frontier_paired.parquet")
-    update_summary(storage.base_dir, found.summary())
+    update_summary(storage.base_dir, found.summary(), "frontier.")  # the frontier replaced whole
     capped = rows.filter(pl.col("capped"))
     return dg.MaterializeResult(metadata={
         "frontier": table(rows.select("budget", "method", "problems", "capped", "problems_wanted", "flops", "f1", "f1_se",

@@ -89,7 +89,8 @@ def run_config(args: argparse.Namespace) -> dict:
             "implicit_prm": {"config": {"seed": args.seed}},
             "benchmark_scores": {"config": {"real_processbench": args.processbench or "",
                                             "real_prmbench": args.prmbench or ""}},
-            **({"method_frontier": {"config": {"budgets": list(args.budgets), "prm_steps": args.prm_steps}}}
+            **({"method_frontier": {"config": {"budgets": list(args.budgets), "methods": list(args.methods),
+                                                "prm_steps": args.prm_steps}}}
                if getattr(args, "budgets", None) else {}),
         },
         "loggers": {"console": {"config": {"log_level": args.log_level}}},
@@ -160,6 +161,10 @@ def cmd_compare(args: argparse.Namespace) -> int:
         if given is not None:
             raise FlagProblems([f"--assets {given}: `prm compare` runs what the frontier reads ({', '.join(COMPARE_NEEDS)}) "
                                 "and then the compare job"])
+        from prm_core.compare.frontier import METHODS, STOCK
+
+        if unknown := [m for m in args.methods if m not in METHODS + STOCK]:
+            raise FlagProblems([f"--methods: unknown {', '.join(unknown)}; known: {', '.join(METHODS + STOCK)}"])
         if plan.domain != "arith" or args.source != "arith":
             raise FlagProblems(["the frontier needs the arith testbed's exact labels (the oracle, ActPRM's exact judge, "
                                 "the benchmark sets): leave --domain and --source out"])
@@ -181,7 +186,7 @@ def _compare(args: argparse.Namespace, plan: RunPlan, start: float) -> int:
         plan = plan_run(args)
     if rc := _execute(args, plan, start, report=False):  # the run's own shards, ActPRM's thresholds chosen on them
         return rc
-    wanted = _pool_wanted(args.budgets, list(plan.shard_keys))
+    wanted = _pool_wanted(args.budgets, args.methods, list(plan.shard_keys))
     have = max(args.shards, known)
     grown = min(args.max_shards, max(have, -(-wanted // args.shard_size)))
     print(f"prm compare: the budgets buy up to {wanted} problems; the pool has {have * args.shard_size} ({have} shards)"
@@ -207,15 +212,15 @@ def _compare(args: argparse.Namespace, plan: RunPlan, start: float) -> int:
     return 0
 
 
-def _pool_wanted(budgets: tuple[int, ...], keys: list[str]) -> int:
+def _pool_wanted(budgets: tuple[int, ...], methods: tuple[str, ...], keys: list[str]) -> int:
     """How many problems the budgets buy the cheapest method, measured on the pool as it is."""
     from assets.common.resources import DomainResource, StorageResource
     from assets.method_frontier import MethodFrontierConfig, frontier_inputs
     from prm_core.compare.points import pool_wanted
 
-    config = MethodFrontierConfig(budgets=list(budgets))
+    config = MethodFrontierConfig(budgets=list(budgets), methods=list(methods))
     x = frontier_inputs(StorageResource(base_dir=os.environ["PRM_DATA_DIR"]), DomainResource().get(), keys, config)
-    return pool_wanted(x, budgets, tuple(config.methods))
+    return pool_wanted(x, budgets, methods)
 
 
 def _execute(args: argparse.Namespace, plan, start: float, report: bool = True) -> int:
@@ -455,6 +460,7 @@ class DefaultsHelp(argparse.ArgumentDefaultsHelpFormatter):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from prm_core.compare.frontier import METHODS as FRONTIER_METHODS
     from prm_core.generation.policy import PolicyConfig  # the defaults are the library's (light imports: no torch)
     from prm_core.prm.backbone import BackboneConfig
     from prm_core.prm.discriminative import PRMTrainConfig
@@ -509,6 +515,10 @@ def build_parser() -> argparse.ArgumentParser:
                                   "shards as the budgets need)")
     compare.add_argument("--budgets", type=int_list, default="40,80,160",
                          help="budgets, each vanilla MC's all-in FLOPs on this many problems")
+    compare.add_argument("--methods", type=lambda t: tuple(m.strip() for m in t.split(",") if m.strip()),
+                         default=",".join(FRONTIER_METHODS),
+                         help="methods on the frontier; add vanilla_stock, scan_stock, scan_binary_stock, oracle_stock "
+                              "for the stock token classifier fine-tuned whole (the GPU recipe; slow on a CPU)")
     compare.add_argument("--max-shards", type=at_least(1, MAX_SHARDS), default=16,
                          help="the most shards the pool grows to for the budgets (points beyond it are marked capped)")
     compare.set_defaults(func=cmd_compare)

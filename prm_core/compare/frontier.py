@@ -5,7 +5,8 @@ A method m's all-in cost of the first n problems of the pool (pool order: shard,
     C_m(n) = F_m + Σ_{i ≤ n} c_m(i)                                   (evaluation/flops.py's units)
 
 * F_m, what does not grow with the data: the PRM backbone's training (6·P·tokens) for every PRM on it (the MC label
-  sets, the oracle, ActPRM); nothing for the implicit PRM (θ starts from the policy).
+  sets, the oracle, ActPRM), and for the stock token classifier (`<set>_stock`, opt-in) its fine-tuning too (steps
+  × batch × mean sequence length); nothing for the implicit PRM (θ starts from the policy).
 * c_m(i), problem i's share: its responses (2·P·generated tokens); its MC rollouts (vanilla, SCAN, SCAN-binary);
   the frozen backbone's forward over its training sequences (MC sets, oracle) or over all its responses (ActPRM's
   pool); for the implicit PRM one epoch of θ's training (6·P) over its responses (CE) or its (correct, incorrect)
@@ -28,7 +29,8 @@ from prm_core.evaluation.flops import forward_flops, generation_flops, training_
 
 MC_SETS = ("vanilla", "scan", "scan_binary", "oracle")  # discriminative PRMs on a label set (oracle: exact labels)
 IMPLICIT = ("implicit_ce", "implicit_dpo")
-METHODS = (*MC_SETS, "actprm", *IMPLICIT)
+METHODS = (*MC_SETS, "actprm", *IMPLICIT)  # the default frontier: the LM-feature head on the frozen backbone
+STOCK = tuple(f"{m}_stock" for m in MC_SETS)  # the GPU recipe: the stock token classifier, fine-tuned whole (opt-in)
 
 
 @dataclass(frozen=True)
@@ -72,6 +74,7 @@ class Tokens:
     corpus: dict[str, dict[str, int]]  # label set -> problem -> training-sequence tokens
     sequences: dict[str, int]  # problem -> prompt + response tokens of all its responses
     pair_sequences: dict[str, int]  # problem -> the same summed over its (correct, incorrect) pairs, both sides (DPO)
+    finetune_tokens: dict[str, int]  # label set -> what fine-tuning the stock classifier trains: steps × batch × mean length
     backbone_train_tokens: int
     policy_params: int
     backbone_params: int
@@ -86,6 +89,10 @@ def method_costs(t: Tokens) -> dict[str, MethodCost]:
         rolled, fed = t.rollouts.get(m, {}), t.corpus.get(m, {})
         out[m] = MethodCost(m, fixed, tuple(gen[p] + generation_flops(rolled.get(p, 0), t.policy_params)
                                             + forward_flops(fed.get(p, 0), t.backbone_params) for p in t.problems))
+    for m in MC_SETS:  # fine-tuned whole: its training is fixed by its steps, and no frozen forward is needed
+        rolled = t.rollouts.get(m, {})
+        out[f"{m}_stock"] = MethodCost(f"{m}_stock", fixed + training_flops(t.finetune_tokens.get(m, 0), t.backbone_params),
+                                       tuple(gen[p] + generation_flops(rolled.get(p, 0), t.policy_params) for p in t.problems))
     out["actprm"] = MethodCost("actprm", fixed, tuple(gen[p] + forward_flops(t.sequences.get(p, 0), t.backbone_params)
                                                       for p in t.problems))  # the exact judge costs nothing
     trained = {"implicit_ce": t.sequences, "implicit_dpo": t.pair_sequences}

@@ -114,23 +114,28 @@ def tokens_of(x: FrontierInputs) -> Tokens:
               for (m,), g in x.mc.group_by("method")}
     corpus = {m: _by_problem(c, _sequence_tokens(tok, x.separator, c, prompts)) for m, c in x.corpora().items()}
     seqs = _sequence_tokens(tok, x.separator, x.rollouts, prompts)
+    rows = {m: c.height for m, c in x.corpora().items()}
+    finetune = {m: round(x.prm.steps * x.prm.batch_size * sum(corpus[m].values()) / rows[m]) if rows[m] else 0 for m in corpus}
     return Tokens(x.order(), responses, rolled, corpus, _by_problem(x.rollouts, seqs), _pair_tokens(x.rollouts, seqs),
-                  x.backbone_train_tokens, model_params(x.policy), model_params(x.backbone))
+                  finetune, x.backbone_train_tokens, model_params(x.policy), model_params(x.backbone))
 
 
-def _discriminative(x: FrontierInputs, label_set: str, problems: set[str]) -> tuple[list, list, int] | None:
+def _discriminative(x: FrontierInputs, method: str, problems: set[str]) -> tuple[list, list, int] | None:
+    """The LM-feature head on the frozen backbone (`<set>`), or the stock token classifier fine-tuned whole
+    (`<set>_stock`, the GPU recipe: `prm_model`'s `features: false, freeze_backbone: false`)."""
     from transformers import AutoTokenizer
 
     from prm_core.prm.corpus import examples
     from prm_core.prm.discriminative import init_prm, score_steps, train_prm
 
-    corpus = x.corpora()[label_set].filter(pl.col("problem_id").is_in(problems))
+    stock = method.endswith("_stock")
+    corpus = x.corpora()[method.removesuffix("_stock")].filter(pl.col("problem_id").is_in(problems))
     if corpus.is_empty():
         return None  # e.g. SCAN on a policy too weak for any confident question: no PRM, as prm_model does
     tok = AutoTokenizer.from_pretrained(x.backbone)
-    model = init_prm(x.backbone, tok, x.separator, seed=x.prm.seed)
-    train_prm(model, tok, examples(corpus), x.separator, x.prm)
-    shared = x._cache.setdefault("head_inputs", {}) if x.prm.freeze_backbone else None  # one frozen backbone
+    model = init_prm(x.backbone, tok, x.separator, seed=x.prm.seed, features=not stock)
+    train_prm(model, tok, examples(corpus), x.separator, replace(x.prm, freeze_backbone=not stock))
+    shared = None if stock else x._cache.setdefault("head_inputs", {})  # the frozen backbone's inputs, computed once
     pb, bon = (score_steps(model, tok, f["prompt"].to_list(), f["steps"].to_list(), x.separator, shared=shared)
                for f in (x.pb, x.bon))
     return pb, bon, int((corpus["source"] == "label").sum())

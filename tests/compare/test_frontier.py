@@ -22,7 +22,7 @@ def tokens(n: int = 4) -> Tokens:
     return Tokens(problems, {p: 100 for p in problems},
                   {"vanilla": {p: 1_000 for p in problems}, "scan": {p: 10 for p in problems}},
                   {"vanilla": {p: 200 for p in problems}, "scan": {p: 50 for p in problems}, "oracle": {p: 200 for p in problems}},
-                  {p: 300 for p in problems}, {p: 900 for p in problems}, backbone_train_tokens=5_000, policy_params=P, backbone_params=B)
+                  {p: 300 for p in problems}, {p: 900 for p in problems}, {"vanilla": 7_000}, backbone_train_tokens=5_000, policy_params=P, backbone_params=B)
 
 
 def test_each_method_pays_the_terms_its_recipe_spends():
@@ -38,6 +38,9 @@ def test_each_method_pays_the_terms_its_recipe_spends():
     assert c["actprm"].per_problem[0] == gen + forward_flops(300, B)  # the whole pool forwarded; the exact judge is free
     assert c["implicit_ce"].per_problem[0] == gen + training_flops(300, P) + forward_flops(300, P)
     assert c["implicit_dpo"].per_problem[0] == gen + training_flops(900, P) + forward_flops(300, P)  # pairs: both sides
+    # the stock classifier fine-tuned whole: its training is fixed by its steps, no frozen forward per problem
+    assert c["vanilla_stock"].fixed == fixed + training_flops(7_000, B)
+    assert c["vanilla_stock"].per_problem[0] == gen + generation_flops(1_000, P)
 
 
 def test_a_budget_buys_the_longest_prefix_that_fits_and_the_pool_caps_it():

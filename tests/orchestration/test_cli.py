@@ -151,6 +151,7 @@ def test_bad_flag_is_one_line_before_any_work(flags, flag, tmp_path, capsys, mon
 
 COMPARE_BAD_FLAGS = [(["--budgets", "0,40"], "--budgets"), (["--budgets", "forty"], "--budgets"),
                      (["--max-shards", "0"], "--max-shards"), (["--assets", "rollouts"], "--assets"),
+                     (["--methods", "vanilla,nope"], "--methods"),
                      (["--source", "SRC"], "arith testbed")]
 
 
