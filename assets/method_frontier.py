@@ -96,13 +96,15 @@ def _plot(rows: pl.DataFrame):
 def method_frontier(context: dg.AssetExecutionContext, config: MethodFrontierConfig, storage: StorageResource,
                     domain: DomainResource) -> dg.MaterializeResult:
     from prm_core.compare.points import method_frontier as frontier
+    from prm_core.evaluation.paired import PAIRED_SCHEMA
     from prm_core.lineage.storage import write_parquet
 
     with Timer() as t:
         x = frontier_inputs(storage, domain.get(), all_shards(context), config)
         found = frontier(x, tuple(config.budgets), tuple(config.methods),
                          on_point=lambda r: context.log.info(f"frontier: {point_line(r)}"))
-    rows, paired = pl.from_dicts(found.rows, infer_schema_length=None), pl.from_dicts(found.paired, infer_schema_length=None)
+    rows = pl.from_dicts(found.rows, infer_schema_length=None)
+    paired = pl.DataFrame(found.paired, schema={"budget": pl.String, **PAIRED_SCHEMA})  # none: fewer than two scored
     reports = storage.root / "reports"
     write_parquet(rows, reports / "method_frontier.parquet")
     write_parquet(paired, reports / "method_frontier_paired.parquet")

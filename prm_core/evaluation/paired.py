@@ -20,6 +20,10 @@ from prm_core.evaluation.processbench import f1_score
 from prm_core.runtime.stats import bootstrap_draws, bootstrap_se, paired_difference, separable
 
 
+PAIRED_SCHEMA = {"a": pl.String, "b": pl.String, "problems": pl.Int64, "bon_diff": pl.Float64, "bon_diff_se": pl.Float64,
+                 "bon_separable": pl.Boolean, "f1_diff": pl.Float64, "f1_diff_se": pl.Float64, "f1_separable": pl.Boolean}
+
+
 def bon_hits(bon: pl.DataFrame, method: str = "prm_min") -> list[float]:
     """1.0 where `method` picks a correct candidate, per problem, from a PRM's per-sample best-of-N frame
     (`step_scores` beside the candidates)."""

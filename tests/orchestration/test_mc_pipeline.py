@@ -228,14 +228,25 @@ def test_the_compare_job_puts_every_method_on_one_flop_axis(full_pipeline):
                                 resources={"storage": StorageResource(base_dir=str(data)), "domain": DomainResource(),
                                            "generator": GeneratorResource(engine="transformers"),
                                            "tracking": TrackingResource(root=str(data.parent))},
-                                run_config={"ops": {"method_frontier": {"config": {"budgets": [1, 2], "prm_steps": 5,
-                                                                                   "resamples": 20}}}})
+                                run_config={"ops": {"method_frontier": {"config": {
+                                    "budgets": [1, 2], "prm_steps": 5, "resamples": 20,
+                                    "methods": [*METHODS, "vanilla_stock"]}}}})  # the GPU recipe too
     assert result.success
     rows = pl.read_parquet(data / "reports" / "method_frontier.parquet")
-    assert set(rows["method"]) == set(METHODS) and set(rows["budget"]) == {"b1", "b2"}
+    assert set(rows["method"]) == {*METHODS, "vanilla_stock"} and set(rows["budget"]) == {"b1", "b2"}
+    stock = rows.filter(pl.col("method") == "vanilla_stock")
+    assert (stock["problems"] < 6).all()  # its fine-tuning is paid up front: the pool's 6 problems stay out of reach
+    from assets.method_frontier import MethodFrontierConfig, frontier_inputs
+    from prm_core.compare.frontier import Point
+    from prm_core.compare.points import score_point
+
+    x = frontier_inputs(StorageResource(base_dir=str(data)), DomainResource().get(), KEYS, MethodFrontierConfig(prm_steps=3))
+    row, frames = score_point(x, Point("vanilla_stock", "all", 0.0, 6, 0.0, False, 6))  # trained on the whole pool
+    assert row["f1"] is not None and row["trained_responses"] > 0 and set(frames) == {"processbench", "bon"}
     vanilla = rows.filter(pl.col("method") == "vanilla").sort("budget")
     assert vanilla["problems"].to_list() == [1, 2] and (vanilla["flops"] == vanilla["budget_flops"]).all()
-    assert (rows["flops"] <= rows["budget_flops"] * (1 + 1e-9)).all()  # nothing spends beyond its budget
+    bought = rows.filter(pl.col("problems") > 0)  # a method whose fixed cost alone exceeds a budget buys nothing there
+    assert (bought["flops"] <= bought["budget_flops"] * (1 + 1e-9)).all()  # nothing spends beyond its budget
     oracle = rows.filter((pl.col("method") == "oracle") & (pl.col("budget") == "b2")).row(0, named=True)
     assert oracle["problems"] > 2 and oracle["f1"] is not None  # exact labels cost no rollouts: more problems
     assert rows.filter(pl.col("problems") == 6)["capped"].all()  # the pool (6 problems) ran out before the budget
