@@ -116,7 +116,7 @@ def method_frontier(context: dg.AssetExecutionContext, config: MethodFrontierCon
         "frontier_plot": plot_md(_plot(rows)),
         "paired": table(paired),
         "capped_points": len(capped),
-        "total_flops": dg.MetadataValue.float(float(rows["flops"].sum())),
+        "points_total_flops": dg.MetadataValue.float(float(rows["flops"].sum())),  # what the points' methods spend
         **cost(t.seconds),
         **files_written(storage, [reports / "method_frontier.parquet", reports / "method_frontier_paired.parquet",
                                   summary_path(storage.base_dir)]),

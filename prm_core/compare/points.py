@@ -209,7 +209,8 @@ def score_point(x: FrontierInputs, point: Point) -> tuple[dict, dict[str, pl.Dat
     else:
         found = _actprm(x, problems) if point.method == "actprm" else _discriminative(x, point.method, problems)
     if found is None:
-        return with_scores(point, {"f1": None, "bon": None, "trained_responses": 0}, responses), {}
+        return with_scores(point, dict.fromkeys(("f1", "tau", "bon", "bon_se", "majority")) | {"trained_responses": 0},
+                           responses), {}
     if point.method in IMPLICIT:
         row, pb, bon, trained = found
     else:
@@ -256,4 +257,6 @@ def run_frontier(x: FrontierInputs, points: list[Point], on_point: Callable[[dic
         for r in rows:
             if r["budget"] == budget:
                 r["f1_se"] = f1_se.get(r["method"])
+    for r in rows:
+        r.setdefault("f1_se", None)  # a budget where nothing was scored
     return FrontierResult(rows, paired, samples)
