@@ -90,6 +90,8 @@ def _plot(rows: pl.DataFrame):
     code_version=CODE_VERSION,
     group_name="compare",
     kinds={"pytorch", "polars", "parquet"},
+    check_specs=[dg.AssetCheckSpec("within_budget", asset="method_frontier",
+                                   description="every point that bought data spent no more than its budget")],
     description="Every method at matched all-in FLOP budgets (vanilla MC on 40/80/160 problems): the problems each "
                 "budget buys it, its PRM's F1 and best-of-N ± s.e., paired differences per budget.",
 )
@@ -110,7 +112,10 @@ def method_frontier(context: dg.AssetExecutionContext, config: MethodFrontierCon
     write_parquet(paired, reports / "method_frontier_paired.parquet")
     update_summary(storage.base_dir, found.summary(), "frontier.")  # the frontier replaced whole
     capped = rows.filter(pl.col("capped"))
-    return dg.MaterializeResult(metadata={
+    over = rows.filter((pl.col("problems") > 0) & (pl.col("flops") > pl.col("budget_flops") * (1 + 1e-9)))
+    return dg.MaterializeResult(check_results=[
+        dg.AssetCheckResult(check_name="within_budget", passed=over.is_empty(),
+                            metadata={"over_budget": over.height})], metadata={
         "frontier": table(rows.select("budget", "method", "problems", "capped", "problems_wanted", "flops", "f1", "f1_se",
                                       "bon", "bon_se")),
         "frontier_plot": plot_md(_plot(rows)),

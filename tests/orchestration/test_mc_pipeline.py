@@ -261,3 +261,4 @@ def test_the_compare_job_puts_every_method_on_one_flop_axis(full_pipeline):
     assert {"bon_diff", "bon_diff_se", "bon_separable", "f1_diff_se"} <= set(paired.columns)
     md = {k: v.value for k, v in result.get_asset_materialization_events()[0].materialization.metadata.items()}
     assert {"frontier", "frontier_plot", "paired", "cost/seconds"} <= set(md)
+    assert {c.check_name: c.passed for c in result.get_asset_check_evaluations()} == {"within_budget": True}
