@@ -30,7 +30,8 @@ def main() -> int:
     warnings.filterwarnings("ignore")
     import polars as pl
 
-    from prm_core.active.compare import error_rate, mean_se, run_comparison
+    from prm_core.active.compare import error_rate, run_comparison
+    from prm_core.runtime.stats import mean_se
     from prm_core.active.features import StepFeatures, pool_of
     from prm_core.domains import get_domain
     from prm_core.evaluation.benchmark_scores import processbench_scores
