@@ -6,7 +6,15 @@ import polars as pl
 from pydantic import Field
 
 from assets.common.metadata import Timer, cost, files_written, plot_md, read_shards, table
-from assets.common.models import IMPLICIT_EXPERIMENT, PRM_EXPERIMENT, implicit_info, log_scores, prm_dir, training_info
+from assets.common.models import (
+    IMPLICIT_EXPERIMENT,
+    PRM_EXPERIMENT,
+    backbone_train_tokens,
+    implicit_info,
+    log_scores,
+    prm_dir,
+    training_info,
+)
 from assets.common.paths import real_benchmark_dir
 from assets.common.partitions import all_shards, label_sets
 from assets.common.resources import StorageResource, TrackingResource
@@ -54,14 +62,11 @@ def prm_costs(storage: StorageResource, rows: list[dict], keys: list[str]) -> di
     the backbone's training and the frozen feature forward over its corpus. The oracle's exact labels cost no
     generation beyond the responses. An ActPRM PRM (its rows from `actprm_model`): the responses, its judge's
     generated tokens (none for the exact judge), the backbone's training and the frozen forward over its pool."""
-    import json
-
     from prm_core.evaluation.flops import mc_prm_cost, model_params
     from prm_core.lineage.storage import local_copy
 
     policy, backbone = local_copy(storage.model("policy")), local_copy(storage.model("prm_backbone"))
-    report = backbone / "train_report.json"
-    backbone_tokens = json.loads(report.read_text())["tokens"] if report.exists() else 0  # a pretrained backbone: 0
+    backbone_tokens = backbone_train_tokens(backbone)
     responses = int(read_shards(storage.shard_tables("rollouts", keys))["num_tokens"].sum())
     costs = read_shards(storage.shard_tables("mc_costs", keys))
     mc_tokens = {m: int(t) for m, t in costs.group_by("method").agg(pl.col("tokens").sum()).iter_rows()}

@@ -38,14 +38,13 @@ def outcomes(storage: StorageResource, dom, m: int, keys: list[str]):
     """The rollouts' responses and outcome labels (the very responses the MC methods label), the first m per question
     (all with m = 0), and their generated tokens."""
     from prm_core.domains.problems import prompts_frame
-    from prm_core.prm.implicit import Outcome
+    from prm_core.prm.implicit import outcomes_of
 
     roll = read_shards(storage.shard_tables("rollouts", keys)).sort("shard", "problem_id", "sample_index")
     if m > 0:
         roll = roll.filter(pl.col("sample_index") < m)
     prompts = dict(prompts_frame(dom, read_shards(storage.shard_tables("problem_pool", keys))).iter_rows())
-    data = [Outcome(p, prompts[p], list(s), bool(c)) for p, s, c in roll.select("problem_id", "steps", "correct").iter_rows()]
-    return data, int(roll["num_tokens"].sum())
+    return outcomes_of(roll.select("problem_id", "steps", "correct").iter_rows(), prompts), int(roll["num_tokens"].sum())
 
 
 def train_one(storage: StorageResource, dom, config: ImplicitPrmConfig, loss: str, m: int, out, keys: list[str],
@@ -58,15 +57,14 @@ def train_one(storage: StorageResource, dom, config: ImplicitPrmConfig, loss: st
     from prm_core.lineage.run_info import update_run_info
     from prm_core.lineage.storage import atomic_dir, local_copy, md5_dir
     from prm_core.prm.card import implicit_card
-    from prm_core.prm.implicit import preference_pairs, train_implicit
-    from prm_core.prm.losses import PAIRED
+    from prm_core.prm.implicit import train_implicit, trainable
 
     policy = local_copy(storage.model("policy"))
     cfg = ImplicitConfig(loss=loss, beta=config.beta, lr=config.lr, epochs=config.epochs, batch_size=config.batch_size,
                          seed=config.seed, precision=config.precision)
     data, response_tokens = outcomes(storage, dom, m, keys)
     questions = len({o.problem_id for o in data})
-    if not data or (loss in PAIRED and not preference_pairs(data)):
+    if not trainable(data, loss):
         return None  # e.g. a policy that is never both right and wrong on one question: no DPO/NCA signal
     tokenizer = AutoTokenizer.from_pretrained(policy)
     theta, ref = AutoModelForCausalLM.from_pretrained(policy), AutoModelForCausalLM.from_pretrained(policy)

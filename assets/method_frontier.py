@@ -1,14 +1,12 @@
 """`method_frontier`: every labelling method at matched FLOP budgets — what each budget buys it, its PRM's F1 and
 best-of-N with standard errors, and which methods the paired comparisons can tell apart (the `compare` job)."""
 
-import json
-
 import dagster as dg
 import polars as pl
 from pydantic import Field
 
 from assets.common.metadata import Timer, cost, files_written, plot_md, read_shards, table
-from assets.common.models import actprm_dir
+from assets.common.models import actprm_dir, actprm_info, backbone_train_tokens
 from assets.common.partitions import all_shards
 from assets.common.resources import DomainResource, StorageResource
 from prm_core.compare.frontier import METHODS, point_line
@@ -48,18 +46,16 @@ def frontier_inputs(storage: StorageResource, dom, keys: list[str], config: Meth
         by_set["oracle"] = oracle_labels(truth, dict(zip(roll["response_id"], roll["steps"].to_list())),
                                          roll["response_id"].to_list())
     backbone = local_copy(storage.model("prm_backbone"))
-    report = backbone / "train_report.json"
-    recorded = actprm_dir(storage) / "actprm.json"
     thresholds = None
-    if recorded.exists():
-        info = json.loads(recorded.read_text())
+    if (actprm_dir(storage) / "actprm.json").exists():
+        info = actprm_info(actprm_dir(storage))
         thresholds = (info["delta_pred"], info["delta_std"])
     return FrontierInputs(
         domain=dom, problems=problems, rollouts=roll, labels=by_set,
         mc=read_shards(storage.shard_tables("mc_estimates", keys)).select("method", "problem_id", "rollout_tokens"),
         pb=read_parquet(storage.table("benchmark_sets", "processbench")), bon=read_parquet(storage.table("benchmark_sets", "bon")),
         backbone=backbone, policy=local_copy(storage.model("policy")),
-        backbone_train_tokens=json.loads(report.read_text())["tokens"] if report.exists() else 0,
+        backbone_train_tokens=backbone_train_tokens(backbone),
         thresholds=thresholds, separator=config.separator, prm=PRMTrainConfig(steps=config.prm_steps),
         resamples=config.resamples, actprm_seeds=config.actprm_seeds)
 

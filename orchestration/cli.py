@@ -181,7 +181,10 @@ def _compare(args: argparse.Namespace, plan: RunPlan, start: float) -> int:
     from assets.common.partitions import shards
 
     known = len(dg.DagsterInstance.get().get_dynamic_partitions(shards.name))  # an earlier compare may have grown it
-    if (Path(os.environ["PRM_DATA_DIR"]) / "models" / "actprm" / "actprm.json").exists():
+    from assets.common.models import actprm_dir
+    from assets.common.resources import StorageResource
+
+    if (actprm_dir(StorageResource(base_dir=os.environ["PRM_DATA_DIR"])) / "actprm.json").exists():
         args.assets = ",".join(a for a in COMPARE_NEEDS if a != "actprm_model")  # its thresholds are chosen: kept
         plan = plan_run(args)
     if rc := _execute(args, plan, start, report=False):  # the run's own shards, ActPRM's thresholds chosen on them

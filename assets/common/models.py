@@ -39,6 +39,15 @@ def actprm_dir(storage):
     return storage.model_dir("actprm")
 
 
+def backbone_train_tokens(backbone) -> int:
+    """The tokens `prm_backbone` trained on (its train_report.json; every MC PRM's FLOPs count them); a pretrained
+    backbone given with --prm-backbone: 0."""
+    import json
+
+    report = backbone / "train_report.json"
+    return json.loads(report.read_text())["tokens"] if report.exists() else 0
+
+
 def actprm_info(path) -> dict:
     """What `actprm_model` recorded of its ensemble (actprm.json): thresholds, labels, training config."""
     import json

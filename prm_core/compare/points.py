@@ -174,13 +174,12 @@ def _implicit(x: FrontierInputs, loss: str, problems: set[str]) -> tuple[dict, l
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from prm_core.evaluation.benchmark_scores import implicit_scores
-    from prm_core.prm.implicit import Outcome, preference_pairs, step_values, train_implicit
-    from prm_core.prm.losses import PAIRED
+    from prm_core.prm.implicit import outcomes_of, step_values, train_implicit, trainable
 
     tok, prompts = AutoTokenizer.from_pretrained(x.policy), x.prompts()
     roll = x.rollouts.filter(pl.col("problem_id").is_in(problems))
-    data = [Outcome(p, prompts[p], list(s), bool(c)) for p, s, c in roll.select("problem_id", "steps", "correct").iter_rows()]
-    if not data or (loss in PAIRED and not preference_pairs(data)):
+    data = outcomes_of(roll.select("problem_id", "steps", "correct").iter_rows(), prompts)
+    if not trainable(data, loss):
         return None  # no question both right and wrong: nothing for a paired loss to learn from
     theta, ref = AutoModelForCausalLM.from_pretrained(x.policy), AutoModelForCausalLM.from_pretrained(x.policy)
     cfg = replace(x.implicit, loss=loss)
@@ -200,7 +199,7 @@ def score_point(x: FrontierInputs, point: Point) -> tuple[dict, dict[str, pl.Dat
     """`point`'s PRM trained on its problems and scored: its row (F1 at dev τ, best-of-N with min aggregation — the
     implicit PRM's w/ ref r_k, its paper's default — and its s.e.) and its per-sample frames; a point with nothing to
     train on has no scores (and no frames)."""
-    from prm_core.evaluation.benchmark_scores import bon_scores, per_sample, processbench_scores
+    from prm_core.evaluation.benchmark_scores import set_samples, set_scores
 
     problems = set(x.order()[: point.problems])
     responses = x.rollouts.filter(pl.col("problem_id").is_in(problems)).height
@@ -213,13 +212,13 @@ def score_point(x: FrontierInputs, point: Point) -> tuple[dict, dict[str, pl.Dat
                            responses), {}
     if point.method in IMPLICIT:
         row, pb, bon, trained = found
+        samples = set_samples(x.pb, pb, x.bon, bon, row["tau"])
     else:
         pb, bon, trained = found
-        row = {**processbench_scores(x.pb, pb), **bon_scores(x.bon, bon)}
+        row, samples = set_scores(x.pb, pb, x.bon, bon)
     scores = {"f1": row["f1"], "tau": row["tau"], "bon": row["prm_min"], "bon_se": row["prm_min_stderr"],
               "majority": row["majority"], "trained_responses": trained}
-    return with_scores(point, scores, responses), {"processbench": per_sample(x.pb, pb, row["tau"]),
-                                                   "bon": per_sample(x.bon, bon)}
+    return with_scores(point, scores, responses), samples
 
 
 def method_frontier(x: FrontierInputs, budget_problems: tuple[int, ...], methods: tuple[str, ...] = METHODS,

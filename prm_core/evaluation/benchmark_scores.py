@@ -94,6 +94,19 @@ def per_sample(frame: pl.DataFrame, step_scores: list[list[float]], tau: float |
     return out
 
 
+def set_samples(pb: pl.DataFrame, pb_scores: list[list[float]], bon: pl.DataFrame, bon_steps: list[list[float]],
+                tau: float) -> dict[str, pl.DataFrame]:
+    """The per-sample tables of one PRM on the ProcessBench-style set (with τ's predictions) and on best-of-N."""
+    return {"processbench": per_sample(pb, pb_scores, tau), "bon": per_sample(bon, bon_steps)}
+
+
+def set_scores(pb: pl.DataFrame, pb_scores: list[list[float]], bon: pl.DataFrame,
+               bon_steps: list[list[float]]) -> tuple[dict, dict[str, pl.DataFrame]]:
+    """A PRM's step scores on both shared sets as its row (F1 at dev τ, best-of-N) and its per-sample tables."""
+    row = {**processbench_scores(pb, pb_scores), **bon_scores(bon, bon_steps)}
+    return row, set_samples(pb, pb_scores, bon, bon_steps, row["tau"])
+
+
 def sigmoid_rows(rows: list[list[float]]) -> list[list[float]]:
     """σ of every value (numerically stable both ways)."""
     import math
@@ -178,8 +191,9 @@ def score_prm(prm: str, score: Scorer, pb: pl.DataFrame | None = None, bon: pl.D
     row, summary = out.row, out.summary
     if pb is not None:
         pb_scores, bon_steps = score(pb["prompt"].to_list(), pb["steps"].to_list()), score(bon["prompt"].to_list(), bon["steps"].to_list())
-        row.update(processbench_scores(pb, pb_scores), **bon_scores(bon, bon_steps))
-        out.samples.update(processbench=per_sample(pb, pb_scores, row["tau"]), bon=per_sample(bon, bon_steps))
+        scored, samples = set_scores(pb, pb_scores, bon, bon_steps)
+        row.update(scored)
+        out.samples.update(samples)
     if real is not None:
         real_scores = score(real["prompt"].to_list(), real["steps"].to_list())
         gsm = [i for i, s in enumerate(real["split"]) if s == "gsm8k"] or list(range(real.height))
@@ -231,7 +245,7 @@ def implicit_prm_scores(policy, models: list[tuple[str, object, dict]], pb: pl.D
         summary = {f"{key}.f1": row["f1"], f"{key}.f1_tau05": row["f1_tau05"], f"{key}.tau": row["tau"],
                    f"{key}.bon": row["bon_ref_r"], f"{key}.bon_vote": row["prm_min_vote"], f"{key}.cost_flops": row["flops"],
                    **{f"{key}.bon_{v}": row[f"bon_{v}"] for v in ("ref_q", "noref_r", "noref_q")}}
-        out.append(PRMScores(row, {"processbench": per_sample(pb, pb_scores, row["tau"]), "bon": per_sample(bon, bon_steps)},
+        out.append(PRMScores(row, set_samples(pb, pb_scores, bon, bon_steps, row["tau"]),
                              summary=summary))
     return out
 

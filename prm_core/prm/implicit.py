@@ -61,6 +61,16 @@ class EncodedResponse:
     start: int  # index of the first response token
 
 
+def outcomes_of(rows, prompts: dict[str, str]) -> list[Outcome]:
+    """The `Outcome` of each (problem_id, steps, correct) row, with its question's prompt."""
+    return [Outcome(p, prompts[p], list(s), bool(c)) for p, s, c in rows]
+
+
+def trainable(outcomes: list[Outcome], loss: str) -> bool:
+    """Whether `loss` has anything to learn from: a response, and for a paired loss a question both right and wrong."""
+    return bool(outcomes) and (loss not in PAIRED or bool(preference_pairs(outcomes)))
+
+
 def preference_pairs(outcomes: list[Outcome]) -> list[tuple[int, int]]:
     """Every (correct, incorrect) pair of responses to one question; one-outcome questions give none (DPO data)."""
     by_problem: dict[str, list[int]] = {}
